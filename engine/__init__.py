@@ -1,0 +1,1 @@
+"""Model size vs test-time compute: the engine (no UI imports here)."""

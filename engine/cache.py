@@ -1,0 +1,229 @@
+"""The sample cache: one DuckDB file, the only module in the project that speaks SQL.
+
+Concurrency strategy: short-lived connections with retry. DuckDB lets one
+process at a time open a file for writing, so nothing here keeps a connection
+open: every call connects, does one transaction and closes. Another process
+(a CLI sweep beside the app) that finds the file locked retries with backoff
+for up to ``busy_timeout`` seconds. Inside one process, threads (Streamlit
+sessions) share one lock, so their transactions never interleave.
+Writes are ``INSERT OR IGNORE`` on the full sample key: two writers producing
+the same deterministic sample is harmless.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from .errors import CacheBusyError, EngineError
+
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "cache" / "samples.duckdb"
+
+SAMPLE_COLS = ["model_fp", "task", "problem_id", "config_key", "idx", "text", "answer", "correct",
+               "prompt_tokens", "completion_tokens", "logprob", "prefill_s", "decode_s", "batch_size",
+               "finish", "device", "created_at"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    model_fp VARCHAR PRIMARY KEY, name VARCHAR, source VARCHAR, params BIGINT, matmul_params BIGINT,
+    family VARCHAR, dtype VARCHAR, n_layers INTEGER, d_model INTEGER, training_flops DOUBLE,
+    training_tokens BIGINT, registered_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS configs (config_key VARCHAR PRIMARY KEY, params_json VARCHAR);
+CREATE TABLE IF NOT EXISTS samples (
+    model_fp VARCHAR, task VARCHAR, problem_id VARCHAR, config_key VARCHAR, idx INTEGER,
+    text VARCHAR, answer VARCHAR, correct BOOLEAN, prompt_tokens INTEGER, completion_tokens INTEGER,
+    logprob DOUBLE, prefill_s DOUBLE, decode_s DOUBLE, batch_size INTEGER, finish VARCHAR,
+    device VARCHAR, created_at TIMESTAMP,
+    PRIMARY KEY (model_fp, task, problem_id, config_key, idx));
+CREATE TABLE IF NOT EXISTS scores (
+    verifier_fp VARCHAR, model_fp VARCHAR, task VARCHAR, problem_id VARCHAR, config_key VARCHAR,
+    idx INTEGER, score DOUBLE, step_scores VARCHAR,
+    PRIMARY KEY (verifier_fp, model_fp, task, problem_id, config_key, idx));
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP, model_fp VARCHAR,
+    task VARCHAR, config_key VARCHAR, problems INTEGER, n INTEGER, generated INTEGER, status VARCHAR,
+    device VARCHAR);
+"""
+
+_process_lock = threading.RLock()
+
+
+def _now():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class SampleCache:
+    def __init__(self, path: str | Path = DEFAULT_PATH, busy_timeout: float = 60.0):
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EngineError(f"cache: cannot create {self.path.parent}: {e.strerror}") from None
+        with self._conn() as con:
+            con.execute(SCHEMA)
+
+    @contextmanager
+    def _conn(self):
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.01
+        with _process_lock:
+            while True:
+                try:
+                    con = duckdb.connect(str(self.path))
+                    break
+                except duckdb.IOException as e:
+                    msg = str(e)
+                    if "lock" not in msg.lower() or time.monotonic() > deadline:
+                        if "lock" in msg.lower():
+                            raise CacheBusyError(f"cache {self.path} stayed locked by another process for "
+                                                 f"{self.busy_timeout:.0f}s; try again when it finishes.") from None
+                        raise EngineError(f"cache {self.path}: {msg.splitlines()[0]}") from None
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 0.5)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    # ---- writes -------------------------------------------------------------
+    def put_model(self, spec) -> None:
+        tr = spec.training or {}
+        with self._conn() as con:
+            con.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [spec.fingerprint, spec.name, spec.source, spec.params, spec.matmul_params, spec.family,
+                         spec.dtype, spec.n_layers, spec.d_model, tr.get("training_flops"),
+                         tr.get("training_tokens"), _now()])
+
+    def put_config(self, params) -> None:
+        with self._conn() as con:
+            con.execute("INSERT OR IGNORE INTO configs VALUES (?, ?)",
+                        [params.key(), json.dumps(params.identity(), sort_keys=True)])
+
+    def write_samples(self, rows: list[dict]) -> None:
+        """One transaction per call: a crash loses at most the rows of this call."""
+        if not rows:
+            return
+        df = pd.DataFrame(rows)
+        df["created_at"] = _now()
+        df = df[SAMPLE_COLS]
+        with self._conn() as con:
+            con.register("new_rows", df)
+            con.execute("INSERT OR IGNORE INTO samples SELECT * FROM new_rows")
+
+    def write_scores(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        df = pd.DataFrame(rows)[["verifier_fp", "model_fp", "task", "problem_id", "config_key", "idx",
+                                 "score", "step_scores"]]
+        with self._conn() as con:
+            con.register("new_rows", df)
+            con.execute("INSERT OR IGNORE INTO scores SELECT * FROM new_rows")
+
+    def start_run(self, run_id, model_fp, task, config_key, problems, n, device) -> None:
+        with self._conn() as con:
+            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        [run_id, _now(), None, model_fp, task, config_key, problems, n, 0, "running", device])
+
+    def finish_run(self, run_id, generated: int, status: str) -> None:
+        with self._conn() as con:
+            con.execute("UPDATE runs SET finished_at=?, generated=?, status=? WHERE run_id=?",
+                        [_now(), generated, status, run_id])
+
+    def clear(self, model_fp: str | None = None, task: str | None = None) -> int:
+        """Delete samples (and their scores) of one model and/or task; returns rows removed."""
+        where, args = self._where(model_fp=model_fp, task=task)
+        with self._conn() as con:
+            n = con.execute(f"SELECT count(*) FROM samples {where}", args).fetchone()[0]
+            con.execute(f"DELETE FROM samples {where}", args)
+            con.execute(f"DELETE FROM scores {where}", args)
+        return n
+
+    # ---- reads --------------------------------------------------------------
+    @staticmethod
+    def _where(**filters):
+        clauses, args = [], []
+        for col, val in filters.items():
+            if val is None:
+                continue
+            if isinstance(val, (list, tuple, set)):
+                val = list(val)
+                clauses.append(f"{col} IN ({','.join('?' * len(val))})" if val else "FALSE")
+                args += val
+            else:
+                clauses.append(f"{col} = ?")
+                args.append(val)
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def cached_indices(self, model_fp, task, config_key, problem_ids) -> dict[str, set[int]]:
+        where, args = self._where(model_fp=model_fp, task=task, config_key=config_key, problem_id=list(problem_ids))
+        with self._conn() as con:
+            rows = con.execute(f"SELECT problem_id, idx FROM samples {where}", args).fetchall()
+        out: dict[str, set[int]] = {pid: set() for pid in problem_ids}
+        for pid, idx in rows:
+            out[pid].add(idx)
+        return out
+
+    def samples(self, model_fp=None, task=None, config_key=None, problem_ids=None, max_idx=None) -> pd.DataFrame:
+        where, args = self._where(model_fp=model_fp, task=task, config_key=config_key,
+                                  problem_id=list(problem_ids) if problem_ids is not None else None)
+        if max_idx is not None:
+            where += (" AND " if where else "WHERE ") + "idx < ?"
+            args.append(max_idx)
+        with self._conn() as con:
+            return con.execute(f"SELECT * FROM samples {where} ORDER BY model_fp, problem_id, idx", args).df()
+
+    def scores(self, verifier_fp, model_fp=None, task=None, config_key=None, problem_ids=None) -> pd.DataFrame:
+        where, args = self._where(verifier_fp=verifier_fp, model_fp=model_fp, task=task, config_key=config_key,
+                                  problem_id=list(problem_ids) if problem_ids is not None else None)
+        with self._conn() as con:
+            return con.execute(f"SELECT * FROM scores {where}", args).df()
+
+    def models(self) -> pd.DataFrame:
+        with self._conn() as con:
+            return con.execute("SELECT * FROM models ORDER BY params").df()
+
+    def configs(self) -> pd.DataFrame:
+        with self._conn() as con:
+            return con.execute("SELECT * FROM configs").df()
+
+    def runs(self) -> pd.DataFrame:
+        with self._conn() as con:
+            return con.execute("SELECT * FROM runs ORDER BY started_at").df()
+
+    def stats(self) -> pd.DataFrame:
+        """Samples per (model, task, config) with their token and time totals."""
+        with self._conn() as con:
+            return con.execute("""
+                SELECT m.name AS model, s.model_fp, s.task, s.config_key, count(DISTINCT s.problem_id) AS problems,
+                       count(*) AS samples, max(s.idx) + 1 AS max_n, sum(s.completion_tokens) AS completion_tokens,
+                       avg(s.correct::INT) AS mean_correct
+                FROM samples s LEFT JOIN models m USING (model_fp)
+                GROUP BY ALL ORDER BY model, task""").df()
+
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    # ---- export ---------------------------------------------------------------
+    @staticmethod
+    def export(df: pd.DataFrame, path: str | Path) -> Path:
+        """Write a query result to Parquet or CSV (chosen by the file suffix)."""
+        path = Path(path)
+        fmt = {".parquet": "PARQUET", ".csv": "CSV"}.get(path.suffix.lower())
+        if fmt is None:
+            raise EngineError(f"export: {path.name} must end in .parquet or .csv")
+        con = duckdb.connect()  # in-memory: exporting never touches the cache file
+        try:
+            con.register("result", df)
+            con.execute(f"COPY result TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT {fmt}"
+                        + (", HEADER" if fmt == "CSV" else "") + ")")
+        finally:
+            con.close()
+        return path

@@ -1,0 +1,198 @@
+"""Command line: ``python -m engine {sweep,report,models,tasks,stats,export,clear}``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import EngineError
+
+DEFAULT_MODELS = "ladder"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one readable line, not a usage dump
+        print(f"error: {message} (see `python -m engine {self.prog.split()[-1]} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _models(arg: str) -> list[str]:
+    from .models import list_shipped
+    if arg == "ladder":
+        names = list_shipped()
+        if not names:
+            raise EngineError("no shipped models found under data/models; pass --models DIR[,DIR]")
+        return names
+    return [m.strip() for m in arg.split(",") if m.strip()]
+
+
+def _common(p):
+    p.add_argument("--models", default=DEFAULT_MODELS,
+                   help="comma-separated shipped names, model dirs or hub ids; 'ladder' = all shipped (default)")
+    p.add_argument("--task", default="arith", help="task name or path to a .jsonl/.csv dataset (default arith)")
+    p.add_argument("--problems", type=int, default=100, help="how many problems (default 100)")
+    p.add_argument("--levels", default="", help="difficulty levels, e.g. 1,2,3 (default all)")
+    p.add_argument("--n", type=int, default=64, help="samples per problem (default 64)")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=None, help="DuckDB file (default cache/samples.duckdb)")
+
+
+def _selection(args):
+    from .models import SamplingParams
+    from .tasks import get_task
+    if args.problems < 1:
+        raise EngineError(f"--problems must be at least 1, got {args.problems}")
+    try:
+        levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    except ValueError:
+        raise EngineError(f"--levels must be comma-separated integers, got {args.levels!r}") from None
+    task = get_task(args.task)
+    problems = task.select(args.problems, levels or None)
+    if not problems:
+        raise EngineError(f"no problems in task {task.name!r} at levels {levels}")
+    params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p,
+                            max_new_tokens=args.max_new_tokens, seed=args.seed)
+    return task, problems, params
+
+
+def _cache(args):
+    from .cache import DEFAULT_PATH, SampleCache
+    return SampleCache(args.cache or DEFAULT_PATH)
+
+
+def cmd_sweep(args) -> int:
+    from tqdm import tqdm
+
+    from .runner import run
+    task, problems, params = _selection(args)
+    cache = _cache(args)
+    for model in _models(args.models):
+        bar = tqdm(desc=model, unit="sample", total=None, dynamic_ncols=True)
+
+        def on_progress(p, bar=bar):
+            bar.total = p.total
+            bar.n = p.done
+            bar.set_postfix(cached=p.cached, refresh=False)
+            bar.refresh()
+        res = run(model, task, problems, params, cache, max_batch=args.batch, device=args.device,
+                  on_progress=on_progress)
+        bar.close()
+        print(f"{model}: generated {res.generated}, already cached {res.cached}, "
+              f"{res.elapsed_s:.1f}s ({res.generated / max(res.elapsed_s, 1e-9):.0f} samples/s)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    import pandas as pd
+
+    from .results import report
+    task, problems, params = _selection(args)
+    ks = sorted({int(k) for k in args.k.split(",")})
+    df = report(_cache(args), _models(args.models), task, problems, params, ks=ks)
+    cols = ["model", "params", "problems", "n"] + [c for c in df.columns if c.startswith("pass@") and "_" not in c] \
+        + ["completion_tokens_mean", "flops_per_sample", "device_s_total"]
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(df[cols].to_string(index=False))
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    import json
+
+    from .models.loader import MODELS_DIR, list_shipped
+    for kind in ("lm", "verifier"):
+        for name in list_shipped(kind):
+            d = MODELS_DIR / ("verifiers/" if kind == "verifier" else "") / name
+            rec = json.loads((d / "training_record.json").read_text()) if (d / "training_record.json").exists() else {}
+            print(f"{name:16s} {kind:9s} {rec.get('params', 0):>10,} params  "
+                  f"{rec.get('training_flops', 0):.2e} train FLOPs  {d}")
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from .tasks import get_task, list_tasks
+    for name in list_tasks():
+        t = get_task(name)
+        print(f"{name}: {len(t.problems)} problems from {t.source}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    cache = _cache(args)
+    df = cache.stats()
+    print(df.to_string(index=False) if not df.empty else "cache is empty")
+    print(f"{cache.path}: {cache.size_bytes() / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .results import load_samples
+    task, problems, params = _selection(args)
+    cache = _cache(args)
+    import pandas as pd
+    df = pd.concat([load_samples(cache, m, task, problems, params) for m in _models(args.models)])
+    cache.export(df, args.out)
+    print(f"wrote {len(df)} samples to {args.out}")
+    return 0
+
+
+def cmd_clear(args) -> int:
+    from .results import model_fp
+    cache = _cache(args)
+    fp = model_fp(cache, args.model) if args.model else None
+    if not args.yes:
+        raise EngineError("clear deletes cached samples; add --yes to confirm")
+    n = cache.clear(model_fp=fp, task=args.task)
+    print(f"deleted {n} samples")
+    return 0
+
+
+def build_parser():
+    ap = _Parser(prog="python -m engine", description="Model size vs test-time compute: sampling engine")
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    p = sub.add_parser("sweep", help="fill the cache with samples (resumable)")
+    _common(p)
+    p.add_argument("--batch", type=int, default=64, help="max rows decoded at once (memory cap)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    p.set_defaults(fn=cmd_sweep)
+    p = sub.add_parser("report", help="pass@k, tokens, FLOPs and time per model")
+    _common(p)
+    p.add_argument("--k", default="1,8,64", help="k values (default 1,8,64; those above n are skipped)")
+    p.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV")
+    p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("export", help="write cached samples to .parquet or .csv")
+    _common(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("models", help="list shipped models and verifiers")
+    p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("tasks", help="list built-in tasks")
+    p.set_defaults(fn=cmd_tasks)
+    p = sub.add_parser("stats", help="what the cache holds")
+    p.add_argument("--cache", type=Path, default=None)
+    p.set_defaults(fn=cmd_stats)
+    p = sub.add_parser("clear", help="delete cached samples of one model and/or task")
+    p.add_argument("--model", default=None)
+    p.add_argument("--task", default=None)
+    p.add_argument("--yes", action="store_true")
+    p.add_argument("--cache", type=Path, default=None)
+    p.set_defaults(fn=cmd_clear)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except EngineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished batches are cached; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,168 @@
+"""Model specs and loading. Every model, shipped or not, goes through
+``AutoModelForCausalLM.from_pretrained(<local dir or hub id>)``."""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str            # local dir or hub id
+    params: int            # counted from the weights
+    matmul_params: int     # params that do a multiply per token (input embedding excluded, tied head included)
+    family: str
+    dtype: str
+    device: str
+    fingerprint: str       # config + weights hash: the cache key of this model
+    n_layers: int | None
+    d_model: int | None
+    training: dict | None  # training record when the model dir has one
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: object
+    tokenizer: object
+
+
+def default_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_source(name_or_path: str) -> str:
+    """A shipped model name (``arith-s``), a local dir, or (else) a hub id."""
+    shipped = MODELS_DIR / name_or_path
+    if (shipped / "config.json").exists():
+        return str(shipped)
+    for sub in ("verifiers",):
+        if (MODELS_DIR / sub / name_or_path / "config.json").exists():
+            return str(MODELS_DIR / sub / name_or_path)
+    return name_or_path
+
+
+def list_shipped(kind: str = "lm") -> list[str]:
+    """Names of the shipped ladder models, smallest first."""
+    base = MODELS_DIR / "verifiers" if kind == "verifier" else MODELS_DIR
+    out = []
+    for d in sorted(base.glob("*/config.json")):
+        rec = d.parent / "training_record.json"
+        params = json.loads(rec.read_text()).get("params", 0) if rec.exists() else 0
+        out.append((params, d.parent.name))
+    return [n for _, n in sorted(out)]
+
+
+_fp_cache: dict[tuple, str] = {}
+
+
+def fingerprint(path: str) -> str:
+    """sha256 over config.json and the weight files: changes whenever the model does."""
+    p = Path(path)
+    files = [p / "config.json"] + sorted(f for f in p.iterdir() if f.suffix in WEIGHT_SUFFIXES)
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())
+    if key not in _fp_cache:
+        h = hashlib.sha256()
+        for f in files:
+            if f.exists():
+                h.update(f.name.encode())
+                with open(f, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+        _fp_cache[key] = h.hexdigest()[:16]
+    return _fp_cache[key]
+
+
+def _check_local(path: Path, name: str) -> None:
+    if not path.exists():
+        raise ModelError(f"model {name!r}: directory {path} does not exist. Pass a directory with "
+                         "config.json and weights, or a shipped model name (see `python -m engine models`).")
+    if not path.is_dir():
+        raise ModelError(f"model {name!r}: {path} is a file; pass the model directory that contains it.")
+    if not (path / "config.json").exists():
+        raise ModelError(f"model {name!r}: {path} has no config.json, so it is not a Hugging Face model directory.")
+    if not any(f.suffix in WEIGHT_SUFFIXES for f in path.iterdir()):
+        raise ModelError(f"model {name!r}: {path} has no weight files (*.safetensors or *.bin).")
+
+
+_models: dict[tuple, LoadedModel] = {}
+_lock = threading.Lock()
+
+
+def load_model(name_or_path: str, device: str | None = None, dtype: str | None = None) -> LoadedModel:
+    """Load once per process and reuse; errors say which model and what to do."""
+    device = device or default_device()
+    source = resolve_source(name_or_path)
+    key = (source, device, dtype)
+    with _lock:
+        if key in _models:
+            return _models[key]
+        _models[key] = lm = _load(name_or_path, source, device, dtype)
+        return lm
+
+
+def _load(name: str, source: str, device: str, dtype: str | None) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(source)
+    # "org/name" that is not on disk is taken as a hub id; explicit paths never are.
+    is_local = local.exists() or source.startswith((".", "/", "~"))
+    if is_local:
+        _check_local(local, name)
+    torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.bfloat16)
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+    except OSError as e:
+        if is_local:
+            raise ModelError(f"model {name!r}: could not read {source}: {str(e).splitlines()[0]}") from None
+        raise ModelError(f"model {name!r}: not a local directory and could not be fetched as a hub id "
+                         "(this machine may be offline). Download it where you have a network and pass "
+                         "the local directory instead.") from None
+    except Exception as e:  # corrupt weights, unknown architecture, ...
+        raise ModelError(f"model {name!r}: failed to load from {source}: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    try:
+        model.to(device)
+    except RuntimeError as e:
+        raise ModelError(f"model {name!r}: could not move to {device}: {str(e).splitlines()[0]}. "
+                         "Try device='cpu' or a smaller dtype.") from None
+    model.eval()
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    cfg = model.config
+    params = sum(p.numel() for p in model.parameters())
+    emb = model.get_input_embeddings().weight.numel()
+    tied = getattr(cfg, "tie_word_embeddings", False)
+    matmul = params - emb + (emb if tied else 0)
+    record = None
+    if is_local and (local / "training_record.json").exists():
+        record = json.loads((local / "training_record.json").read_text())
+    spec = ModelSpec(
+        name=Path(source).name if is_local else source, source=source, params=params, matmul_params=matmul,
+        family=(record or {}).get("family", cfg.model_type), dtype=str(torch_dtype).replace("torch.", ""),
+        device=device, fingerprint=fingerprint(source) if is_local else _hub_fingerprint(model, source),
+        n_layers=getattr(cfg, "num_hidden_layers", None), d_model=getattr(cfg, "hidden_size", None),
+        training=record)
+    return LoadedModel(spec, model, tok)
+
+
+def _hub_fingerprint(model, source: str) -> str:
+    path = getattr(model.config, "_name_or_path", source)
+    return fingerprint(path) if Path(path).is_dir() else hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def clear_loaded() -> None:
+    with _lock:
+        _models.clear()

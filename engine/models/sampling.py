@@ -1,0 +1,154 @@
+"""Sample n completions of one prompt as a batch, reproducibly per sample index.
+
+The prompt is encoded and prefilled once; its KV cache is copied to every row
+of a chunk and ``model.generate`` decodes the continuations. Randomness comes
+from one seeded generator *per sample index*, applied in a logits processor
+that picks the token and hands greedy decoding a one-hot distribution, so
+sample i never depends on which other samples share its batch.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, TopPLogitsWarper
+
+from ..errors import ModelError
+from .loader import LoadedModel
+from .params import SamplingParams
+
+
+@dataclass
+class RawSample:
+    index: int
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    logprob: float          # summed log-probability of the completion under the model (T=1)
+    prefill_s: float        # shared prompt prefill wall time
+    decode_s: float         # wall time of the batch this sample was decoded in
+    batch_size: int
+    finish: str             # "eos", "stop" or "length"
+
+
+def sample_seed(seed: int, prompt_key: str, index: int) -> int:
+    h = hashlib.sha256(f"{seed}|{prompt_key}|{index}".encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+class _SeededPicker(LogitsProcessor):
+    """Chooses each row's next token from its own RNG; records log-probs and timing."""
+
+    def __init__(self, params: SamplingParams, seeds: list[int]):
+        self.params = params
+        self.gens = [torch.Generator().manual_seed(s) for s in seeds]
+        self.top_p = TopPLogitsWarper(params.top_p) if params.top_p < 1 else None
+        self.logprobs: list[torch.Tensor] = []
+        self.first_call: float | None = None
+
+    def __call__(self, input_ids, scores):
+        if self.first_call is None:
+            self.first_call = time.perf_counter()
+        scores = scores.float()
+        raw = torch.log_softmax(scores, dim=-1)
+        if self.params.greedy:
+            tok = scores.argmax(dim=-1)
+        else:
+            warped = scores / self.params.temperature
+            if self.top_p is not None:
+                warped = self.top_p(input_ids, warped)
+            probs = torch.softmax(warped, dim=-1)
+            u = torch.stack([torch.rand((), generator=g) for g in self.gens]).to(probs.device)
+            # inverse-CDF sampling: one uniform per row keeps rows independent of each other
+            tok = (probs.cumsum(-1) < u[:, None]).sum(-1).clamp(max=probs.size(-1) - 1)
+        self.logprobs.append(raw.gather(1, tok[:, None])[:, 0].cpu())
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, tok[:, None], 0.0)
+        return out
+
+
+def _prefill(model, ids: torch.Tensor):
+    """KV cache of all prompt tokens but the last (generate feeds that one)."""
+    if ids.shape[1] < 2:
+        return None
+    with torch.no_grad():
+        out = model(input_ids=ids[:, :-1], use_cache=True)
+    return out.past_key_values
+
+
+def sample(lm: LoadedModel, prompt: str, params: SamplingParams, indices: list[int],
+           prompt_key: str = "", max_batch: int = 64) -> list[RawSample]:
+    """Samples ``indices`` of ``prompt`` under ``params``; chunks of at most ``max_batch`` rows."""
+    model, tok = lm.model, lm.tokenizer
+    device = next(model.parameters()).device
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
+    if ids.shape[1] == 0:
+        ids = torch.tensor([[tok.bos_token_id or tok.eos_token_id]], device=device)
+    t0 = time.perf_counter()
+    try:
+        base_cache = _prefill(model, ids)
+    except torch.cuda.OutOfMemoryError:
+        raise ModelError(f"model {lm.spec.name!r}: out of GPU memory on a prompt of {ids.shape[1]} tokens. "
+                         "Use a shorter prompt, a smaller model or device=cpu.") from None
+    prefill_s = time.perf_counter() - t0
+    out: list[RawSample] = []
+    i, chunk = 0, max(1, max_batch)
+    while i < len(indices):
+        rows = indices[i:i + chunk]
+        try:
+            out += _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s)
+            i += len(rows)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if chunk == 1:
+                raise ModelError(f"model {lm.spec.name!r}: out of GPU memory even at batch size 1. "
+                                 "Lower max_new_tokens, use a smaller model, or run on CPU.") from None
+            chunk //= 2  # halve the batch and retry the same rows
+    return out
+
+
+def _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s) -> list[RawSample]:
+    model, tok = lm.model, lm.tokenizer
+    b = len(rows)
+    picker = _SeededPicker(params, [sample_seed(params.seed, prompt_key, r) for r in rows])
+    cache = None
+    if base_cache is not None:
+        cache = copy.deepcopy(base_cache)
+        cache.batch_repeat_interleave(b)
+    eos = tok.eos_token_id
+    gen_cfg = GenerationConfig(
+        do_sample=False, max_new_tokens=params.max_new_tokens, eos_token_id=eos,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos,
+        stop_strings=list(params.stop) or None, temperature=None, top_p=None, top_k=None,
+        repetition_penalty=None, num_beams=1)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        seqs = model.generate(input_ids=ids.expand(b, -1), attention_mask=torch.ones(b, ids.shape[1], dtype=torch.long, device=ids.device),
+                              past_key_values=cache, generation_config=gen_cfg,
+                              logits_processor=LogitsProcessorList([picker]), tokenizer=tok if params.stop else None)
+    decode_s = time.perf_counter() - t0
+    new = seqs[:, ids.shape[1]:].cpu()
+    lps = torch.stack(picker.logprobs, dim=1) if picker.logprobs else torch.zeros(b, 0)
+    pad = gen_cfg.pad_token_id
+    samples = []
+    for j, idx in enumerate(rows):
+        toks = new[j].tolist()
+        n_tok, finish = len(toks), "length"
+        if eos in toks:
+            n_tok, finish = toks.index(eos) + 1, "eos"
+        elif pad in toks and pad != eos:
+            n_tok = toks.index(pad)
+        text = tok.decode(toks[:n_tok], skip_special_tokens=True)
+        for s in params.stop:
+            pos = text.find(s)
+            if pos >= 0:
+                text, finish = text[:pos], "stop"
+        if finish == "stop" and pad == eos and n_tok and toks[n_tok - 1] == eos:
+            n_tok -= 1  # that "eos" was padding after a stop string
+        samples.append(RawSample(index=idx, text=text, prompt_tokens=ids.shape[1], completion_tokens=n_tok,
+                                 logprob=float(lps[j, :n_tok].sum()), prefill_s=prefill_s, decode_s=decode_s,
+                                 batch_size=b, finish=finish))
+    return samples

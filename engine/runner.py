@@ -1,0 +1,110 @@
+"""Fill the cache: generate only the samples that are missing, batch by batch."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .cache import SampleCache
+from .models import SamplingParams, load_model, sample
+from .tasks import Problem, Task
+
+
+@dataclass
+class Progress:
+    done: int            # samples generated in this run so far
+    total: int           # samples this run has to generate
+    cached: int          # samples that were already in the cache
+    elapsed_s: float
+    model: str
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float:
+        return (self.total - self.done) / self.rate if self.rate > 0 else float("nan")
+
+
+@dataclass
+class RunResult:
+    model: str
+    model_fp: str
+    config_key: str
+    generated: int
+    cached: int
+    elapsed_s: float
+    stopped: bool
+
+
+def resolve_params(task: Task, params: SamplingParams) -> SamplingParams:
+    """Use the task's stop strings when the caller gave none (so keys agree everywhere)."""
+    if not params.stop and task.stop:
+        return SamplingParams(**{**params.__dict__, "stop": task.stop})
+    return params
+
+
+def plan(cache: SampleCache, model_fp: str, task: Task, problems: Sequence[Problem],
+         params: SamplingParams) -> dict[str, list[int]]:
+    """Per problem, the sample indices below ``params.n`` not yet cached."""
+    have = cache.cached_indices(model_fp, task.name, params.key(), [p.id for p in problems])
+    return {p.id: [i for i in range(params.n) if i not in have[p.id]] for p in problems}
+
+
+def run(model: str, task: Task, problems: Sequence[Problem], params: SamplingParams,
+        cache: SampleCache, max_batch: int = 64, device: str | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        stop_event: threading.Event | None = None) -> RunResult:
+    """Top up the cache to ``params.n`` samples for each problem.
+
+    Each generated batch is written in its own transaction before the next one
+    starts, so an interrupted run loses at most the batch in flight and a
+    rerun resumes where it stopped. ``stop_event`` ends the run after the
+    current batch.
+    """
+    params = resolve_params(task, params)
+    lm = load_model(model, device=device)
+    spec = lm.spec
+    cache.put_model(spec)
+    cache.put_config(params)
+    todo = plan(cache, spec.fingerprint, task, problems, params)
+    total = sum(len(v) for v in todo.values())
+    cached = len(problems) * params.n - total
+    run_id = uuid.uuid4().hex[:12]
+    t0 = time.perf_counter()
+    done, stopped = 0, False
+    if total:
+        cache.start_run(run_id, spec.fingerprint, task.name, params.key(), len(problems), params.n, spec.device)
+    status = "error"
+    try:
+        for p in problems:
+            missing = todo[p.id]
+            for j in range(0, len(missing), max_batch):
+                if stop_event is not None and stop_event.is_set():
+                    stopped = True
+                    break
+                batch = missing[j:j + max_batch]
+                raws = sample(lm, task.prompt(p), params, batch, prompt_key=f"{task.name}/{p.id}", max_batch=max_batch)
+                rows = []
+                for r in raws:
+                    answer, correct = task.grade(p, r.text)
+                    rows.append(dict(model_fp=spec.fingerprint, task=task.name, problem_id=p.id,
+                                     config_key=params.key(), idx=r.index, text=r.text, answer=answer,
+                                     correct=bool(correct), prompt_tokens=r.prompt_tokens,
+                                     completion_tokens=r.completion_tokens, logprob=r.logprob,
+                                     prefill_s=r.prefill_s, decode_s=r.decode_s, batch_size=r.batch_size,
+                                     finish=r.finish, device=spec.device))
+                cache.write_samples(rows)
+                done += len(rows)
+                if on_progress:
+                    on_progress(Progress(done, total, cached, time.perf_counter() - t0, spec.name))
+            if stopped:
+                break
+        status = "stopped" if stopped else "done"
+    finally:
+        if total:
+            cache.finish_run(run_id, done, status)
+    return RunResult(spec.name, spec.fingerprint, params.key(), done, cached, time.perf_counter() - t0, stopped)

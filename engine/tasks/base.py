@@ -1,0 +1,69 @@
+"""A task is data plus three functions: prompt, extract, check."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .answers import answers_equal, extract_answer
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str
+    answer: str                      # gold final answer, normalised string
+    difficulty: int | None = None    # 1..5 for arith; None when unknown
+    solution: str | None = None      # worked solution, when the data has one
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Task:
+    """A named, ordered list of problems and how to prompt and grade them.
+
+    ``prompt_fn``/``extract_fn``/``check_fn`` are plain functions so a task is
+    fully described by data plus a few lines (lm-evaluation-harness style).
+    """
+
+    name: str
+    problems: Sequence[Problem]
+    prompt_fn: Callable[[Problem], str]
+    extract_fn: Callable[[str], str | None] = extract_answer
+    check_fn: Callable[[str | None, str], bool] = answers_equal
+    stop: tuple[str, ...] = ()       # default stop strings for this prompt format
+    source: str = ""                 # file or generator the problems came from
+
+    def prompt(self, p: Problem) -> str:
+        return self.prompt_fn(p)
+
+    def extract(self, completion: str) -> str | None:
+        return self.extract_fn(completion)
+
+    def check(self, predicted: str | None, gold: str) -> bool:
+        return self.check_fn(predicted, gold)
+
+    def grade(self, p: Problem, completion: str) -> tuple[str | None, bool]:
+        pred = self.extract(completion)
+        return pred, self.check(pred, p.answer)
+
+    def by_id(self) -> dict[str, Problem]:
+        return {p.id: p for p in self.problems}
+
+    def select(self, count: int | None = None, difficulties: Sequence[int] | None = None) -> list[Problem]:
+        """The first ``count`` problems at the given difficulty levels, in file order.
+
+        Taking a prefix (not a random subset) keeps a larger selection a superset
+        of a smaller one, so cached work is reused when users grow the set.
+        """
+        ps = [p for p in self.problems if not difficulties or p.difficulty in set(difficulties)]
+        if difficulties and len(set(difficulties)) > 1 and count is not None:
+            # balance levels: round-robin over levels in file order
+            by_level = {d: [p for p in ps if p.difficulty == d] for d in sorted(set(difficulties))}
+            out, i = [], 0
+            while len(out) < count and any(i < len(v) for v in by_level.values()):
+                for v in by_level.values():
+                    if i < len(v) and len(out) < count:
+                        out.append(v[i])
+                i += 1
+            return out
+        return list(ps if count is None else ps[:count])

@@ -1,0 +1,1 @@
+"""Training the shipped ladder and verifiers (``python -m engine.train ...``)."""

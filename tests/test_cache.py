@@ -1,0 +1,160 @@
+"""Cache behaviour against a real DuckDB file and a real (tiny) transformers model."""
+import subprocess
+import sys
+import threading
+
+import duckdb
+import pandas as pd
+import pytest
+
+from engine.cache import SampleCache
+from engine.errors import CacheBusyError, EngineError
+from engine.models import SamplingParams
+from engine.runner import run
+from engine.tasks import get_task
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+SP = SamplingParams(n=4, temperature=1.0, max_new_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return get_task("arith")
+
+
+def texts(cache, n=None):
+    df = cache.samples()
+    if n is not None:
+        df = df[df.idx < n]
+    return {(r.problem_id, r.idx): r.text for r in df.itertuples()}
+
+
+def test_top_up_generates_only_missing(tiny_model, cache, task):
+    probs = task.problems[:2]
+    r1 = run(tiny_model, task, probs, SP.with_n(3), cache)
+    assert (r1.generated, r1.cached) == (6, 0)
+    first = texts(cache)
+    r2 = run(tiny_model, task, probs, SP.with_n(8), cache, max_batch=3)
+    assert (r2.generated, r2.cached) == (10, 6)
+    assert len(cache.samples()) == 16
+    after = texts(cache, 3)
+    assert after == first  # cached samples untouched
+    r3 = run(tiny_model, task, probs, SP.with_n(8), cache)
+    assert r3.generated == 0 and r3.cached == 16
+    runs = cache.runs()
+    assert list(runs.status) == ["done", "done"] and list(runs.generated) == [6, 10]
+
+
+def test_same_samples_regardless_of_batching(tiny_model, tmp_path, task):
+    a, b = SampleCache(tmp_path / "a.duckdb"), SampleCache(tmp_path / "b.duckdb")
+    run(tiny_model, task, task.problems[:2], SP.with_n(6), a, max_batch=6)
+    run(tiny_model, task, task.problems[:2], SP.with_n(2), b, max_batch=1)
+    run(tiny_model, task, task.problems[:2], SP.with_n(6), b, max_batch=4)
+    assert texts(a) == texts(b)
+
+
+def test_stop_and_resume(tiny_model, tmp_path, task):
+    cache = SampleCache(tmp_path / "c.duckdb")
+    stop = threading.Event()
+    seen = []
+
+    def on_progress(p):
+        seen.append(p.done)
+        if p.done >= 4:
+            stop.set()  # as the app's Stop button does
+    r = run(tiny_model, task, task.problems[:3], SP.with_n(4), cache, max_batch=2,
+            on_progress=on_progress, stop_event=stop)
+    assert r.stopped and r.generated == 4 and len(cache.samples()) == 4
+    assert seen[-1] == 4 and 0 < seen[0] <= 4
+    assert cache.runs().status.iloc[-1] == "stopped"
+    r2 = run(tiny_model, task, task.problems[:3], SP.with_n(4), cache, max_batch=2)
+    assert (r2.generated, r2.cached) == (8, 4)
+    ref = SampleCache(tmp_path / "ref.duckdb")
+    run(tiny_model, task, task.problems[:3], SP.with_n(4), ref)
+    assert texts(cache) == texts(ref)
+
+
+def test_crash_loses_at_most_batch_in_flight(tiny_model, tmp_path, task):
+    cache = SampleCache(tmp_path / "crash.duckdb")
+
+    def boom(p):
+        if p.done >= 4:
+            raise RuntimeError("simulated crash")
+    with pytest.raises(RuntimeError):
+        run(tiny_model, task, task.problems[:2], SP.with_n(4), cache, max_batch=2, on_progress=boom)
+    assert len(cache.samples()) == 4  # both finished batches survived
+    assert cache.runs().status.iloc[-1] == "error"
+    r = run(tiny_model, task, task.problems[:2], SP.with_n(4), cache, max_batch=2)
+    assert r.generated == 4 and len(cache.samples()) == 8
+
+
+def test_concurrent_threads(tiny_model, tiny_model_b, cache, task):
+    errors = []
+
+    def work(model, probs):
+        try:
+            run(model, task, probs, SP.with_n(3), cache, max_batch=2)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    jobs = [(tiny_model, task.problems[0:2]), (tiny_model_b, task.problems[0:2]),
+            (tiny_model, task.problems[2:4]), (tiny_model, task.problems[0:2])]  # last one overlaps the first
+    ts = [threading.Thread(target=work, args=j) for j in jobs]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert not errors
+    df = cache.samples()
+    assert len(df) == (4 + 2) * 3  # model a: 4 problems, model b: 2 problems, 3 samples each
+    assert not df.duplicated(["model_fp", "problem_id", "idx"]).any()
+
+
+def test_cli_sweep_while_other_process_uses_cache(tiny_model, tmp_path, task):
+    """A CLI sweep in another process and this process writing and reading the same file."""
+    path = tmp_path / "shared.duckdb"
+    cache = SampleCache(path, busy_timeout=120)
+    cmd = [sys.executable, "-m", "engine", "sweep", "--models", tiny_model, "--problems", "3", "--n", "4",
+           "--max-new-tokens", "8", "--cache", str(path)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reads = 0
+    while proc.poll() is None or reads < 3:
+        run(tiny_model, task, task.problems[3:5], SP.with_n(2 + reads), cache, max_batch=1)
+        cache.stats()
+        reads += 1
+        if reads > 200:
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    df = cache.samples()
+    assert set(df.problem_id) == {p.id for p in task.problems[:5]}
+    assert len(df[df.problem_id.isin([p.id for p in task.problems[:3]])]) == 12
+
+
+def test_busy_timeout_gives_clear_error(tmp_path):
+    path = tmp_path / "locked.duckdb"
+    SampleCache(path)
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); "
+                               "print('ok', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        with pytest.raises(CacheBusyError, match="locked"):
+            SampleCache(path, busy_timeout=0.5)
+    finally:
+        holder.kill()
+
+
+def test_export_and_clear(tiny_model, tiny_model_b, cache, task, tmp_path):
+    run(tiny_model, task, task.problems[:2], SP.with_n(2), cache)
+    run(tiny_model_b, task, task.problems[:2], SP.with_n(2), cache)
+    df = cache.samples()
+    for suffix in (".parquet", ".csv"):
+        out = cache.export(df, tmp_path / f"x{suffix}")
+        back = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out)
+        assert len(back) == len(df) == 8
+        assert sorted(back.text.fillna("")) == sorted(df.text.fillna(""))
+    with pytest.raises(EngineError, match=".parquet or .csv"):
+        cache.export(df, tmp_path / "x.xlsx")
+    fp_a = df.model_fp.iloc[0]
+    assert cache.clear(model_fp=fp_a) == 4
+    assert set(cache.samples().model_fp) == set(df.model_fp) - {fp_a}
+    con = duckdb.connect(str(cache.path))  # really on disk, readable by plain duckdb
+    assert con.execute("select count(*) from samples").fetchone()[0] == 4
+    con.close()
