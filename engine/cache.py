@@ -12,6 +12,7 @@ the same deterministic sample is harmless.
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -24,7 +25,8 @@ import pandas as pd
 
 from .errors import CacheBusyError, EngineError
 
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "cache" / "samples.duckdb"
+# TTC_CACHE points the app, CLI and tests at another cache file (tests use a temporary one).
+DEFAULT_PATH = Path(os.environ.get("TTC_CACHE") or Path(__file__).resolve().parents[1] / "cache" / "samples.duckdb")
 
 SAMPLE_COLS = ["model_fp", "task", "problem_id", "config_key", "idx", "text", "answer", "correct",
                "prompt_tokens", "completion_tokens", "logprob", "prefill_s", "decode_s", "batch_size",
@@ -207,6 +209,13 @@ class SampleCache:
                        avg(s.correct::INT) AS mean_correct
                 FROM samples s LEFT JOIN models m USING (model_fp)
                 GROUP BY ALL ORDER BY model, task""").df()
+
+    def throughput(self, model_fp: str) -> float | None:
+        """Measured samples per wall-clock second for a model (None if never sampled)."""
+        with self._conn() as con:
+            n, secs = con.execute("SELECT count(*), sum((decode_s + prefill_s) / batch_size) FROM samples "
+                                  "WHERE model_fp = ?", [model_fp]).fetchone()
+        return n / secs if n and secs else None
 
     def size_bytes(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0

@@ -25,6 +25,8 @@ def normalize_number(s: str) -> str | None:
         d = Decimal(s)
     except InvalidOperation:
         return None
+    if not d.is_finite():  # "inf"/"nan" parse as Decimals but are not answers (and int() would raise)
+        return None
     if d == d.to_integral_value():
         return str(int(d))
     return format(d.normalize(), "f")

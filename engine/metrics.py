@@ -1,0 +1,330 @@
+"""Estimators for repeated sampling: pass@k, best-of-k with a verifier, majority vote, bootstrap CIs.
+
+Every estimator here is *exact* for the question "draw k of the n cached samples of a problem
+without replacement; what is the expected score?". Averaging that expectation over all k-subsets
+is what makes the estimates unbiased and low-variance compared with literally splitting the pool
+into n/k groups (Chen et al. 2021, "Evaluating Large Language Models Trained on Code", sec. 2.1;
+Brown et al. 2024, "Large Language Monkeys: Scaling Inference Compute with Repeated Sampling",
+sec. 2 and sec. 4 for verifier-based selection and majority voting).
+
+All functions are pure and take plain sequences or numpy arrays; user errors raise
+:class:`engine.errors.ConfigError`.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from collections import Counter
+from typing import Hashable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+# Intermediate counts in the majority-vote polynomial are at most max_s C(n, s); keep them well
+# inside float64's range (~1.8e308) so no term overflows to inf.
+_MAX_FLOAT_COUNT = 1e300
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+def _int(name: str, value) -> int:
+    try:
+        v = operator.index(value)
+    except TypeError:
+        if isinstance(value, float) and value.is_integer():
+            v = int(value)
+        else:
+            raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if v < 0:
+        raise ConfigError(f"{name} must be non-negative, got {v}")
+    return v
+
+
+def _check_k(k, n: int) -> int:
+    k = _int("k", k)
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    if k > n:
+        raise ConfigError(f"k={k} exceeds the number of samples n={n}")
+    return k
+
+
+def _int_array(name: str, values) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ConfigError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ConfigError(f"{name} must hold whole numbers")
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iu" and arr.size:
+        raise ConfigError(f"{name} must hold integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if np.any(arr < 0):
+        raise ConfigError(f"{name} must be non-negative")
+    return arr
+
+
+# --------------------------------------------------------------------------- pass@k
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k).
+
+    Chen et al. 2021, "Evaluating Large Language Models Trained on Code", eq. 1 and fig. 3.
+    Computed as the product 1 - prod_{i=n-c+1}^{n} (1 - k/i), which never forms the huge
+    binomials and so stays accurate for any n.
+    """
+    n, c = _int("n", n), _int("c", c)
+    if c > n:
+        raise ConfigError(f"c={c} correct samples exceeds n={n}")
+    k = _check_k(k, n)
+    if n - c < k:
+        # every k-subset must contain a correct sample
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))
+
+
+def pass_at_k_matrix(n, c, ks: Sequence[int]) -> np.ndarray:
+    """pass@k for many problems at once: returns shape [problems, len(ks)].
+
+    ``n`` and ``c`` are per-problem sample and correct counts (n may differ between problems).
+    Entries where k exceeds that problem's n are NaN: there is no unbiased estimate there, and
+    NaN lets callers average with ``np.nanmean`` or drop the problem explicitly.
+    """
+    n, c = _int_array("n", n), _int_array("c", c)
+    if n.shape != c.shape:
+        raise ConfigError(f"n and c differ in length ({n.size} vs {c.size})")
+    if np.any(c > n):
+        raise ConfigError("c exceeds n for some problem")
+    ks = [_int("k", k) for k in ks]
+    if any(k < 1 for k in ks):
+        raise ConfigError("every k must be at least 1")
+    out = np.full((n.size, len(ks)), np.nan)
+    # problems repeat the same (n, c) pair a lot (e.g. all-wrong), so compute each pair once
+    pairs, inverse = np.unique(np.stack([n, c], axis=1), axis=0, return_inverse=True) if n.size else (
+        np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+    inverse = np.asarray(inverse).reshape(-1)
+    for j, k in enumerate(ks):
+        vals = np.array([pass_at_k(int(pn), int(pc), k) if k <= pn else np.nan for pn, pc in pairs])
+        if n.size:
+            out[:, j] = vals[inverse]
+    return out
+
+
+# --------------------------------------------------------------------------- best-of-k (verifier)
+
+def best_of_k(scores: Sequence[float], correct: Sequence[bool], k: int) -> float:
+    """Expected correctness of picking the highest-scored of k samples drawn from the pool.
+
+    The k samples are a uniformly random k-subset of the n scored samples (Brown et al. 2024,
+    sec. 4, "verifiers"). The answer is exact, not Monte Carlo: sort samples into groups of equal
+    score; the pick comes from a group with L samples scored strictly lower and g in the group
+    exactly when the subset avoids all higher-scored samples and hits the group, which happens in
+    C(L+g, k) - C(L, k) of the C(n, k) subsets. Ties are broken uniformly at random, so given
+    the group, each of its members is equally likely to be the one picked.
+    """
+    s, ok = _scores_and_correct(scores, correct)
+    k = _check_k(k, s.size)
+    return _best_of_k_groups(*_score_groups(s, ok), k)
+
+
+def best_of_k_curve(scores: Sequence[float], correct: Sequence[bool], ks: Sequence[int]) -> np.ndarray:
+    """:func:`best_of_k` for each k in ``ks`` (one problem); NaN where k exceeds the pool size."""
+    s, ok = _scores_and_correct(scores, correct)
+    groups = _score_groups(s, ok)
+    return np.array([_best_of_k_groups(*groups, k) if _k_in_pool(k, s.size) else np.nan for k in ks])
+
+
+def _scores_and_correct(scores, correct) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    ok = np.asarray(correct, dtype=np.float64).reshape(-1)
+    if s.size != ok.size:
+        raise ConfigError(f"scores and correct differ in length ({s.size} vs {ok.size})")
+    if s.size == 0:
+        raise ConfigError("need at least one sample")
+    if np.any(np.isnan(s)):
+        raise ConfigError("verifier scores contain NaN; cannot rank samples")
+    if np.any((ok < 0) | (ok > 1)):
+        raise ConfigError("correct must hold booleans (or values in [0, 1])")
+    return s, ok
+
+
+def _score_groups(s: np.ndarray, ok: np.ndarray) -> tuple[list[int], list[int], list[float], int]:
+    _, inv = np.unique(s, return_inverse=True)
+    sizes = np.bincount(inv)
+    hits = np.bincount(inv, weights=ok)
+    lower = np.cumsum(sizes) - sizes
+    return sizes.tolist(), lower.tolist(), hits.tolist(), s.size
+
+
+def _best_of_k_groups(sizes, lower, hits, n, k) -> float:
+    total = math.comb(n, k)
+    acc = 0.0
+    for g, low, h in zip(sizes, lower, hits):
+        if h == 0:
+            continue
+        # exact integer numerator, one correctly rounded division
+        acc += (math.comb(low + g, k) - math.comb(low, k)) / total * (h / g)
+    return acc
+
+
+def _k_in_pool(k, n: int) -> bool:
+    k = _int("k", k)
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    return k <= n
+
+
+# --------------------------------------------------------------------------- majority vote
+
+def majority_at_k(answers: Sequence[Hashable | None], is_correct: Sequence[bool], k: int) -> float:
+    """Expected accuracy of plurality voting over k samples drawn without replacement from the pool.
+
+    Samples with equal ``answers`` form a class; ``None`` means the sample gave no answer: it
+    still uses up one of the k draws but never votes, and if all k drawn samples abstain the vote
+    is wrong. The correct class is the answer of the samples flagged in ``is_correct``. When t
+    classes share the top count the winner is uniform among them, so the correct class wins a
+    t-way tie with probability 1/t. (Majority voting as a verifier-free baseline: Wang et al.
+    2023 "Self-consistency"; Brown et al. 2024, sec. 4.)
+
+    Exact method: with a correct samples in the pool, sum over m = number of correct samples
+    drawn. Given m, each other class must draw at most m; its generating polynomial in y (samples
+    drawn) and u (classes tied at exactly m) is sum_{x<m} C(b,x) y^x + C(b,m) y^m u. Classes
+    smaller than m can never reach m, so they are merged with the abstainers into one "free"
+    pool that fills the remaining draws. Weighting tie-count t by 1/(t+1) and dividing by C(n, k)
+    gives the exact expectation. All terms are positive, so float64 loses no accuracy to
+    cancellation; pools are limited so that no count exceeds float64 range (n ~ 1000).
+    """
+    a, others, z = _vote_classes(answers, is_correct)
+    n = a + sum(others) + z
+    k = _check_k(k, n)
+    _check_vote_range(n, k)
+    return _majority_exact(a, others, z, k)
+
+
+def majority_at_k_curve(answers: Sequence[Hashable | None], is_correct: Sequence[bool],
+                        ks: Sequence[int]) -> np.ndarray:
+    """:func:`majority_at_k` for each k in ``ks`` (one problem); NaN where k exceeds the pool size."""
+    a, others, z = _vote_classes(answers, is_correct)
+    n = a + sum(others) + z
+    out = []
+    for k in ks:
+        if not _k_in_pool(k, n):
+            out.append(np.nan)
+            continue
+        _check_vote_range(n, int(k))
+        out.append(_majority_exact(a, others, z, int(k)))
+    return np.array(out, dtype=np.float64)
+
+
+def _vote_classes(answers, is_correct) -> tuple[int, list[int], int]:
+    """(size of the correct class, sizes of the other classes, number of abstentions)."""
+    answers = list(answers)
+    flags = [bool(f) for f in is_correct]
+    if len(answers) != len(flags):
+        raise ConfigError(f"answers and is_correct differ in length ({len(answers)} vs {len(flags)})")
+    if not answers:
+        raise ConfigError("need at least one sample")
+    gold = {a for a, f in zip(answers, flags) if f}
+    if None in gold:
+        raise ConfigError("a sample without an answer (None) is flagged correct")
+    if len(gold) > 1:
+        raise ConfigError(f"samples flagged correct give different answers ({sorted(map(repr, gold))}); "
+                          "normalise answers so the correct ones compare equal")
+    counts = Counter(a for a in answers if a is not None)
+    a = 0
+    if gold:
+        (g,) = gold
+        if any(ans == g and not f for ans, f in zip(answers, flags)):
+            raise ConfigError(f"answer {g!r} is flagged correct for some samples and wrong for others")
+        a = counts.pop(g)
+    return a, list(counts.values()), sum(ans is None for ans in answers)
+
+
+def _check_vote_range(n: int, k: int) -> None:
+    if math.comb(n, min(k, n // 2)) > _MAX_FLOAT_COUNT:
+        raise ConfigError(f"majority_at_k supports pools up to about 1000 samples (got n={n}, k={k})")
+
+
+def _majority_exact(a: int, others: list[int], z: int, k: int) -> float:
+    if a == 0:
+        return 0.0
+    n = a + sum(others) + z
+    total = 0.0
+    for m in range(1, min(a, k) + 1):
+        rest = k - m  # draws left for the other classes and the free pool
+        big = [b for b in others if b >= m]
+        free = z + sum(b for b in others if b < m)
+        # a tied class takes m draws, so at most rest // m of them fit
+        ties = min(len(big), rest // m)
+        poly = np.zeros((rest + 1, ties + 1))  # [drawn from big classes, classes tied at m]
+        poly[0, 0] = 1.0
+        for b in big:
+            new = np.zeros_like(poly)
+            for x in range(min(m - 1, rest) + 1):
+                new[x:, :] += float(math.comb(b, x)) * poly[:rest + 1 - x, :]
+            if m <= rest and ties >= 1:
+                new[m:, 1:] += float(math.comb(b, m)) * poly[:rest + 1 - m, :-1]
+            poly = new
+        fill = np.array([float(math.comb(free, rest - s)) for s in range(rest + 1)])
+        by_ties = fill @ poly
+        total += float(math.comb(a, m)) * float(np.sum(by_ties / np.arange(1, ties + 2)))
+    return total / float(math.comb(n, k))
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+def bootstrap_ci(values, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval for the mean over problems (Efron & Tibshirani 1993, ch. 13).
+
+    ``values`` is [problems] or [problems, K] of per-problem estimates (e.g. a pass@k matrix).
+    Problems are resampled with replacement -- problems, not samples, are the unit, since the
+    samples of one problem are not independent of each other. The same resampled problem set is
+    used for every column so that intervals along a k-curve are comparable. NaN entries are
+    ignored in each mean; a column that is NaN throughout gets a NaN interval.
+    Returns (lo, hi), each of shape values.shape[1:] (0-d for 1-D input). Deterministic in ``seed``.
+    """
+    vals = _values_2d(values)
+    n_boot = _int("n_boot", n_boot)
+    if n_boot < 1:
+        raise ConfigError("n_boot must be at least 1")
+    if not (0.0 < float(alpha) < 1.0):
+        raise ConfigError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    p = vals.shape[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, p, size=(n_boot, p))
+    # how often each problem appears in each resample, so a resample mean is one matrix product
+    counts = np.bincount((idx + p * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * p)
+    counts = counts.reshape(n_boot, p).astype(np.float64)
+    valid = ~np.isnan(vals)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (counts @ np.where(valid, vals, 0.0)) / (counts @ valid.astype(np.float64))
+    lo = np.full(vals.shape[1], np.nan)
+    hi = np.full(vals.shape[1], np.nan)
+    for j in range(vals.shape[1]):
+        col = means[:, j][~np.isnan(means[:, j])]
+        if col.size:
+            lo[j], hi[j] = np.percentile(col, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    shape = np.asarray(values).shape[1:]
+    return lo.reshape(shape), hi.reshape(shape)
+
+
+def mean_with_ci(values, n_boot: int = 1000, alpha: float = 0.05,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(NaN-ignoring mean over problems, lo, hi) -- see :func:`bootstrap_ci`."""
+    vals = _values_2d(values)
+    valid = ~np.isnan(vals)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, vals, 0.0).sum(axis=0) / valid.sum(axis=0)
+    lo, hi = bootstrap_ci(values, n_boot=n_boot, alpha=alpha, seed=seed)
+    return mean.reshape(np.asarray(values).shape[1:]), lo, hi
+
+
+def _values_2d(values) -> np.ndarray:
+    vals = np.asarray(values, dtype=np.float64)
+    if vals.ndim not in (1, 2):
+        raise ConfigError(f"values must be [problems] or [problems, K], got shape {vals.shape}")
+    if vals.shape[0] == 0:
+        raise ConfigError("need at least one problem")
+    return vals.reshape(vals.shape[0], -1)

@@ -1,0 +1,193 @@
+"""What the app can offer: shipped models, models and datasets users added.
+
+Added models live in ``added_models.json`` and uploaded datasets under
+``datasets/`` next to the cache file (``cache/`` by default), so a temporary
+cache (``TTC_CACHE``) gets its own registry too. No SQL here.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+from .cache import DEFAULT_PATH, SampleCache
+from .errors import DatasetError, EngineError, ModelError
+from .models import SamplingParams
+from .models.loader import MODELS_DIR, fingerprint, list_shipped, load_model, resolve_source
+from .runner import plan, resolve_params
+from .tasks import Problem, Task, get_task
+
+ADDED_FILE = "added_models.json"
+DATASET_SUFFIXES = (".jsonl", ".json", ".csv")
+
+
+def root_of(cache_path: str | Path | None = None) -> Path:
+    """The folder holding the cache file, the added-model list and uploaded datasets."""
+    return Path(cache_path or DEFAULT_PATH).parent
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+def _record(path: Path) -> dict:
+    rec = path / "training_record.json"
+    try:
+        return json.loads(rec.read_text()) if rec.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _row(name, kind, source, origin, rec, params=None, matmul_params=None):
+    return {"name": name, "kind": kind, "origin": origin, "params": params or rec.get("params"),
+            "matmul_params": matmul_params, "training_flops": rec.get("training_flops"),
+            "training_tokens": rec.get("training_tokens"), "family": rec.get("family"),
+            "disk_bytes": _dir_bytes(Path(source)), "source": str(source)}
+
+
+# ---- models -------------------------------------------------------------------
+def shipped_models() -> list[dict]:
+    """The shipped ladder (smallest first) then the shipped verifiers; nothing is loaded."""
+    rows = []
+    for kind, base in (("lm", MODELS_DIR), ("verifier", MODELS_DIR / "verifiers")):
+        for name in list_shipped(kind):
+            rows.append(_row(name, kind, base / name, "shipped", _record(base / name)))
+    return rows
+
+
+def _added_path(root: Path) -> Path:
+    return Path(root) / ADDED_FILE
+
+
+def added_models(root: str | Path) -> list[dict]:
+    p = _added_path(Path(root))
+    if not p.exists():
+        return []
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        raise EngineError(f"{p} is not valid JSON; fix or delete it to reset the list of added models") from None
+
+
+def _save_added(root: Path, rows: list[dict]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = _added_path(root).with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=2))
+    tmp.replace(_added_path(root))
+
+
+def add_model(path: str, root: str | Path, kind: str = "lm") -> dict:
+    """Validate a local model directory by loading it (on CPU) and remember it."""
+    if not str(path).strip():
+        raise ModelError("add model: enter the path of a local model directory")
+    src = Path(str(path).strip()).expanduser().resolve()
+    lm = load_model(str(src), device="cpu")  # raises ModelError with what is wrong
+    root = Path(root)
+    rows = added_models(root)
+    taken = {r["name"]: r["source"] for r in shipped_models() + rows}
+    if src.name in taken:
+        if taken[src.name] == str(src):
+            raise ModelError(f"model {src.name!r} is already in the list")
+        raise ModelError(f"a model named {src.name!r} is already listed (from {taken[src.name]}); "
+                         "rename the directory to add this one")
+    row = _row(src.name, kind, src, "added", lm.spec.training or {}, lm.spec.params, lm.spec.matmul_params)
+    _save_added(root, rows + [row])
+    return row
+
+
+def remove_model(name: str, root: str | Path) -> None:
+    rows = added_models(root)
+    _save_added(Path(root), [r for r in rows if r["name"] != name])
+
+
+def all_models(root: str | Path) -> list[dict]:
+    return shipped_models() + added_models(root)
+
+
+def model_source(name: str, root: str | Path) -> str:
+    """What to hand ``load_model``/``run`` for a listed name (added models by path)."""
+    for r in added_models(root):
+        if r["name"] == name:
+            return r["source"]
+    return resolve_source(name)
+
+
+# ---- what the cache holds for a selection ---------------------------------------
+def missing_samples(cache: SampleCache, source: str, task: Task, problems: Sequence[Problem],
+                    params: SamplingParams) -> int:
+    """How many samples a run of this selection would generate (0: all cached)."""
+    if not Path(source).is_dir():
+        raise ModelError(f"model {source!r}: not a local directory")
+    todo = plan(cache, fingerprint(source), task, problems, resolve_params(task, params))
+    return sum(len(v) for v in todo.values())
+
+
+# ---- datasets -----------------------------------------------------------------
+def datasets_dir(root: str | Path) -> Path:
+    return Path(root) / "datasets"
+
+
+def save_dataset(filename: str, data: bytes, root: str | Path) -> Path:
+    """Store an uploaded file under ``datasets/`` with a safe name; returns its path."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name).lstrip(".") or "dataset"
+    if Path(name).suffix.lower() not in DATASET_SUFFIXES:
+        raise DatasetError(filename, f"unsupported file type; upload {', '.join(DATASET_SUFFIXES)}")
+    if not data.strip():
+        raise DatasetError(filename, "the file is empty")
+    d = datasets_dir(root)
+    d.mkdir(parents=True, exist_ok=True)
+    out = d / name
+    out.write_bytes(data)
+    return out
+
+
+def list_datasets(root: str | Path) -> list[Path]:
+    d = datasets_dir(root)
+    return sorted(p for p in d.glob("*") if p.suffix.lower() in DATASET_SUFFIXES) if d.is_dir() else []
+
+
+def columns_of(path: str | Path) -> list[str]:
+    from .tasks.files import columns_of
+    return list(columns_of(str(path)))
+
+
+def preview_dataset(path: str | Path, n: int = 5):
+    """The first rows as read, as a DataFrame (a malformed file raises ``DatasetError``)."""
+    import pandas as pd
+    from .tasks.files import preview_file
+    return pd.DataFrame(preview_file(str(path), n))
+
+
+MAPPING_KEYS = ("question_col", "answer_col", "id_col", "difficulty_col")
+
+
+def _mapping_path(path: Path) -> Path:
+    return path.with_name(path.name + ".mapping.json")
+
+
+def save_mapping(path: str | Path, mapping: dict) -> Task:
+    """Check a column mapping by loading the task with it, then keep it beside the file."""
+    mapping = {k: v for k, v in mapping.items() if v and k in MAPPING_KEYS}
+    task = get_task(str(path), **mapping)
+    _mapping_path(Path(path)).write_text(json.dumps(mapping))
+    return task
+
+
+def load_mapping(path: str | Path) -> dict:
+    p = _mapping_path(Path(path))
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def task_names(root: str | Path) -> list[str]:
+    """Built-in tasks, then uploaded datasets that have a saved column mapping."""
+    from .tasks import list_tasks
+    return list_tasks() + [p.name for p in list_datasets(root) if _mapping_path(p).exists()]
+
+
+def load_task(name: str, root: str | Path) -> Task:
+    """A built-in task by name or an uploaded dataset (by file name) with its saved mapping."""
+    p = datasets_dir(root) / name
+    if p.exists():
+        return get_task(str(p), **load_mapping(p))
+    return get_task(name)

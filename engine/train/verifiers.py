@@ -1,0 +1,259 @@
+"""Train the outcome (ORM) and process (PRM) reward models on the ladder's own samples.
+
+Data: problems from the arith *train* distribution (never the test set), 8
+samples each from every ladder model at T=0.8, generated through the engine
+and cached (so a rerun does not resample), labelled by the checker; plus each
+problem's gold solution and a corrupted copy of it. Problems are split 80/20
+into train and held-out; the held-out AUROCs are what the app shows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from transformers import LlamaConfig, LlamaForSequenceClassification, LlamaForTokenClassification
+
+from ..cache import SampleCache
+from ..models import SamplingParams, list_shipped
+from ..models.loader import MODELS_DIR
+from ..runner import run
+from ..tasks import Task, arith
+from ..verifiers import step_end_offsets, verifier_text
+from .tokenizer import build_tokenizer
+
+SEED = 7
+
+
+@dataclass(frozen=True)
+class VerifierRecipe:
+    per_level: int = 120        # training problems per difficulty level
+    samples: int = 8            # samples per problem per ladder model
+    d_model: int = 96
+    n_layers: int = 4
+    n_heads: int = 4
+    ffn: int = 256
+    epochs: int = 2
+    batch: int = 32
+    lr: float = 1e-3
+    holdout: float = 0.2
+    seed: int = SEED
+
+
+QUICK = VerifierRecipe(per_level=4, samples=4, d_model=32, n_layers=1, n_heads=2, ffn=64, epochs=1, batch=16)
+
+
+def train_task(r: VerifierRecipe) -> Task:
+    test_q = {p.question for p in arith.load_test()}
+    probs = [p for p in arith.generate(r.seed, r.per_level, prefix="vtrain") if p.question not in test_q]
+    return Task("arith-vtrain", probs, arith.prompt, stop=arith.STOP, source=f"arith.generate(seed={r.seed})")
+
+
+def corrupt(p, rng: random.Random) -> str:
+    """The gold solution with one step's result changed (that step and the rest are wrong)."""
+    steps = arith.gold_steps(p)
+    k = rng.randrange(len(steps))
+    out, total = [], None
+    for i, (a, op, b, c) in enumerate(steps):
+        if i > k:
+            a = total
+            c = a + b if op == "+" else a - b if op == "-" else a * b
+        elif i == k:
+            c = c + rng.choice([-10, -2, -1, 1, 2, 10]) if c > 10 else c + rng.choice([1, 2, 3])
+        out.append(f"{a}{op}{b}={c}")
+        total = c
+    return "\n".join(out + [f"#### {total}"])
+
+
+def build_rows(r: VerifierRecipe, models: list[str], cache: SampleCache, progress=True) -> list[dict]:
+    task = train_task(r)
+    params = SamplingParams(n=r.samples, temperature=0.8, max_new_tokens=128)
+    from ..results import load_samples
+    rows = []
+    for m in models:
+        bar = tqdm(desc=f"sampling {Path(m).name}", unit="sample", disable=not progress)
+        run(m, task, task.problems, params, cache, on_progress=lambda pr: (setattr(bar, "total", pr.total), bar.update(pr.done - bar.n)))
+        bar.close()
+        df = load_samples(cache, m, task, task.problems, params)
+        rows += [dict(problem_id=x.problem_id, completion=x.text, source=Path(m).name) for x in df.itertuples()]
+    rng = random.Random(r.seed)
+    for p in task.problems:
+        rows.append(dict(problem_id=p.id, completion=p.solution, source="gold"))
+        rows.append(dict(problem_id=p.id, completion=corrupt(p, rng), source="corrupted"))
+    by_id = task.by_id()
+    for row in rows:
+        p = by_id[row["problem_id"]]
+        row["prompt"] = task.prompt(p)
+        row["correct"] = bool(task.grade(p, row["completion"])[1])
+        steps = arith.check_steps(p, row["completion"])
+        # the "#### N" line is the last step: right iff every step and the answer are
+        row["step_labels"] = steps + [row["correct"] and all(steps)] if "####" in row["completion"] else steps
+    return rows
+
+
+def split(rows, r: VerifierRecipe):
+    ids = sorted({x["problem_id"] for x in rows})
+    random.Random(r.seed).shuffle(ids)
+    held = set(ids[: int(len(ids) * r.holdout)])
+    return [x for x in rows if x["problem_id"] not in held], [x for x in rows if x["problem_id"] in held]
+
+
+def _config(r: VerifierRecipe, tok):
+    return LlamaConfig(vocab_size=len(tok), hidden_size=r.d_model, intermediate_size=r.ffn,
+                       num_hidden_layers=r.n_layers, num_attention_heads=r.n_heads, num_key_value_heads=r.n_heads,
+                       max_position_embeddings=512, pad_token_id=tok.pad_token_id, num_labels=1,
+                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+
+
+def _encode(tok, batch, kind):
+    texts = [verifier_text(x["prompt"], x["completion"]) for x in batch]
+    enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=512,
+              add_special_tokens=False, return_offsets_mapping=True)
+    if kind == "orm":
+        return enc, torch.tensor([float(x["correct"]) for x in batch])
+    labels = torch.full(enc["input_ids"].shape, -1.0)
+    for j, x in enumerate(batch):
+        ends = step_end_offsets(x["prompt"], x["completion"])
+        pos = {a: t for t, (a, b) in enumerate(enc["offset_mapping"][j].tolist()) if b - a == 1}
+        for off, lab in zip(ends, x["step_labels"]):
+            if off in pos:
+                labels[j, pos[off]] = float(lab)
+    return enc, labels
+
+
+def _forward(model, enc, kind):
+    logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+    return logits[:, 0] if kind == "orm" else logits[..., 0]
+
+
+def _loss(logits, labels):
+    mask = labels >= 0
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits[mask], labels[mask])
+
+
+def predict(model, tok, rows, kind, batch=64) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, labels) over held-out rows: per solution (ORM) or per step (PRM)."""
+    model.eval()
+    s_all, y_all = [], []
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            enc, labels = _encode(tok, rows[i:i + batch], kind)
+            probs = torch.sigmoid(_forward(model, enc, kind))
+            mask = labels >= 0
+            s_all.append(probs[mask].numpy())
+            y_all.append(labels[mask].numpy())
+    return np.concatenate(s_all), np.concatenate(y_all)
+
+
+def auroc(scores, labels) -> float:
+    """Probability a random positive outscores a random negative (ties count half)."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
+    pos, neg = scores[labels], scores[~labels]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    allv = np.concatenate([pos, neg])
+    uniq, inv, counts = np.unique(allv, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inv]  # average rank of each tie group
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path, progress=True) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / "training_record.json").exists() and (out_dir / "model.safetensors").exists():
+        return json.loads((out_dir / "training_record.json").read_text())
+    torch.manual_seed(r.seed)
+    tok = build_tokenizer()
+    tok.padding_side = "right"
+    cls = LlamaForSequenceClassification if kind == "orm" else LlamaForTokenClassification
+    model = cls(_config(r, tok))
+    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=0.05)
+    rng = random.Random(r.seed)
+    ckpt = out_dir / "ckpt.pt"
+    start_epoch, elapsed, losses = 0, 0.0, []
+    if ckpt.exists():
+        st = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(st["model"]), opt.load_state_dict(st["opt"])
+        start_epoch, elapsed, losses = st["epoch"], st["elapsed"], st["losses"]
+    order = list(range(len(train_rows)))
+    steps_per_epoch = (len(order) + r.batch - 1) // r.batch
+    total = steps_per_epoch * r.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=total, pct_start=0.1)
+    for _ in range(start_epoch * steps_per_epoch):
+        sched.step()
+    tokens = 0
+    for epoch in range(r.epochs):
+        rng.shuffle(order)  # shuffle every epoch (also the skipped ones) so a resume sees the same order
+        if epoch < start_epoch:
+            continue
+        t0 = time.time()
+        model.train()
+        for i in tqdm(range(0, len(order), r.batch), desc=f"{kind} epoch {epoch + 1}/{r.epochs}", disable=not progress):
+            batch = [train_rows[j] for j in order[i:i + r.batch]]
+            enc, labels = _encode(tok, batch, kind)
+            loss = _loss(_forward(model, enc, kind), labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            tokens += int(enc["attention_mask"].sum())
+        elapsed += time.time() - t0
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
+                    "elapsed": elapsed, "losses": losses}, tmp)
+        os.replace(tmp, ckpt)
+    s, y = predict(model, tok, held_rows, kind)
+    per_source = {}
+    for src in sorted({x["source"] for x in held_rows}):
+        sub = [x for x in held_rows if x["source"] == src]
+        ss, yy = predict(model, tok, sub, kind)
+        per_source[src] = {"auroc": auroc(ss, yy), "n": int(len(yy)), "positive_rate": float(yy.mean())}
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    n_params = sum(p.numel() for p in model.parameters())
+    record = {
+        "name": out_dir.name, "kind": kind, "params": n_params,
+        "training_examples": len(train_rows), "held_out_examples": len(held_rows),
+        "training_tokens_per_epoch": tokens // max(1, r.epochs - start_epoch), "epochs": r.epochs,
+        "training_flops": 6 * n_params * tokens, "wall_time_s": round(elapsed, 1), "seed": r.seed,
+        "final_loss": round(float(np.mean(losses[-20:])), 4),
+        "held_out": {"unit": "solution" if kind == "orm" else "step", "auroc": auroc(s, y),
+                     "n": int(len(y)), "per_source": per_source},
+        "recipe": asdict(r), "device": "cpu",
+        "data": "arith train distribution (seeded, test questions excluded): ladder samples at T=0.8 + gold + corrupted gold",
+    }
+    (out_dir / "training_record.json").write_text(json.dumps(record, indent=2))
+    ckpt.unlink(missing_ok=True)
+    return record
+
+
+def train_verifiers(out: Path = MODELS_DIR, quick: bool = False, progress: bool = True) -> dict:
+    r = QUICK if quick else VerifierRecipe()
+    models = [str(out / n) for n in _ladder_names(out)]
+    if not models:
+        from ..errors import EngineError
+        raise EngineError(f"no ladder models under {out}; run `python -m engine.train ladder` first")
+    cache = SampleCache(out / "verifiers" / "train_samples.duckdb" if quick else
+                        Path(__file__).resolve().parents[2] / "cache" / "verifier_train.duckdb")
+    rows = build_rows(r, models, cache, progress)
+    train_rows, held_rows = split(rows, r)
+    recs = {}
+    for kind in ("orm", "prm"):
+        recs[kind] = train_one(kind, r, train_rows, held_rows, out / "verifiers" / kind, progress)
+        h = recs[kind]["held_out"]
+        print(f"{kind}: held-out {h['unit']} AUROC {h['auroc']:.3f} "
+              + " ".join(f"{k}={v['auroc']:.3f}" for k, v in h["per_source"].items()))
+    return recs
+
+
+def _ladder_names(out: Path) -> list[str]:
+    if out == MODELS_DIR:
+        return list_shipped()
+    return sorted(d.parent.name for d in out.glob("*/training_record.json") if d.parent.name != "verifiers")

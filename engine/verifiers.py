@@ -1,0 +1,146 @@
+"""Verifiers: score sampled solutions so a strategy can pick among them.
+
+One small interface for every verifier: ``score(problem, completions) -> scores``
+(higher = more likely correct) and, for step-level verifiers,
+``step_scores(problem, completions) -> per-step scores``. Learned verifiers
+are transformers models in Hugging Face format loaded with ``from_pretrained``:
+the outcome reward model (ORM) is a sequence classifier; the process reward
+model (PRM) is a token classifier read at the end of every solution line.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ModelError
+from .models.loader import MODELS_DIR, fingerprint
+from .tasks import Problem
+
+VERIFIERS_DIR = MODELS_DIR / "verifiers"
+AGGREGATES = ("min", "prod", "last")
+
+
+def verifier_text(prompt: str, completion: str) -> str:
+    """What a verifier reads: the problem's prompt and the completion, one trailing newline."""
+    return prompt + completion.rstrip("\n") + "\n"
+
+
+def step_end_offsets(prompt: str, completion: str) -> list[int]:
+    """Character offsets (in ``verifier_text``) of the newline ending each solution line."""
+    text = verifier_text(prompt, completion)
+    out, pos = [], len(prompt)
+    for line in text[len(prompt):].split("\n")[:-1]:
+        pos += len(line)
+        if line.strip():
+            out.append(pos)
+        pos += 1
+    return out
+
+
+@dataclass
+class LearnedVerifier:
+    name: str
+    kind: str                 # "orm" or "prm"
+    path: str
+    fingerprint: str
+    model: object
+    tokenizer: object
+    record: dict
+    aggregate: str = "min"    # PRM: how step scores become one score
+    max_batch: int = 32
+
+    def _batches(self, texts):
+        for i in range(0, len(texts), self.max_batch):
+            yield i, texts[i:i + self.max_batch]
+
+    def _encode(self, texts):
+        import torch
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                             max_length=self.tokenizer.model_max_length, add_special_tokens=False,
+                             return_offsets_mapping=True)
+        dev = next(self.model.parameters()).device
+        return enc, {k: enc[k].to(dev) for k in ("input_ids", "attention_mask")}, torch
+
+    def step_scores(self, prompt: str, completions: Sequence[str]) -> list[list[float]]:
+        if self.kind != "prm":
+            return [[] for _ in completions]
+        texts = [verifier_text(prompt, c) for c in completions]
+        out: list[list[float]] = []
+        for _, chunk in self._batches(texts):
+            enc, inputs, torch = self._encode(chunk)
+            with torch.no_grad():
+                probs = torch.sigmoid(self.model(**inputs).logits[..., 0].float()).cpu().numpy()
+            for j, text in enumerate(chunk):
+                ends = set(step_end_offsets(prompt, completions[len(out)]))
+                offs = enc["offset_mapping"][j].tolist()
+                out.append([float(probs[j, t]) for t, (a, b) in enumerate(offs) if b - a == 1 and a in ends])
+        return out
+
+    def score(self, prompt: str, completions: Sequence[str]) -> list[float]:
+        if self.kind == "prm":
+            return [aggregate(s, self.aggregate) for s in self.step_scores(prompt, completions)]
+        texts = [verifier_text(prompt, c) for c in completions]
+        out: list[float] = []
+        for _, chunk in self._batches(texts):
+            _, inputs, torch = self._encode(chunk)
+            with torch.no_grad():
+                out += torch.sigmoid(self.model(**inputs).logits[:, 0].float()).cpu().tolist()
+        return out
+
+
+def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
+    """One solution score from step scores (Lightman et al. 2023 use min/prod; Snell et al. 2024 last)."""
+    if not step_scores:
+        return 0.0
+    if how == "min":
+        return float(min(step_scores))
+    if how == "prod":
+        return float(np.prod(step_scores))
+    if how == "last":
+        return float(step_scores[-1])
+    raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
+
+
+_loaded: dict[tuple, LearnedVerifier] = {}
+_lock = threading.Lock()
+
+
+def load_verifier(name_or_path: str, device: str | None = None) -> LearnedVerifier:
+    """A shipped verifier (``orm``, ``prm``) or a verifier directory; loaded once per process."""
+    from .models.loader import default_device
+    p = Path(name_or_path)
+    path = p if p.is_dir() else VERIFIERS_DIR / name_or_path
+    if not (path / "config.json").exists():
+        raise ModelError(f"verifier {name_or_path!r}: no verifier directory at {path}. Train them with "
+                         "`python -m engine.train verifiers` or pass a directory.")
+    device = device or default_device()
+    key = (str(path.resolve()), device)
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = _load(path, device)
+        return _loaded[key]
+
+
+def _load(path: Path, device: str) -> LearnedVerifier:
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+    record = json.loads((path / "training_record.json").read_text()) if (path / "training_record.json").exists() else {}
+    cfg = AutoConfig.from_pretrained(path)
+    kind = record.get("kind") or ("prm" if any("TokenClassification" in a for a in cfg.architectures or []) else "orm")
+    cls = AutoModelForTokenClassification if kind == "prm" else AutoModelForSequenceClassification
+    try:
+        model = cls.from_pretrained(path).to(device).eval()
+        tok = AutoTokenizer.from_pretrained(path)
+    except Exception as e:
+        raise ModelError(f"verifier at {path}: failed to load: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    tok.padding_side = "right"
+    return LearnedVerifier(name=path.name, kind=kind, path=str(path), fingerprint=fingerprint(str(path)),
+                           model=model, tokenizer=tok, record=record)
+
+
+def shipped_verifiers() -> list[str]:
+    return sorted(d.parent.name for d in VERIFIERS_DIR.glob("*/config.json"))
