@@ -70,16 +70,17 @@ def cmd_sweep(args) -> int:
     task, problems, params = _selection(args)
     cache = _cache(args)
     for model in _models(args.models):
-        bar = tqdm(desc=model, unit="sample", total=None, dynamic_ncols=True)
+        bars = []  # created on first progress so a model that fails to load prints only its error
 
-        def on_progress(p, bar=bar):
-            bar.total = p.total
-            bar.n = p.done
-            bar.set_postfix(cached=p.cached, refresh=False)
-            bar.refresh()
+        def on_progress(p, bars=bars, model=model):
+            if not bars:
+                bars.append(tqdm(desc=model, unit="sample", total=p.total, dynamic_ncols=True))
+            bars[0].set_postfix(cached=p.cached, refresh=False)
+            bars[0].update(p.done - bars[0].n)
         res = run(model, task, problems, params, cache, max_batch=args.batch, device=args.device,
                   on_progress=on_progress)
-        bar.close()
+        if bars:
+            bars[0].close()
         print(f"{model}: generated {res.generated}, already cached {res.cached}, "
               f"{res.elapsed_s:.1f}s ({res.generated / max(res.elapsed_s, 1e-9):.0f} samples/s)")
     return 0

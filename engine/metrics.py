@@ -181,7 +181,8 @@ def _k_in_pool(k, n: int) -> bool:
 def majority_at_k(answers: Sequence[Hashable | None], is_correct: Sequence[bool], k: int) -> float:
     """Expected accuracy of plurality voting over k samples drawn without replacement from the pool.
 
-    Samples with equal ``answers`` form a class; ``None`` means the sample gave no answer: it
+    Samples with equal ``answers`` form a class; ``None`` (or NaN / pandas NA, which is how a
+    missing answer comes back from a DataFrame) means the sample gave no answer: it
     still uses up one of the k draws but never votes, and if all k drawn samples abstain the vote
     is wrong. The correct class is the answer of the samples flagged in ``is_correct``. When t
     classes share the top count the winner is uniform among them, so the correct class wins a
@@ -220,7 +221,7 @@ def majority_at_k_curve(answers: Sequence[Hashable | None], is_correct: Sequence
 
 def _vote_classes(answers, is_correct) -> tuple[int, list[int], int]:
     """(size of the correct class, sizes of the other classes, number of abstentions)."""
-    answers = list(answers)
+    answers = [None if _abstains(a) else a for a in answers]
     flags = [bool(f) for f in is_correct]
     if len(answers) != len(flags):
         raise ConfigError(f"answers and is_correct differ in length ({len(answers)} vs {len(flags)})")
@@ -240,6 +241,15 @@ def _vote_classes(answers, is_correct) -> tuple[int, list[int], int]:
             raise ConfigError(f"answer {g!r} is flagged correct for some samples and wrong for others")
         a = counts.pop(g)
     return a, list(counts.values()), sum(ans is None for ans in answers)
+
+
+def _abstains(answer) -> bool:
+    if answer is None:
+        return True
+    if isinstance(answer, (float, np.floating)):
+        return bool(np.isnan(answer))
+    # pandas.NA, recognised by name so this module needs no pandas
+    return type(answer).__name__ == "NAType"
 
 
 def _check_vote_range(n: int, k: int) -> None:

@@ -39,6 +39,10 @@ def _record(path: Path) -> dict:
         return {}
 
 
+MODEL_COLUMNS = ["name", "kind", "origin", "params", "matmul_params", "training_flops", "training_tokens",
+                 "family", "disk_bytes", "source"]
+
+
 def _row(name, kind, source, origin, rec, params=None, matmul_params=None):
     return {"name": name, "kind": kind, "origin": origin, "params": params or rec.get("params"),
             "matmul_params": matmul_params, "training_flops": rec.get("training_flops"),

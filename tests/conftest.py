@@ -1,13 +1,22 @@
 """Shared fixtures: a tiny random-init Llama model with the project's real tokenizer."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# Tests use tiny models: one thread each is as fast and leaves the other core free
+# (two processes with two OpenMP threads each on two cores slow each other down many times over).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 def make_tiny_model(path: Path, seed: int = 0, d_model: int = 32, n_layers: int = 2) -> Path:

@@ -34,7 +34,7 @@ def get_task(name: str, root: str, version: float = 0.0):
 
 @st.cache_data(ttl=5, show_spinner=False)
 def models_table(root: str) -> pd.DataFrame:
-    return pd.DataFrame(registry.all_models(root))
+    return pd.DataFrame(registry.all_models(root), columns=registry.MODEL_COLUMNS)
 
 
 @st.cache_resource(show_spinner=False)
@@ -91,6 +91,17 @@ def context() -> dict:
 
 def current_cache(ctx: dict) -> SampleCache | None:
     return guarded(get_cache, ctx["cache_path"])
+
+
+def cache_version(path: str) -> int:
+    """Changes whenever the cache file is written: part of cached-result keys."""
+    out = 0
+    for p in (Path(path), Path(str(path) + ".wal")):
+        try:
+            out = max(out, p.stat().st_mtime_ns)
+        except OSError:
+            pass
+    return out
 
 
 def task_version(name: str, root: str) -> float:

@@ -39,7 +39,7 @@ LADDER = [
     LMRecipe("arith-s", d_model=48, n_layers=2, n_heads=4, ffn=128, lr=4e-3, tokens=15_000_000),
     LMRecipe("arith-m", d_model=72, n_layers=4, n_heads=4, ffn=192, lr=3e-3),
     LMRecipe("arith-l", d_model=120, n_layers=5, n_heads=4, ffn=320, lr=2e-3),
-    LMRecipe("arith-xl", d_model=168, n_layers=7, n_heads=4, ffn=448, lr=1.5e-3),
+    LMRecipe("arith-xl", d_model=168, n_layers=7, n_heads=4, ffn=448, lr=1.5e-3, tokens=4_000_000),
 ]
 
 

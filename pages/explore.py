@@ -1,0 +1,178 @@
+"""Explore: accuracy of each model size as the number of samples per problem grows."""
+import streamlit as st
+
+from engine import analysis, registry
+from engine.models import SamplingParams
+from ui import common, figures
+from ui.common import URL
+from ui.sweep import SweepJob
+
+LONG_RUN_S = 120
+BUDGETS = [2 ** i for i in range(9)]  # 1..256
+
+ctx = common.context()
+root = ctx["root"]
+st.title("Explore")
+st.caption("Is it better to run a bigger model once, or a smaller model many times and pick an answer?")
+
+cache = common.current_cache(ctx)
+table = common.guarded(common.models_table, root)
+if cache is None or table is None:
+    st.stop()
+lms = table[table["kind"] == "lm"]
+if lms.empty:
+    st.info("No models yet: shipped models appear under `data/models/` as training finishes, "
+            "or add one on the **Models & data** page.")
+    st.stop()
+names = lms["name"].tolist()
+ladder = lms[lms["origin"] == "shipped"]["name"].tolist() or names[:1]
+source = {r.name: (r.name if r.origin == "shipped" else r.source) for r in lms.itertuples()}
+
+# ---- controls -------------------------------------------------------------------
+with st.container(border=True):
+    c1, c2 = st.columns([3, 1])
+    models = c1.multiselect("Model scales", names, default=ladder, key="models", bind=URL,
+                            help="Shipped ladder preselected; add your own on Models & data")
+    task_names = registry.task_names(root)
+    task_name = c2.selectbox("Task", task_names, key="task", bind=URL)
+    task = common.guarded(common.get_task, task_name, root, common.task_version(task_name, root))
+    if task is None:
+        st.stop()
+    levels_all = sorted({p.difficulty for p in task.problems if p.difficulty is not None})
+    c1, c2, c3 = st.columns([1, 2, 2])
+    n_problems = c1.number_input("Problems", min_value=1, max_value=len(task.problems),
+                                 value=min(50, len(task.problems)), step=10, key="problems", bind=URL)
+    levels = []
+    if levels_all:
+        levels = c2.pills("Difficulty levels", levels_all, selection_mode="multi", default=levels_all,
+                          key="levels", bind=URL, help="None selected means all levels") or []
+    budget = c3.select_slider("Sample budget (samples per problem)", BUDGETS, value=16, key="budget", bind=URL)
+    c1, c2 = st.columns([1, 2])
+    temperature = c1.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
+    verifier = c2.segmented_control("Verifier", list(analysis.VERIFIERS), default="majority", key="verifier",
+                                    bind=URL, format_func=analysis.VERIFIER_LABELS.get) or "majority"
+    with st.expander("Cost assumptions"):
+        d1, d2 = st.columns(2)
+        price = d1.number_input("Device price ($/hour)", 0.0, 1000.0, 2.0, 0.1, key="price", bind=URL)
+        watts = d2.number_input("Device power (W)", 0.0, 5000.0, 65.0 if ctx["device"] == "cpu" else 300.0,
+                                5.0, key="watts", bind=URL)
+
+problems = task.select(int(n_problems), levels or None)
+params = SamplingParams(n=int(budget), temperature=float(temperature))
+if not problems:
+    st.warning("No problems at these difficulty levels: pick other levels.")
+    st.stop()
+selection = (tuple(models), task_name, len(problems), tuple(levels), int(budget), float(temperature))
+
+
+# ---- running ---------------------------------------------------------------------
+def start_sweep():
+    job = SweepJob([(m, registry.model_source(m, root)) for m in models], task, problems, params, cache,
+                   ctx["device"]).start()
+    st.session_state["sweep_job"] = job
+    st.session_state.pop("_confirm_run", None)
+
+
+@st.fragment(run_every=1.0)
+def live_progress(job: SweepJob):
+    if job.done:
+        st.rerun()
+    with st.status(f"Sampling {len(job.models)} model(s)…", expanded=True):
+        st.progress(job.fraction(), text=job.status_line())
+        for r in job.results:
+            st.write(f"{r.model}: {r.generated:,} new, {r.cached:,} cached, {r.elapsed_s:.0f} s")
+    if job.stopped:
+        st.caption("Stopping after the current batch…")
+    elif st.button("Stop", icon=":material/stop_circle:", key="stop"):
+        job.stop()
+        st.rerun(scope="fragment")
+
+
+job = st.session_state.get("sweep_job")
+running = job is not None and not job.done
+b1, b2 = st.columns([1, 4], vertical_alignment="center")
+if b1.button("Run", type="primary", icon=":material/play_arrow:", disabled=running or not models, key="run"):
+    secs = common.guarded(analysis.estimate_seconds, cache, [source[m] for m in models], task, problems, params)
+    if secs is not None and secs > LONG_RUN_S:
+        st.session_state["_confirm_run"] = (selection, secs)
+    elif secs is not None:
+        start_sweep()
+        st.rerun()
+if not models:
+    b2.caption("Pick at least one model.")
+
+pending = st.session_state.get("_confirm_run")
+if pending and pending[0] == selection and not running:
+    st.warning(f"This sweep will take about {pending[1] / 60:.0f} minutes on {ctx['device']}. "
+               "Finished batches are cached, and you can stop at any time.")
+    y, n = st.columns([1, 6])
+    if y.button("Run anyway", type="primary", key="confirm_run"):
+        start_sweep()
+        st.rerun()
+    if n.button("Cancel", key="cancel_run"):
+        st.session_state.pop("_confirm_run", None)
+        st.rerun()
+
+if running:
+    live_progress(job)
+elif job is not None:
+    state = "error" if job.error else "complete"
+    with st.status(job.summary(), state=state, expanded=bool(job.error)):
+        if job.error:
+            st.error(job.error)
+        for r in job.results:
+            st.write(f"{r.model}: {r.generated:,} new, {r.cached:,} cached, {r.elapsed_s:.0f} s")
+
+
+# ---- results ---------------------------------------------------------------------
+@st.cache_data(show_spinner="Computing curves…", max_entries=32)
+def explore_curves(cache_path, models, sources, task_name, root, task_version, n_problems, levels, budget,
+                   temperature, verifier, price, watts, cache_version):
+    from engine.compute import CostModel
+    c = common.get_cache(cache_path)
+    t = common.get_task(task_name, root, task_version)
+    probs = t.select(n_problems, list(levels) or None)
+    p = SamplingParams(n=budget, temperature=temperature)
+    df = analysis.curves(c, list(sources), t, probs, p, verifier, analysis.powers_of_two(budget),
+                         CostModel(price_per_gpu_hour=price, power_watts=watts))
+    if not df.empty:
+        df["model"] = df["model"].map(dict(zip(sources, models)))
+    return df
+
+
+if not models:
+    st.stop()
+df = common.guarded(explore_curves, ctx["cache_path"], tuple(models), tuple(source[m] for m in models),
+                    task_name, root, common.task_version(task_name, root), int(n_problems), tuple(levels),
+                    int(budget), float(temperature), verifier, float(price), float(watts),
+                    common.cache_version(ctx["cache_path"]))
+if df is None:
+    st.stop()
+if df.empty:
+    st.info("No samples cached for these settings yet: press **Run**.")
+    st.stop()
+missing = sorted(set(models) - set(df["model"]))
+if missing:
+    st.caption(f"No samples yet for {', '.join(missing)}: press **Run** to add them.")
+
+colors = figures.color_map(m for m in names if m in set(df["model"]))
+st.html(figures.legend_html(colors))
+titles = ["Accuracy vs samples per problem", "Accuracy vs inference FLOPs", "Accuracy vs latency"]
+for col, title, fig in zip(st.columns(3), titles, figures.explore_figures(df, colors)):
+    col.markdown(f"**{title}**")
+    col.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key=f"chart_{title}")
+
+st.subheader(f"Cost at {budget} sample{'s' if budget > 1 else ''} per problem")
+summary = figures.cost_summary(df, int(budget))
+summary = summary.assign(dollars_per_1000=summary["dollars"] * 1000, wh_per_1000=summary["energy_wh"] * 1000)
+st.dataframe(summary[["model", "k", "accuracy", "flops", "latency_s", "dollars_per_1000", "wh_per_1000"]],
+             hide_index=True, width="stretch", column_config={
+                 "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+                 "flops": st.column_config.NumberColumn("FLOPs / problem", format="%.3e"),
+                 "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f"),
+                 "dollars_per_1000": st.column_config.NumberColumn("$ / 1000 problems", format="%.4f"),
+                 "wh_per_1000": st.column_config.NumberColumn("Wh / 1000 problems", format="%.3f")})
+
+with st.expander("All curve points"):
+    st.dataframe(df, hide_index=True, width="stretch")
+    common.download_buttons(df, f"curves_{task_name}_{verifier}", "curves")

@@ -1,0 +1,152 @@
+"""Models & data: the model ladder, added models, uploaded datasets, and the sample cache."""
+import streamlit as st
+
+from engine import registry
+from engine.errors import EngineError
+from ui import common
+from ui.common import URL
+
+ctx = common.context()
+root = ctx["root"]
+st.title("Models & data")
+section = st.segmented_control("Section", ["Models", "Datasets", "Cache"], default="Models",
+                               key="section", bind=URL, label_visibility="collapsed") or "Models"
+
+
+def models_section():
+    table = common.guarded(common.models_table, root)
+    if table is None:
+        return
+    if table.empty:
+        st.info("No models yet. Shipped models appear under `data/models/` as training finishes "
+                "(`python -m engine.train ladder`); or add a local model directory below.")
+    else:
+        view = table.assign(size=table["disk_bytes"].map(common.human_bytes))
+        st.dataframe(
+            view[["name", "kind", "origin", "params", "training_flops", "training_tokens", "size", "source"]],
+            hide_index=True, width="stretch",
+            column_config={
+                "params": st.column_config.NumberColumn("parameters", format="compact"),
+                "training_flops": st.column_config.NumberColumn("training FLOPs", format="%.2e"),
+                "training_tokens": st.column_config.NumberColumn("training tokens", format="compact"),
+                "size": st.column_config.TextColumn("on disk"),
+            })
+    st.subheader("Add a model")
+    with st.form("add_model", clear_on_submit=False):
+        path = st.text_input("Local model directory", key="add_model_path",
+                             placeholder="/path/to/model (config.json + weights, Hugging Face format)")
+        submitted = st.form_submit_button("Validate and add", icon=":material/add:")
+    if submitted:
+        with st.spinner("Loading the model to check it..."):
+            row = common.guarded(registry.add_model, path, root)
+        if row:
+            common.models_table.clear()
+            st.success(f"Added {row['name']} ({row['params']:,} parameters). It is now selectable on Explore.")
+    added = [r["name"] for r in common.guarded(registry.added_models, root) or []]
+    if added:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        name = c1.selectbox("Remove an added model from the list (its files are kept)", added, key="remove_model")
+        if c2.button("Remove", key="remove_model_btn"):
+            registry.remove_model(name, root)
+            common.models_table.clear()
+            st.rerun()
+
+
+def datasets_section():
+    st.write("Bring your own problems: a JSONL, JSON or CSV file with a question and a numeric answer per row "
+             "(GSM8K format works as is).")
+    up = st.file_uploader("Upload a dataset", type=["jsonl", "json", "csv"], key="upload")
+    if up is not None and st.session_state.get("_uploaded") != (up.name, up.size):
+        saved = common.guarded(registry.save_dataset, up.name, up.getvalue(), root)
+        if saved:
+            st.session_state["_uploaded"] = (up.name, up.size)
+            st.session_state["dataset"] = saved.name
+    files = [p.name for p in registry.list_datasets(root)]
+    if not files:
+        st.info("No datasets uploaded yet: upload a file above.")
+        return
+    name = st.selectbox("Dataset", files, key="dataset", bind=URL)
+    path = registry.datasets_dir(root) / name
+    try:
+        preview = registry.preview_dataset(path, 5)
+        cols = registry.columns_of(path)
+    except EngineError as e:
+        st.error(str(e))
+        return
+    st.caption("Preview (first rows as read)")
+    st.dataframe(preview, hide_index=True, width="stretch")
+    saved = registry.load_mapping(path)
+    none = "(none)"
+
+    def pick(label, key, guess, required):
+        opts = cols if required else [none] + cols
+        cur = saved.get(key) or next((c for c in cols if c.lower() in guess), None)
+        idx = opts.index(cur) if cur in opts else 0
+        return st.selectbox(label, opts, index=idx, key=f"map_{name}_{key}")
+
+    st.subheader("Column mapping")
+    c = st.columns(4)
+    with c[0]:
+        q = pick("Question", "question_col", ("question", "problem", "prompt", "input"), True)
+    with c[1]:
+        a = pick("Answer", "answer_col", ("answer", "target", "solution", "output"), True)
+    with c[2]:
+        i = pick("Id (optional)", "id_col", ("id", "uid", "problem_id"), False)
+    with c[3]:
+        d = pick("Difficulty (optional)", "difficulty_col", ("difficulty", "level"), False)
+    if st.button("Check and save mapping", type="primary", key="save_mapping"):
+        mapping = {"question_col": q, "answer_col": a, "id_col": None if i == none else i,
+                   "difficulty_col": None if d == none else d}
+        task = common.guarded(registry.save_mapping, path, mapping)
+        if task is not None:
+            st.success(f"{len(task.problems)} problems read. Pick **{name}** as the task on Explore.")
+    elif saved:
+        st.caption(f"Saved mapping: {saved}")
+
+
+def cache_section():
+    cache = common.current_cache(ctx)
+    if cache is None:
+        return
+    stats = common.guarded(cache.stats)
+    if stats is None:
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Samples cached", f"{int(stats['samples'].sum()) if len(stats) else 0:,}")
+    c2.metric("Models", stats["model_fp"].nunique() if len(stats) else 0)
+    c3.metric("File size", common.human_bytes(cache.size_bytes()))
+    st.caption(f"`{cache.path}`")
+    if stats.empty:
+        st.info("The cache is empty: run a sweep on the Explore page (or `python -m engine sweep`).")
+        return
+    st.dataframe(stats.drop(columns=["model_fp"]), hide_index=True, width="stretch",
+                 column_config={"mean_correct": st.column_config.NumberColumn("mean correct", format="percent")})
+    pairs = stats[["model", "model_fp", "task"]].drop_duplicates()
+    pairs["model"] = pairs["model"].fillna(pairs["model_fp"])
+    labels = {f"{r.model} · {r.task}": (r.model_fp, r.task) for r in pairs.itertuples()}
+    pick = st.selectbox("Model and task", list(labels), key="cache_pick", bind=URL)
+    fp, task = labels[pick]
+    stem = pick.replace(" · ", "_").replace("/", "_")
+    st.write("Export its samples")
+    common.download_buttons(lambda: cache.samples(model_fp=fp, task=task), f"samples_{stem}", "export")
+    st.write("Delete its samples (and their verifier scores)")
+    n = int(stats[(stats.model_fp == fp) & (stats.task == task)]["samples"].sum())
+    if st.session_state.get("_confirm_clear") != (fp, task):
+        if st.button(f"Clear {n:,} samples…", key="clear", icon=":material/delete:"):
+            st.session_state["_confirm_clear"] = (fp, task)
+            st.rerun()
+    else:
+        st.warning(f"Delete {n:,} cached samples of **{pick}**? They would have to be generated again.")
+        b1, b2 = st.columns(2)
+        if b1.button("Yes, delete", type="primary", key="clear_yes"):
+            removed = common.guarded(cache.clear, model_fp=fp, task=task)
+            st.session_state.pop("_confirm_clear", None)
+            if removed is not None:
+                st.toast(f"Deleted {removed:,} samples")
+                st.rerun()
+        if b2.button("Cancel", key="clear_no"):
+            st.session_state.pop("_confirm_clear", None)
+            st.rerun()
+
+
+{"Models": models_section, "Datasets": datasets_section, "Cache": cache_section}[section]()

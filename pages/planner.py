@@ -1,0 +1,5 @@
+"""Placeholder until this page is built on engine.analysis."""
+import streamlit as st
+
+st.title("planner")
+st.info("This page is being built; use **Explore** meanwhile.")

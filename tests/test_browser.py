@@ -1,0 +1,101 @@
+"""End to end: the real app in a real browser runs a small sweep and draws its charts.
+
+Starts ``streamlit run app.py`` on a free port with a temporary cache
+(``TTC_CACHE``), drives Debian's chromium with Playwright, and saves a
+screenshot to ``artifacts/``.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                                              "(apt-get install chromium; .ci/run does this)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not become healthy at {url} in {timeout}s")
+
+
+@pytest.fixture
+def app_server(tmp_path, tiny_model):
+    """The app on a free port with an empty temporary cache; yields (url, model name)."""
+    from engine import registry
+    from engine.models import list_shipped
+    shipped = list_shipped()
+    if shipped:
+        model = shipped[0]
+    else:  # no ladder trained yet on this machine: register the tiny test model instead
+        model = registry.add_model(tiny_model, tmp_path)["name"]
+    port = _free_port()
+    env = {**os.environ, "TTC_CACHE": str(tmp_path / "samples.duckdb"), "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url, model
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        print((tmp_path / "streamlit.log").read_text()[-3000:])
+
+
+def test_explore_sweep_draws_three_charts(app_server):
+    from playwright.sync_api import expect, sync_playwright
+    url, model = app_server
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1100})
+            page.goto(f"{url}/explore?models={model}&problems=4&budget=4&verifier=majority")
+            run = page.get_by_role("button", name="Run")
+            expect(run).to_be_enabled(timeout=60_000)
+            expect(page.get_by_text("No samples cached for these settings yet")).to_be_visible(timeout=30_000)
+            run.click()
+            charts = page.locator(".js-plotly-plot")
+            expect(charts).to_have_count(3, timeout=240_000)
+            expect(page.get_by_text("Cost at 4 samples per problem")).to_be_visible()
+            page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
+            page.screenshot(path=str(artifacts / "explore.png"), full_page=True)
+            assert page.get_by_test_id("stPlotlyChart").count() >= 3
+            assert page.locator(".stException").count() == 0
+        finally:
+            browser.close()

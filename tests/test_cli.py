@@ -1,0 +1,66 @@
+"""The CLI end to end on a tiny real model: sweep fills the cache, report reads it."""
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+
+def cli(*args, check=True):
+    r = subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def swept(tiny_model, tmp_path_factory):
+    db = tmp_path_factory.mktemp("cli") / "c.duckdb"
+    common = ["--models", tiny_model, "--problems", "4", "--n", "8", "--max-new-tokens", "16", "--cache", str(db)]
+    first = cli("sweep", *common[:-5], "4", *common[-4:])  # n=4 first ...
+    second = cli("sweep", *common)                          # ... then topped up to 8
+    return db, common, first, second
+
+
+def test_sweep_is_resumable(swept):
+    _, _, first, second = swept
+    assert "generated 16, already cached 0" in first.stdout
+    assert "generated 16, already cached 16" in second.stdout
+
+
+def test_report_table_and_csv(swept, tmp_path, tiny_model):
+    db, common, _, _ = swept
+    out = tmp_path / "r.csv"
+    r = cli("report", *common, "--k", "1,2,8,64", "--csv", str(out))
+    assert "pass@1" in r.stdout and "pass@8" in r.stdout and "pass@64" not in r.stdout  # k>n skipped
+    df = pd.read_csv(out)
+    assert len(df) == 1 and df.n.iloc[0] == 8 and df.problems.iloc[0] == 4
+    assert 0 <= df["pass@1"].iloc[0] <= df["pass@2"].iloc[0] <= df["pass@8"].iloc[0] <= 1
+    assert df.flops_per_sample.iloc[0] > 0 and df.tokens_total.iloc[0] > 0
+    assert df["pass@1_lo"].iloc[0] <= df["pass@1"].iloc[0] <= df["pass@1_hi"].iloc[0]
+
+
+def test_export(swept, tmp_path):
+    db, common, _, _ = swept
+    cli("export", *common, "--out", str(tmp_path / "s.parquet"))
+    assert len(pd.read_parquet(tmp_path / "s.parquet")) == 32
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["sweep", "--n", "0"], "n must be"),
+    (["sweep", "--models", "/no/such/dir", "--problems", "1", "--n", "1"], "does not exist"),
+    (["sweep", "--problems", "-1"], "--problems"),
+    (["sweep", "--task", "nosuchtask"], "unknown task"),
+    (["sweep", "--temperature", "hot"], "invalid float"),
+    (["sweep", "--levels", "a,b"], "--levels"),
+    (["report", "--models", "/no/such/dir", "--problems", "1"], "not a local directory"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_one_line(args, needle, tmp_path):
+    r = cli(*args, "--cache", str(tmp_path / "x.duckdb"), check=False) if args[0] != "frobnicate" else cli(*args, check=False)
+    assert r.returncode != 0
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert needle in lines[0] and "Traceback" not in r.stderr
