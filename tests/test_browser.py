@@ -77,25 +77,34 @@ def app_server(tmp_path, tiny_model):
 
 
 def test_explore_sweep_draws_three_charts(app_server):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
     url, model = app_server
     artifacts = ROOT / "artifacts"
     artifacts.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1100})
-            page.goto(f"{url}/explore?models={model}&problems=4&budget=4&verifier=majority")
-            run = page.get_by_role("button", name="Run")
-            expect(run).to_be_enabled(timeout=60_000)
-            expect(page.get_by_text("No samples cached for these settings yet")).to_be_visible(timeout=30_000)
-            run.click()
-            charts = page.locator(".js-plotly-plot")
-            expect(charts).to_have_count(3, timeout=240_000)
-            expect(page.get_by_text("Cost at 4 samples per problem")).to_be_visible()
-            page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
-            page.screenshot(path=str(artifacts / "explore.png"), full_page=True)
-            assert page.get_by_test_id("stPlotlyChart").count() >= 3
-            assert page.locator(".stException").count() == 0
+            page = browser.new_page(viewport={"width": 1600, "height": 1900})
+            try:
+                _sweep_and_check(page, url, model, artifacts)
+            except Exception:
+                page.screenshot(path=str(artifacts / "explore_failure.png"), full_page=True)
+                raise
         finally:
             browser.close()
+
+
+def _sweep_and_check(page, url, model, artifacts):
+    from playwright.sync_api import expect
+    page.goto(f"{url}/?models={model}&problems=4&budget=4&verifier=majority")
+    run = page.get_by_role("button", name="Run")
+    expect(run).to_be_enabled(timeout=60_000)
+    expect(page.get_by_text("No samples cached for these settings yet")).to_be_visible(timeout=30_000)
+    run.click()
+    charts = page.locator(".js-plotly-plot")
+    expect(charts).to_have_count(3, timeout=240_000)
+    expect(page.get_by_text("Cost at 4 samples per problem")).to_be_visible()
+    page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
+    page.screenshot(path=str(artifacts / "explore.png"), full_page=True)
+    assert page.get_by_test_id("stPlotlyChart").count() >= 3
+    assert page.locator(".stException").count() == 0

@@ -66,7 +66,6 @@ def guarded(fn, *args, **kwargs):
 def sidebar() -> dict:
     """The cache file and device every page uses; returns plain values."""
     with st.sidebar:
-        st.divider()
         path = st.text_input("Cache file", value=str(DEFAULT_PATH), key="cache", bind=URL,
                              help="DuckDB file holding every sample; defaults to $TTC_CACHE or cache/samples.duckdb")
         devices = available_devices()
@@ -134,6 +133,3 @@ def human_bytes(n) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
 
-
-def page_root() -> Path:
-    return Path(__file__).resolve().parents[1]

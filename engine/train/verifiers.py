@@ -183,7 +183,9 @@ def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path
     order = list(range(len(train_rows)))
     steps_per_epoch = (len(order) + r.batch - 1) // r.batch
     total = steps_per_epoch * r.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=total, pct_start=0.1)
+    warm = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warmup, then linear decay to 10%
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.1, 1 - (s - warm) / max(1, total - warm)))
     for _ in range(start_epoch * steps_per_epoch):
         sched.step()
     tokens = 0
@@ -221,7 +223,7 @@ def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path
     record = {
         "name": out_dir.name, "kind": kind, "params": n_params,
         "training_examples": len(train_rows), "held_out_examples": len(held_rows),
-        "training_tokens_per_epoch": tokens // max(1, r.epochs - start_epoch), "epochs": r.epochs,
+        "training_tokens": tokens, "epochs": r.epochs,
         "training_flops": 6 * n_params * tokens, "wall_time_s": round(elapsed, 1), "seed": r.seed,
         "final_loss": round(float(np.mean(losses[-20:])), 4),
         "held_out": {"unit": "solution" if kind == "orm" else "step", "auroc": auroc(s, y),
