@@ -36,10 +36,10 @@ def powers_of_two(n: int) -> list[int]:
     return [2 ** i for i in range(int(math.log2(max(1, n))) + 1)]
 
 
-def _samples(cache, model, task, problems, params, verifier) -> pd.DataFrame:
+def _samples(cache, model, task, problems, params, verifier, verifier_model=None) -> pd.DataFrame:
     if verifier in ("orm", "prm"):
         from .scoring import ensure_scores
-        return ensure_scores(cache, verifier, model, task, problems, params)
+        return ensure_scores(cache, verifier_model or verifier, model, task, problems, params)
     return load_samples(cache, model, task, problems, params)
 
 
@@ -61,25 +61,30 @@ def _per_problem_accuracy(grp: pd.DataFrame, verifier: str, ks: Sequence[int]) -
     return out
 
 
-def _verifier_params(verifier: str) -> int:
+def _verifier_params(verifier: str, verifier_model: str | None = None) -> int:
     if verifier not in ("orm", "prm"):
         return 0
     from .verifiers import load_verifier
-    return int(load_verifier(verifier).record.get("params", 0))
+    v = load_verifier(verifier_model or verifier)
+    return int(sum(p.numel() for p in v.model.parameters()))
 
 
 def curves(cache: SampleCache, models: Sequence[str], task: Task, problems: Sequence[Problem],
            params: SamplingParams, verifier: str = "oracle", ks: Sequence[int] | None = None,
-           cost: compute.CostModel | None = None, by_level: bool = False) -> pd.DataFrame:
-    """One row per (model, k[, difficulty]): accuracy with 95% bootstrap CI and its costs."""
+           cost: compute.CostModel | None = None, by_level: bool = False,
+           verifier_model: str | None = None) -> pd.DataFrame:
+    """One row per (model, k[, difficulty]): accuracy with 95% bootstrap CI and its costs.
+
+    ``verifier_model`` overrides which verifier directory "orm"/"prm" use (default: shipped).
+    """
     if verifier not in VERIFIERS:
         raise EngineError(f"unknown verifier {verifier!r}: use one of {', '.join(VERIFIERS)}")
     cost = cost or compute.CostModel()
     ks = list(ks or powers_of_two(params.n))
-    vparams = _verifier_params(verifier)
+    vparams = _verifier_params(verifier, verifier_model)
     rows = []
     for model in models:
-        df = _samples(cache, model, task, problems, params, verifier)
+        df = _samples(cache, model, task, problems, params, verifier, verifier_model)
         if df.empty:
             continue
         info = model_info(cache, model)
@@ -219,9 +224,9 @@ def plan(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float, quer
 
 
 def problem_view(cache: SampleCache, model: str, task: Task, problem: Problem, params: SamplingParams,
-                 verifier: str = "oracle") -> dict:
+                 verifier: str = "oracle", verifier_model: str | None = None) -> dict:
     """Every sample of one problem with answer, correctness, score, step scores; the vote and the pick."""
-    df = _samples(cache, model, task, [problem], params, verifier)
+    df = _samples(cache, model, task, [problem], params, verifier, verifier_model)
     if df.empty:
         return {"samples": df, "histogram": pd.DataFrame(columns=["answer", "count", "correct"]), "pick": None}
     df = df.sort_values("idx").reset_index(drop=True)
