@@ -1,24 +1,26 @@
 """Model size vs test-time compute: ``streamlit run app.py``.
 
-The router. Page files live in ``app_pages/``, not ``pages/``: Streamlit treats
-a ``pages/`` folder beside the entry script as an old-style multipage app and,
-on a deep link to a freshly started server, runs that page without this file.
+The router. Page files live in ``pages/``; each page's URL path is its file name
+(``/size_vs_compute``, ``/planner``...). Streamlit runs a file in ``pages/``
+directly on the first request to a fresh server, so every page (and this file)
+starts with ``common.require_router()``, which reruns through here.
 The sidebar (cache file, device) is shared; pages read it via ``ui.common.context()``.
 """
 import streamlit as st
 
 from ui import common
 
+common.require_router()
 st.set_page_config(page_title="Model size vs test-time compute", page_icon=":material/insights:",
                    layout="wide")
 
+# url paths are the file names (Streamlit's default), so the legacy pages/ mode and this router agree
 PAGES = [
-    st.Page("app_pages/explore.py", title="Explore", icon=":material/explore:", default=True),
-    st.Page("app_pages/size_vs_compute.py", title="Size vs compute", icon=":material/compare_arrows:",
-            url_path="size-vs-compute"),
-    st.Page("app_pages/inspector.py", title="Problem inspector", icon=":material/search:", url_path="inspector"),
-    st.Page("app_pages/planner.py", title="Planner", icon=":material/calculate:", url_path="planner"),
-    st.Page("app_pages/models_data.py", title="Models & data", icon=":material/database:", url_path="models-data"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/explore:", default=True),
+    st.Page("pages/size_vs_compute.py", title="Size vs compute", icon=":material/compare_arrows:"),
+    st.Page("pages/inspector.py", title="Problem inspector", icon=":material/search:"),
+    st.Page("pages/planner.py", title="Planner", icon=":material/calculate:"),
+    st.Page("pages/models_data.py", title="Models & data", icon=":material/database:"),
 ]
 
 page = st.navigation(PAGES)

@@ -97,6 +97,13 @@ def cmd_report(args) -> int:
         + ["completion_tokens_mean", "flops_per_sample", "device_s_total"]
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(df[cols].to_string(index=False))
+    if args.by_level:
+        from .results import report_by_level
+        for k in ks:
+            lv = report_by_level(_cache(args), _models(args.models), task, problems, params, k=k)
+            if not lv.empty and k <= params.n:
+                print(f"\npass@{k} by difficulty level")
+                print(lv.to_string(float_format="{:.3f}".format))
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
@@ -166,6 +173,7 @@ def build_parser():
     _common(p)
     p.add_argument("--k", default="1,8,64", help="k values (default 1,8,64; those above n are skipped)")
     p.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV")
+    p.add_argument("--by-level", action="store_true", help="also print pass@k per difficulty level")
     p.set_defaults(fn=cmd_report)
     p = sub.add_parser("export", help="write cached samples to .parquet or .csv")
     _common(p)

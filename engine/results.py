@@ -90,3 +90,18 @@ def report(cache: SampleCache, models: Sequence[str], task: Task, problems: Sequ
         })
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def report_by_level(cache: SampleCache, models: Sequence[str], task: Task, problems: Sequence[Problem],
+                    params: SamplingParams, k: int = 1) -> pd.DataFrame:
+    """pass@k per model (rows) and difficulty level (columns)."""
+    out = {}
+    for model in models:
+        pp = per_problem(load_samples(cache, model, task, problems, params))
+        if pp.empty or pp.difficulty.isna().all():
+            continue
+        pp["v"] = metrics.pass_at_k_matrix(pp["n"].to_numpy(), pp["c"].to_numpy(), [k])[:, 0]
+        out[model] = pp.groupby("difficulty").v.mean()
+    df = pd.DataFrame(out).T
+    df.columns = [f"L{int(c)}" for c in df.columns]
+    return df

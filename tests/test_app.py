@@ -44,9 +44,16 @@ def root(tmp_path, tiny_model) -> Path:
     return tmp_path
 
 
-def test_no_pages_folder_beside_app():
-    # a pages/ folder would make Streamlit skip app.py (and its st.navigation) on deep links
-    assert not (ROOT / "pages").exists()
+def test_deep_link_to_a_page_gets_the_router_and_shared_sidebar(root):
+    # A deep link to a fresh server makes Streamlit run pages/<file>.py directly (its legacy pages/
+    # mode; AppTest starts every run in it); common.require_router() reruns through app.py instead.
+    at = make_app(root, target="40")
+    at.switch_page("pages/planner.py")  # before any run: what /planner?... does on a fresh server
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Planner"
+    assert at.text_input(key="cache").value == str(root / "samples.duckdb")  # app.py's sidebar ran
+    assert at.selectbox(key="device")
 
 
 def test_explore_widgets_follow_the_url(root):
@@ -85,7 +92,7 @@ def test_bad_cache_path_is_a_message_not_a_traceback(tmp_path):
 
 
 def test_models_page_lists_models_and_rejects_a_bad_dir(root, tmp_path, tiny_model_b):
-    at = page(root, "app_pages/models_data.py")
+    at = page(root, "pages/models_data.py")
     table = at.dataframe[0].value
     assert "tiny-a" in set(table["name"]) and {"params", "training_flops", "size"} <= set(table.columns)
     at.text_input(key="add_model_path").set_value(str(tmp_path / "nope"))
@@ -106,7 +113,7 @@ def test_models_page_lists_models_and_rejects_a_bad_dir(root, tmp_path, tiny_mod
 def test_malformed_dataset_shows_the_line(root):
     registry.datasets_dir(root).mkdir()
     (registry.datasets_dir(root) / "bad.csv").write_text("question,answer\nWhat is 1+1?,2\nbroken,row,extra\n")
-    at = page(root, "app_pages/models_data.py", section="Datasets", dataset="bad.csv")
+    at = page(root, "pages/models_data.py", section="Datasets", dataset="bad.csv")
     err = texts(at.error)
     assert "bad.csv" in err and "line 3" in err
 
@@ -114,7 +121,7 @@ def test_malformed_dataset_shows_the_line(root):
 def test_dataset_mapping_is_saved_and_becomes_a_task(root):
     registry.datasets_dir(root).mkdir()
     (registry.datasets_dir(root) / "mine.csv").write_text("q,a,level\nWhat is 1+1?,2,1\nWhat is 2+3?,5,2\n")
-    at = page(root, "app_pages/models_data.py", section="Datasets", dataset="mine.csv")
+    at = page(root, "pages/models_data.py", section="Datasets", dataset="mine.csv")
     assert not at.error
     at.selectbox(key="map_mine.csv_question_col").set_value("q")
     at.selectbox(key="map_mine.csv_answer_col").set_value("a")
@@ -130,7 +137,7 @@ def test_dataset_mapping_is_saved_and_becomes_a_task(root):
 def test_bad_mapping_is_an_error(root):
     registry.datasets_dir(root).mkdir()
     (registry.datasets_dir(root) / "words.csv").write_text("q,a\nWhat is it?,many\n")
-    at = page(root, "app_pages/models_data.py", section="Datasets", dataset="words.csv")
+    at = page(root, "pages/models_data.py", section="Datasets", dataset="words.csv")
     at.selectbox(key="map_words.csv_question_col").set_value("q")
     at.selectbox(key="map_words.csv_answer_col").set_value("a")
     at.button(key="save_mapping").click().run()
@@ -141,7 +148,7 @@ def test_cache_stats_export_and_confirmed_clear(root, tiny_model):
     cache = SampleCache(root / "samples.duckdb")
     task = get_task("arith")
     run(tiny_model, task, task.problems[:2], SamplingParams(n=2, max_new_tokens=8), cache)
-    at = page(root, "app_pages/models_data.py", section="Cache")
+    at = page(root, "pages/models_data.py", section="Cache")
     assert at.metric[0].value == "4"
     assert at.selectbox(key="cache_pick").value == "tiny-a · arith"
     at.button(key="clear").click().run()
@@ -154,8 +161,8 @@ def test_cache_stats_export_and_confirmed_clear(root, tiny_model):
 
 
 def test_every_page_renders(root):
-    for path in ("app_pages/size_vs_compute.py", "app_pages/inspector.py", "app_pages/planner.py",
-                 "app_pages/models_data.py"):
+    for path in ("pages/size_vs_compute.py", "pages/inspector.py", "pages/planner.py",
+                 "pages/models_data.py"):
         page(root, path)
 
 

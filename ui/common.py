@@ -62,6 +62,26 @@ def guarded(fn, *args, **kwargs):
         return None
 
 
+# ---- routing ----------------------------------------------------------------------
+def require_router() -> None:
+    """Make sure ``app.py`` (the router and the shared sidebar) runs this page.
+
+    Call it first thing in ``app.py`` and in every page file. Streamlit starts in
+    its legacy ``pages/`` mode and leaves it only once ``st.navigation`` has been
+    called, so the first run on a fresh server (a deep link such as
+    ``/size_vs_compute?...``) executes the page file directly, without ``app.py``.
+    This leaves that mode and reruns: the rerun goes through ``app.py``, and
+    because each page's ``url_path`` is its file name the same page is picked.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - Streamlit internals moved; tests/test_browser.py would notice
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 # ---- sidebar --------------------------------------------------------------------
 def sidebar() -> dict:
     """The cache file and device every page uses; returns plain values."""

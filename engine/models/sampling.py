@@ -76,7 +76,7 @@ def _prefill(model, ids: torch.Tensor):
         return None
     with torch.no_grad():
         out = model(input_ids=ids[:, :-1], use_cache=True)
-    return out.past_key_values
+    return out.cache
 
 
 def sample(lm: LoadedModel, prompt: str, params: SamplingParams, indices: list[int],
@@ -127,7 +127,7 @@ def _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s) -> l
     t0 = time.perf_counter()
     with torch.no_grad():
         seqs = model.generate(input_ids=ids.expand(b, -1), attention_mask=torch.ones(b, ids.shape[1], dtype=torch.long, device=ids.device),
-                              past_key_values=cache, generation_config=gen_cfg,
+                              cache=cache, generation_config=gen_cfg,
                               logits_processor=LogitsProcessorList([picker]), tokenizer=tok if params.stop else None)
     decode_s = time.perf_counter() - t0
     new = seqs[:, ids.shape[1]:].cpu()

@@ -35,17 +35,17 @@ class LMRecipe:
     seed: int = 0
 
 
-LADDER = [
-    LMRecipe("arith-s", d_model=48, n_layers=2, n_heads=4, ffn=128, lr=4e-3, tokens=15_000_000),
-    LMRecipe("arith-m", d_model=72, n_layers=4, n_heads=4, ffn=192, lr=3e-3),
-    LMRecipe("arith-l", d_model=120, n_layers=5, n_heads=4, ffn=320, lr=2e-3),
-    LMRecipe("arith-xl", d_model=168, n_layers=7, n_heads=4, ffn=448, lr=1.5e-3, tokens=4_000_000),
+LADDER = [  # ~4x apart in size; all past the point where they learn to copy operands (~10M tokens)
+    LMRecipe("arith-s", d_model=32, n_layers=2, n_heads=2, ffn=80, lr=5e-3, tokens=15_000_000),
+    LMRecipe("arith-m", d_model=48, n_layers=2, n_heads=4, ffn=128, lr=4e-3, tokens=15_000_000),
+    LMRecipe("arith-l", d_model=72, n_layers=4, n_heads=4, ffn=192, lr=3e-3, tokens=15_000_000),
+    LMRecipe("arith-xl", d_model=120, n_layers=5, n_heads=4, ffn=320, lr=2e-3, tokens=10_000_000),
 ]
 
 
 def quick(recipe: LMRecipe) -> LMRecipe:
     """Miniature of a recipe for tests: same code path, seconds of training."""
-    d = max(16, recipe.d_model // 3 // 4 * 4)  # keeps the ladder's size order, at a fraction of its width
+    d = max(16, recipe.d_model // 2 // 4 * 4)  # keeps the ladder's size order, at a fraction of its width
     return LMRecipe(recipe.name, d_model=d, n_layers=1, n_heads=2, ffn=2 * d, tokens=40_000,
                     batch=8, block=128, lr=3e-3, warmup=5, seed=recipe.seed)
 

@@ -33,12 +33,12 @@ SEED = 7
 
 @dataclass(frozen=True)
 class VerifierRecipe:
-    per_level: int = 120        # training problems per difficulty level
-    samples: int = 8            # samples per problem per ladder model
-    d_model: int = 96
-    n_layers: int = 4
+    per_level: int = 100        # training problems per difficulty level
+    samples: int = 6            # samples per problem per ladder model
+    d_model: int = 64
+    n_layers: int = 3
     n_heads: int = 4
-    ffn: int = 256
+    ffn: int = 176
     epochs: int = 2
     batch: int = 32
     lr: float = 1e-3
@@ -164,13 +164,35 @@ def auroc(scores, labels) -> float:
 
 
 def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path, progress=True) -> dict:
+    """Train (unless already trained), then evaluate on every held-out source present now.
+
+    Evaluation always reruns, so a ladder model trained after the verifier gets
+    its AUROC by rerunning the same command.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / "training_record.json").exists() and (out_dir / "model.safetensors").exists():
-        return json.loads((out_dir / "training_record.json").read_text())
-    torch.manual_seed(r.seed)
+    rec_path = out_dir / "training_record.json"
+    cls = LlamaForSequenceClassification if kind == "orm" else LlamaForTokenClassification
     tok = build_tokenizer()
     tok.padding_side = "right"
-    cls = LlamaForSequenceClassification if kind == "orm" else LlamaForTokenClassification
+    if rec_path.exists() and (out_dir / "model.safetensors").exists():
+        record = json.loads(rec_path.read_text())
+        model = cls.from_pretrained(out_dir)
+    else:
+        model, record = _fit(kind, cls, tok, r, train_rows, out_dir, progress)
+    s, y = predict(model, tok, held_rows, kind)
+    per_source = {}
+    for src in sorted({x["source"] for x in held_rows}):
+        sub = [x for x in held_rows if x["source"] == src]
+        ss, yy = predict(model, tok, sub, kind)
+        per_source[src] = {"auroc": auroc(ss, yy), "n": int(len(yy)), "positive_rate": float(yy.mean())}
+    record["held_out"] = {"unit": "solution" if kind == "orm" else "step", "auroc": auroc(s, y),
+                          "n": int(len(y)), "per_source": per_source}
+    rec_path.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _fit(kind, cls, tok, r, train_rows, out_dir, progress):
+    torch.manual_seed(r.seed)
     model = cls(_config(r, tok))
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=0.05)
     rng = random.Random(r.seed)
@@ -211,29 +233,20 @@ def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1,
                     "elapsed": elapsed, "losses": losses}, tmp)
         os.replace(tmp, ckpt)
-    s, y = predict(model, tok, held_rows, kind)
-    per_source = {}
-    for src in sorted({x["source"] for x in held_rows}):
-        sub = [x for x in held_rows if x["source"] == src]
-        ss, yy = predict(model, tok, sub, kind)
-        per_source[src] = {"auroc": auroc(ss, yy), "n": int(len(yy)), "positive_rate": float(yy.mean())}
+    model.eval()
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     n_params = sum(p.numel() for p in model.parameters())
     record = {
         "name": out_dir.name, "kind": kind, "params": n_params,
-        "training_examples": len(train_rows), "held_out_examples": len(held_rows),
+        "training_examples": len(train_rows), "trained_on": sorted({x["source"] for x in train_rows}),
         "training_tokens": tokens, "epochs": r.epochs,
         "training_flops": 6 * n_params * tokens, "wall_time_s": round(elapsed, 1), "seed": r.seed,
-        "final_loss": round(float(np.mean(losses[-20:])), 4),
-        "held_out": {"unit": "solution" if kind == "orm" else "step", "auroc": auroc(s, y),
-                     "n": int(len(y)), "per_source": per_source},
-        "recipe": asdict(r), "device": "cpu",
+        "final_loss": round(float(np.mean(losses[-20:])), 4), "recipe": asdict(r), "device": "cpu",
         "data": "arith train distribution (seeded, test questions excluded): ladder samples at T=0.8 + gold + corrupted gold",
     }
-    (out_dir / "training_record.json").write_text(json.dumps(record, indent=2))
     ckpt.unlink(missing_ok=True)
-    return record
+    return model, record
 
 
 def train_verifiers(out: Path = MODELS_DIR, quick: bool = False, progress: bool = True) -> dict:

@@ -7,6 +7,8 @@ from ui import common, figures
 from ui.common import URL
 from ui.sweep import SweepJob
 
+common.require_router()  # a deep link to a fresh server runs this file without app.py
+
 LONG_RUN_S = 120
 BUDGETS = [2 ** i for i in range(9)]  # 1..256
 

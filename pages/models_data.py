@@ -6,6 +6,8 @@ from engine.errors import EngineError
 from ui import common
 from ui.common import URL
 
+common.require_router()  # a deep link to a fresh server runs this file without app.py
+
 ctx = common.context()
 root = ctx["root"]
 st.title("Models & data")
