@@ -6,11 +6,9 @@ Accounting per problem when a strategy uses k samples:
   plus, for learned verifiers, 2 x verifier params x tokens it reads per sample.
 - ``device_s``: sum of the k samples' shares of their batch's wall time
   (decode_s / batch_size + prefill_s / batch_size); what dollars and energy use.
-- ``latency_s``: wall time a user waits if the k samples decode as one batch of
-  up to ``max_batch`` rows: prefill_s + ceil(k / batch) x the batch's decode_s.
-  This assumes a batch's wall time does not grow with its row count, which
-  holds on a GPU for these sizes and overstates small-k latency on a CPU.
-  p50 over problems.
+- ``latency_s``: wall time a user waits for k samples of one problem decoded
+  together (see ``latency``: flat in k up to the batch cap on a GPU, linear in
+  k on a CPU), from the measured prefill and batch decode times; p50 over problems.
 """
 from __future__ import annotations
 
@@ -30,6 +28,19 @@ from .tasks import Problem, Task
 VERIFIERS = ("oracle", "majority", "orm", "prm")
 VERIFIER_LABELS = {"oracle": "oracle (pass@k coverage)", "majority": "majority vote",
                    "orm": "ORM best-of-N", "prm": "PRM best-of-N (min)"}
+
+
+def latency(prefill_s: float, decode_s: float, batch_size: int, k: int, device: str) -> float:
+    """Wall time to get k samples of one prompt, from one measured batch.
+
+    A GPU decodes a batch in about the same time whatever its row count (up to
+    the batch cap), so k samples cost ceil(k / batch) batches. A CPU is compute
+    bound: a batch's time grows with its rows, so k rows cost k/batch of it.
+    """
+    b = max(1, batch_size)
+    if str(device).startswith("cuda"):
+        return prefill_s + math.ceil(k / b) * decode_s
+    return prefill_s + decode_s * k / b
 
 
 def powers_of_two(n: int) -> list[int]:
@@ -102,7 +113,7 @@ def curves(cache: SampleCache, models: Sequence[str], task: Task, problems: Sequ
             probs.append(dict(
                 problem_id=pid, difficulty=first.difficulty, acc=acc,
                 flops1=grp.flops.mean(), dev1=grp.device_s.mean(), tok1=grp.tokens.mean(),
-                lat=[first.prefill_s + math.ceil(k / max(1, first.batch_size)) * first.decode_s for k in ks]))
+                lat=[latency(first.prefill_s, first.decode_s, int(first.batch_size), k, first.device) for k in ks]))
         groups = [(None, probs)]
         if by_level:
             groups = [(lvl, [p for p in probs if p["difficulty"] == lvl])

@@ -124,3 +124,11 @@ def test_plan():
     assert none["best"] is None and "No cached configuration" in none["explanation"]
     with pytest.raises(EngineError):
         analysis.plan(df, target_accuracy=2, latency_budget_s=1, queries_per_day=1)
+
+
+def test_latency_model():
+    # GPU: a batch takes the same time whatever its rows, so k <= batch is flat, then steps
+    assert analysis.latency(0.1, 2.0, 64, 1, "cuda") == analysis.latency(0.1, 2.0, 64, 64, "cuda") == 2.1
+    assert analysis.latency(0.1, 2.0, 64, 65, "cuda") == pytest.approx(4.1)
+    # CPU: compute bound, rows cost their share of the batch
+    assert analysis.latency(0.1, 2.0, 64, 16, "cpu") == pytest.approx(0.1 + 0.5)
