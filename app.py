@@ -2,15 +2,14 @@
 
 The router. Page files live in ``pages/``; each page's URL path is its file name
 (``/size_vs_compute``, ``/planner``...). Streamlit runs a file in ``pages/``
-directly on the first request to a fresh server, so every page (and this file)
-starts with ``common.require_router()``, which reruns through here.
+directly on the first request to a fresh server, so every page starts with
+``common.require_router()``, which runs this file instead.
 The sidebar (cache file, device) is shared; pages read it via ``ui.common.context()``.
 """
 import streamlit as st
 
 from ui import common
 
-common.require_router()
 st.set_page_config(page_title="Model size vs test-time compute", page_icon=":material/insights:",
                    layout="wide")
 

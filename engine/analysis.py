@@ -150,14 +150,18 @@ def curves_by_level(*args, **kwargs) -> pd.DataFrame:
 def with_pretraining(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
     """Add amortised pretraining FLOPs per problem (Snell et al. 2024, sec. 7).
 
-    ``ratio`` = inference tokens served over a model's life / its pretraining
-    tokens. Over that life the model answers ratio x D_train / tokens_per_problem
-    problems, so each carries 6ND / that many FLOPs of pretraining.
+    ``ratio`` R = inference tokens over a model's life / its pretraining tokens
+    D, with inference tokens counted at one sample per query: the model serves
+    Q = R x D / t1 queries (t1 = tokens of one sample), so each query carries
+    6ND / Q = 6N x t1 / R of pretraining, however many samples it then draws.
+    A small R (few queries) makes a big model's pretraining weigh more per
+    query, which is when test-time compute on a smaller model pays off.
     """
     if ratio <= 0:
         raise EngineError(f"inference/pretraining token ratio must be positive, got {ratio}")
     out = df.copy()
-    served = ratio * out.train_tokens / out.tokens.where(out.tokens > 0, np.nan)
+    t1 = out.tokens / out.k
+    served = ratio * out.train_tokens / t1.where(t1 > 0, np.nan)
     out["pretrain_flops"] = (out.train_flops / served).fillna(0.0)
     out["total_flops"] = out.flops + out.pretrain_flops
     return out

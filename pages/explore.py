@@ -52,7 +52,8 @@ with st.container(border=True):
     c1, c2 = st.columns([1, 2])
     temperature = c1.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
     verifier = c2.segmented_control("Verifier", list(analysis.VERIFIERS), default="majority", key="verifier",
-                                    bind=URL, format_func=analysis.VERIFIER_LABELS.get) or "majority"
+                                    bind=URL, format_func=figures.SHORT_VERIFIER.get,
+                                    help=figures.VERIFIER_HELP) or "majority"
     with st.expander("Cost assumptions"):
         d1, d2 = st.columns(2)
         price = d1.number_input("Device price ($/hour)", 0.0, 1000.0, 2.0, 0.1, key="price", bind=URL)

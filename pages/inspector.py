@@ -1,8 +1,132 @@
-"""Placeholder until this page is built on engine.analysis."""
-from ui import common
-
-common.require_router()  # a deep link to a fresh server runs this file without app.py
+"""Problem inspector: every sample of one problem, what majority vote sees, and where a verifier's pick lands."""
+import pandas as pd
 import streamlit as st
 
-st.title("inspector")
-st.info("This page is being built; use **Explore** meanwhile.")
+from engine import analysis, registry
+from engine.models import SamplingParams
+from ui import common, figures
+from ui.common import URL
+
+common.require_router()  # a deep link to a fresh server runs this file without app.py
+
+MAX_CARDS = 64
+
+ctx = common.context()
+st.title("Problem inspector")
+st.caption("One problem up close: each sample's answer and reasoning, the vote, and the verifier's choice.")
+
+cache = common.current_cache(ctx)
+lms = common.language_models(ctx["root"]) if cache is not None else None
+if lms is None:
+    st.stop()
+
+# ---- controls -------------------------------------------------------------------
+with st.container(border=True):
+    c1, c2 = st.columns([1, 1])
+    model = c1.selectbox("Model", lms["names"], index=lms["names"].index(lms["ladder"][0]), key="model", bind=URL)
+    task_name = c2.selectbox("Task", registry.task_names(ctx["root"]), key="task", bind=URL)
+    task = common.guarded(common.get_task, task_name, ctx["root"], common.task_version(task_name, ctx["root"]))
+    if task is None:
+        st.stop()
+    by_id = task.by_id()
+    # no format_func: a bound selectbox puts its label in the URL, and the id is the stable, short one
+    problem_id = st.selectbox("Problem (id)", list(by_id), key="problem", bind=URL,
+                              help="Explore samples the first problems of each level (…-L1-000, …-L2-000, …): "
+                                   "those are cached first")
+    c1, c2, c3 = st.columns([2, 1, 2])
+    budget = c1.select_slider("Sample budget (samples per problem)", common.BUDGETS, value=16, key="budget",
+                              bind=URL)
+    temperature = c2.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
+    available = common.available_verifiers()
+    verifier = c3.segmented_control("Verifier", available, default="majority", key="verifier", bind=URL,
+                                    format_func=figures.SHORT_VERIFIER.get, help=figures.VERIFIER_HELP) \
+        or "majority"
+    note = common.missing_verifiers_note()
+    if note:
+        st.caption(note)
+
+problem = by_id[problem_id]
+q1, q2 = st.columns([4, 1])
+with q1.container(border=True):
+    level = f" (difficulty L{problem.difficulty})" if problem.difficulty is not None else ""
+    st.markdown(f"**{problem_id}**{level}")
+    st.text(problem.question)
+q2.metric("Gold answer", str(problem.answer))
+
+
+@st.cache_data(show_spinner="Loading samples…", max_entries=64)
+def problem_samples(cache_path, source, task_name, root, task_version, problem_id, budget, temperature, verifier,
+                    cache_version):
+    t = common.get_task(task_name, root, task_version)
+    return analysis.problem_view(common.get_cache(cache_path), source, t, t.by_id()[problem_id],
+                                 SamplingParams(n=budget, temperature=temperature), verifier)
+
+
+view = common.guarded(problem_samples, ctx["cache_path"], lms["source"][model], task_name, ctx["root"],
+                      common.task_version(task_name, ctx["root"]), problem_id, int(budget), float(temperature),
+                      verifier, common.cache_version(ctx["cache_path"]))
+if view is None:
+    st.stop()
+samples = view["samples"]
+if samples.empty:
+    common.nothing_cached(f"{model} on {problem_id} at temperature {temperature:g}",
+                      {"models": [model], "task": task_name, "budget": str(budget), "temp": str(temperature)})
+    st.stop()
+
+# ---- summary ------------------------------------------------------------------------
+pick, hist = view["pick"], view["histogram"]
+voted = hist[hist["answer"] != "(none)"]
+n, c = len(samples), int(samples["correct"].sum())
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Samples", n)
+m2.metric("Correct", f"{c} / {n}")
+top = voted[voted["count"] == voted["count"].max()] if not voted.empty else voted
+m3.metric("Most common answer", " / ".join(map(str, top["answer"])) if not top.empty else "–",
+          help="What majority vote picks; samples without an answer do not vote")
+picked_answer = None
+if pick is not None:
+    row = samples.iloc[pick]
+    picked_answer = "(none)" if pd.isna(row["answer"]) else str(row["answer"])
+    m4.metric(f"Pick ({figures.SHORT_VERIFIER.get(verifier, verifier)})", f"#{int(row['idx'])}: {picked_answer}",
+              delta="correct" if view["pick_correct"] else "wrong",
+              delta_color="normal" if view["pick_correct"] else "inverse", delta_arrow="off")
+else:
+    m4.metric(f"Pick ({figures.SHORT_VERIFIER.get(verifier, verifier)})", "none",
+              help="Oracle: no sample is correct. Majority: no sample gave an answer.")
+
+if len(top) > 1:
+    st.caption(f"A {len(top)}-way tie at the top: majority vote picks one of them at random, so the accuracy "
+               f"curves count it as right with probability {int(top['correct'].any())}/{len(top)}; "
+               "the pick shown is one of the tied answers.")
+
+h1, h2 = st.columns([3, 2])
+with h1:
+    st.markdown("**Answers sampled** (green: correct; outlined: the pick)")
+    st.plotly_chart(figures.answer_histogram(hist, picked_answer), width="stretch", config={"displaylogo": False},
+                    key="answer_histogram")
+with h2:
+    st.markdown("**Every sample**")
+    cols = ["idx", "answer", "correct"] + (["score"] if "score" in samples else []) + ["completion_tokens",
+                                                                                       "finish"]
+    table = samples[cols]
+    st.dataframe(figures.highlight_row(table, pick) if pick is not None else table, hide_index=True,
+                 width="stretch", key="samples_table",
+                 column_config={"idx": st.column_config.NumberColumn("#"),
+                                "score": st.column_config.NumberColumn("verifier score", format="%.3f"),
+                                "completion_tokens": st.column_config.NumberColumn("tokens")})
+
+# ---- the samples themselves ----------------------------------------------------------
+st.subheader("Solutions")
+if verifier == "prm":
+    st.caption("Each line is shaded by the PRM's score for that step: red (likely wrong) to green (likely right).")
+order = list(samples.index)
+if pick is not None:
+    order = [pick] + [i for i in order if i != pick]  # the pick first
+shown = order[:MAX_CARDS]
+cards = "".join(figures.sample_card_html(
+    samples.at[i, "idx"], samples.at[i, "text"], samples.at[i, "answer"], bool(samples.at[i, "correct"]),
+    samples.at[i, "score"] if "score" in samples else None,
+    samples.at[i, "step_scores"] if "step_scores" in samples else None, picked=(i == pick)) for i in shown)
+st.html(f'<div class="ttc-samples">{cards}</div>')
+if len(order) > len(shown):
+    st.caption(f"Showing {len(shown)} of {len(order)} samples; the table above lists them all.")

@@ -1,8 +1,103 @@
-"""Placeholder until this page is built on engine.analysis."""
-from ui import common
-
-common.require_router()  # a deep link to a fresh server runs this file without app.py
+"""Planner: the cheapest cached configuration that meets an accuracy target within a latency budget."""
 import streamlit as st
 
+from engine import analysis
+from engine.compute import DEFAULT_GPU_POWER_WATTS
+from ui import common, figures
+from ui.common import URL
+
+common.require_router()  # a deep link to a fresh server runs this file without app.py
+
+PRICING = ["GPU-hour", "million tokens"]  # the option is what the URL shows: ?pricing=million+tokens
+
+ctx = common.context()
 st.title("Planner")
-st.info("This page is being built; use **Explore** meanwhile.")
+st.caption("Tell it what you need; it picks the cheapest model, sample count and verifier that delivers it, "
+           "from what has been measured (cached) so far.")
+
+cache = common.current_cache(ctx)
+lms = common.language_models(ctx["root"]) if cache is not None else None
+if lms is None:
+    st.stop()
+
+# ---- requirements ---------------------------------------------------------------
+with st.container(border=True):
+    c1, c2 = st.columns(2)
+    target = c1.slider("Target accuracy (%)", 0, 100, 50, 1, key="target", bind=URL,
+                       help="Share of problems answered correctly, measured on the cached problems")
+    latency = c2.number_input("Latency budget per query (s)", min_value=0.01, max_value=3600.0, value=2.0,
+                              step=0.5, key="latency", bind=URL, help="p50 wall time for all samples of one query")
+    c1, c2, c3 = st.columns([1, 1, 1])
+    pricing = c1.radio("Price per", PRICING, key="pricing", bind=URL, horizontal=True,
+                       help="Rented hardware is billed by time; APIs by tokens")
+    per_token = pricing == "million tokens"
+    price = c2.number_input(f"Price ($ per {pricing})",
+                            min_value=0.0, max_value=10000.0, value=2.0, step=0.1, key="price", bind=URL)
+    qpd = c3.number_input("Queries per day", min_value=0, max_value=10**10, value=10_000, step=1000, key="qpd",
+                          bind=URL)
+    with st.expander("Which measurements to plan from"):
+        sel = common.cached_selection(ctx["root"], lms, default_models=lms["names"])
+    if sel is None:
+        st.stop()
+
+verifiers = [v for v in common.available_verifiers() if v != "oracle"]
+note = common.missing_verifiers_note()
+st.caption("Candidates: every cached model × samples per query × "
+           + ", ".join(analysis.VERIFIER_LABELS[v] for v in verifiers)
+           + " (the oracle needs the answer key, so it is not a candidate)." + (f" {note}" if note else ""))
+if not sel["models"]:
+    st.info("Pick at least one model under **Which measurements to plan from**.")
+    st.stop()
+
+df = common.curves_for(ctx, sel, verifiers, price_per_gpu_hour=0.0 if per_token else price,
+                       price_per_mtok=price if per_token else None, watts=DEFAULT_GPU_POWER_WATTS)
+if df is None:
+    st.stop()
+if df.empty:
+    common.nothing_cached("these models and settings", common.explore_link_params(sel))
+    st.stop()
+
+result = common.guarded(analysis.plan, df, target / 100, float(latency), float(qpd))
+if result is None:
+    st.stop()
+
+# ---- answer ---------------------------------------------------------------------------
+best, runner = result["best"], result["runner_up"]
+if best is None:
+    st.warning(result["explanation"])
+else:
+    st.success(result["explanation"])
+
+    def card(title: str, r: dict, key: str) -> None:
+        with st.container(border=True, key=key):
+            st.markdown(f"**{title}**")
+            st.markdown(f"{r['model']} · {analysis.VERIFIER_LABELS.get(r['verifier'], r['verifier'])} · "
+                        f"{r['k']} sample{'s' if r['k'] > 1 else ''} per query")
+            a, b = st.columns(2)
+            a.metric("Cost per 1,000 queries", f"${r['cost_per_1000']:,.4f}")
+            b.metric("Cost per month", f"${r['cost_per_month']:,.2f}", help=f"{qpd:,} queries a day × 30 days")
+            a.metric("Accuracy", f"{r['accuracy']:.1%}")
+            b.metric("Latency (p50)", f"{r['latency_s']:.2f} s")
+
+    c1, c2 = st.columns(2)
+    with c1:
+        card("Recommended", best, "plan_best")
+    with c2:
+        if runner:
+            card("Runner-up from another model size", runner, "plan_runner_up")
+        else:
+            st.info("No other model size meets both the target and the latency budget.")
+
+# ---- every candidate --------------------------------------------------------------------
+with st.expander("Every cached configuration"):
+    view = df.assign(meets=(df["accuracy"] >= target / 100) & (df["latency_s"] <= latency),
+                     cost_per_1000=df["dollars"] * 1000, verifier=df["verifier"].map(figures.SHORT_VERIFIER))
+    view = view.sort_values(["meets", "cost_per_1000"], ascending=[False, True])
+    st.dataframe(view[["meets", "model", "verifier", "k", "accuracy", "latency_s", "cost_per_1000"]],
+                 hide_index=True, width="stretch", key="plan_table", column_config={
+                     "meets": st.column_config.CheckboxColumn("meets both"),
+                     "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+                     "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f"),
+                     "cost_per_1000": st.column_config.NumberColumn("$ / 1000 queries", format="%.4f")})
+st.caption("Costs: device time measured while sampling, at your price (or tokens × your per-token price). "
+           "Latency and accuracy are as measured on this machine and the cached problems.")

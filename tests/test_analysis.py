@@ -105,8 +105,9 @@ def test_flops_matched():
 
 def test_with_pretraining():
     df = analysis.with_pretraining(_table(), ratio=2.0)
-    # each problem carries 6ND / (ratio * D / tokens) = 6N * tokens / ratio
-    assert np.allclose(df.pretrain_flops, 6 * df.params * df.tokens / 2.0)
+    # each query carries 6ND / (ratio * D / t1) = 6N * t1 / ratio, t1 = tokens of one sample
+    assert np.allclose(df.pretrain_flops, 6 * df.params * (df.tokens / df.k) / 2.0)
+    assert df.groupby("model").pretrain_flops.nunique().eq(1).all()  # independent of k
     assert np.allclose(df.total_flops, df.flops + df.pretrain_flops)
     with pytest.raises(EngineError):
         analysis.with_pretraining(_table(), ratio=0)

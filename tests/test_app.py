@@ -1,8 +1,13 @@
 """The app through Streamlit's AppTest: widgets, URL state, and errors shown as messages."""
 from __future__ import annotations
 
+import base64
+import json
+import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -26,8 +31,7 @@ def make_app(root: Path, **params) -> AppTest:
 
 def page(root: Path, path: str | None = None, **params) -> AppTest:
     at = make_app(root, **params)
-    if path:  # pages have custom url paths: AppTest resolves them only after a first run
-        at.run()
+    if path:  # a deep link: url paths are the file names, so the page resolves on the first run
         at.switch_page(path)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -42,6 +46,56 @@ def texts(elements) -> str:
 def root(tmp_path, tiny_model) -> Path:
     registry.add_model(tiny_model, tmp_path)
     return tmp_path
+
+
+# What the three read-only pages see: two tiny models (with training records, so pretraining can be
+# amortised) sampled on the first 4 arith problems (one per level, as the pages' default "all levels"
+# selection picks them), 4 samples each at the pages' default temperature.
+SMALL = dict(models=["tiny-a", "tiny-b"], problems="4", budget="4")
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory, tiny_model, tiny_model_b) -> Path:
+    root = tmp_path_factory.mktemp("filled")
+    cache = SampleCache(root / "samples.duckdb")
+    task = get_task("arith")
+    problems = task.select(4, sorted({p.difficulty for p in task.problems}))
+    for src, tokens in ((tiny_model, 1e6), (tiny_model_b, 2e6)):
+        m = shutil.copytree(src, root / "models" / Path(src).name)
+        (m / "training_record.json").write_text(json.dumps({"training_tokens": tokens,
+                                                            "training_flops": 6 * 1e5 * tokens}))
+        registry.add_model(str(m), root)
+        run(str(m), task, problems, SamplingParams(n=4, temperature=0.8), cache, device="cpu")
+    return root
+
+
+@pytest.fixture
+def no_learned_verifiers(monkeypatch):
+    """Oracle and majority only, whatever verifiers training has shipped on this machine."""
+    monkeypatch.setattr("engine.verifiers.shipped_verifiers", lambda: [])
+
+
+def _decode(v):
+    """Plotly sends numeric arrays as {"dtype", "bdata"} (base64); turn those back into lists."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    if isinstance(v, dict):
+        return {k: _decode(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_decode(x) for x in v]
+    return v
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """A plotly chart's figure (data and layout) by its widget key."""
+    for c in at.get("plotly_chart"):
+        if key in c.proto.id:
+            return _decode(json.loads(c.proto.spec))
+    raise KeyError(key)
+
+
+def html_of(at: AppTest) -> str:
+    return " ".join(h.proto.body for h in at.get("html"))
 
 
 def test_deep_link_to_a_page_gets_the_router_and_shared_sidebar(root):
@@ -62,6 +116,7 @@ def test_explore_widgets_follow_the_url(root):
     assert at.select_slider(key="budget").value == 4
     assert at.number_input(key="problems").value == 3
     assert at.slider(key="temp").value == 0.5
+    assert at.segmented_control(key="verifier").value == "oracle"
     assert at.selectbox(key="task").value == "arith"
     assert at.button(key="run")
     assert "No samples cached for these settings yet" in texts(at.info)
@@ -183,3 +238,142 @@ def test_stop_ends_the_sweep_after_the_current_batch(tmp_path, tiny_model):
     assert len(job.results) == 1 and job.results[0].stopped  # the second model never started
     assert job.results[0].generated == 2 == cache.stats()["samples"].sum()  # one batch, kept
     assert "Stopped" in job.summary()
+
+
+# ---- Size vs compute ---------------------------------------------------------------------
+def test_size_vs_compute_frontier_and_flops_matched(filled, no_learned_verifiers):
+    at = page(filled, "pages/size_vs_compute.py", **SMALL)
+    assert not at.error, texts(at.error)
+    assert at.multiselect(key="models").value == ["tiny-a", "tiny-b"]
+    assert at.pills(key="verifiers").value == ["oracle", "majority"]
+    assert at.select_slider(key="ratio").value == "inference only"
+    assert "ORM and PRM verifiers are not trained yet" in texts(at.caption)
+    assert len(at.get("plotly_chart")) == 4  # frontier on FLOPs, dollars, latency + FLOPs-matched bars
+    fig = chart(at, "frontier_flops")
+    points = [t for t in fig["data"] if t["mode"] == "markers"]
+    assert [t["name"] for t in points] == ["tiny-a", "tiny-b"]
+    assert sum(len(t["x"]) for t in points) == 2 * 2 * 3  # 2 models x 2 verifiers x k in 1, 2, 4
+    assert fig["data"][-1]["name"] == "frontier" and fig["data"][-1]["line"]["shape"] == "hv"
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    front = at.dataframe[0].value
+    assert list(front.columns[:4]) == ["flops", "model", "verifier", "k"] and len(front) >= 1
+    fm = at.dataframe[1].value
+    assert list(fm["difficulty"]) == [1, 2, 3, 4] and (fm["small_k"] >= 1).all()
+    bars = chart(at, "flops_matched")["data"]
+    assert [b["name"] for b in bars] == ["tiny-a × N samples", "tiny-b × 1 sample"]
+    assert list(bars[0]["x"]) == ["L1", "L2", "L3", "L4"] and "error_y" in bars[0]
+    assert at.selectbox(key="pair").value == "tiny-a → tiny-b"
+    assert at.segmented_control(key="fm_verifier").value == "majority"
+
+
+def test_pretraining_ratio_moves_the_flops_axis(filled, no_learned_verifiers):
+    base = page(filled, "pages/size_vs_compute.py", **SMALL).dataframe[1].value
+    at = page(filled, "pages/size_vs_compute.py", ratio="0.01", **SMALL)
+    assert not at.error, texts(at.error)
+    assert "FLOPs per problem (inference + pretraining)" in texts(at.markdown)
+    assert at.dataframe[0].value.columns[0] == "total_flops"
+    fm = at.dataframe[1].value
+    # 6 N T / R more FLOPs per problem: with R = 0.01 pretraining dwarfs inference
+    assert (fm["large_flops"] > 10 * base["large_flops"]).all()
+
+
+def test_size_vs_compute_empty_cache_points_to_explore(root, no_learned_verifiers):
+    at = page(root, "pages/size_vs_compute.py", models="tiny-a")
+    assert not at.error and not at.get("plotly_chart")
+    assert "run sweeps on **Explore** first" in texts(at.info)
+    assert at.get("page_link")
+
+
+def test_pages_show_engine_errors_as_messages(root):
+    (root / registry.ADDED_FILE).write_text("{not json")
+    for path in ("pages/size_vs_compute.py", "pages/inspector.py", "pages/planner.py"):
+        at = page(root, path)
+        assert "is not valid JSON" in texts(at.error), path
+
+
+# ---- Problem inspector ---------------------------------------------------------------------
+def test_inspector_shows_every_sample_the_vote_and_the_pick(filled, no_learned_verifiers):
+    at = page(filled, "pages/inspector.py", model="tiny-b", problem="arith-L2-000", budget="4")
+    assert not at.error, texts(at.error)
+    assert at.selectbox(key="model").value == "tiny-b"
+    assert at.selectbox(key="problem").value == "arith-L2-000"
+    assert at.segmented_control(key="verifier").value == "majority"
+    gold = get_task("arith").by_id()["arith-L2-000"].answer
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Gold answer"] == gold and metrics["Samples"] == "4"
+    samples = at.dataframe[0].value
+    assert list(samples["idx"]) == [0, 1, 2, 3] and {"answer", "correct"} <= set(samples.columns)
+    hist = chart(at, "answer_histogram")["data"][0]
+    assert sum(hist["y"]) == 4 and at.get("plotly_chart")[0].proto.spec
+    assert set(hist["x"]) == {str(a) if pd.notna(a) else "(none)" for a in samples["answer"]}
+    cards = html_of(at)
+    assert cards.count('class="ttc-sample"') == 4
+    voted = [str(a) for a in samples["answer"] if pd.notna(a)]
+    if voted:  # majority vote picks a most common answer: outlined in the histogram, shown first
+        top = max(voted.count(a) for a in voted)
+        picked = metrics["Pick (majority)"].split(": ")[1]
+        assert voted.count(picked) == top
+        assert metrics["Most common answer"].split(" / ") == [a for a in hist["x"] if voted.count(a) == top]
+        first_card = cards.split('class="ttc-sample"')[1]
+        assert cards.count("verifier's pick") == 1 and "verifier's pick" in first_card
+        assert f"<b>#{samples['idx'][samples['answer'].astype(str) == picked].iloc[0]}</b>" in first_card
+
+
+def test_inspector_oracle_without_a_correct_sample_picks_nothing(filled, no_learned_verifiers):
+    at = page(filled, "pages/inspector.py", model="tiny-a", problem="arith-L1-000", budget="4", verifier="oracle")
+    samples = at.dataframe[0].value
+    metric = next(m for m in at.metric if m.label == "Pick (oracle)")
+    assert (metric.value == "none") == (not samples["correct"].any())
+
+
+def test_inspector_empty_state(filled, no_learned_verifiers):
+    at = page(filled, "pages/inspector.py", model="tiny-a", problem="arith-L5-000")  # never sampled
+    assert "Nothing is cached for tiny-a on arith-L5-000" in texts(at.info)
+    assert not at.get("plotly_chart") and not at.dataframe
+
+
+# ---- Planner ---------------------------------------------------------------------------------
+def plan_table(at: AppTest):
+    return next(d for d in at.dataframe if "meets" in d.value.columns).value
+
+
+def test_planner_recommends_the_cheapest_and_a_runner_up(filled, no_learned_verifiers):
+    at = page(filled, "pages/planner.py", target="0", latency="1000", qpd="1000", **SMALL)
+    assert not at.error, texts(at.error)
+    assert at.slider(key="target").value == 0 and at.number_input(key="qpd").value == 1000
+    assert at.radio(key="pricing").value == "GPU-hour"
+    table = plan_table(at)
+    assert table["meets"].all() and set(table["verifier"]) == {"majority"}  # no oracle: needs the answers
+    cheapest = table.sort_values("cost_per_1000").iloc[0]
+    assert f"${cheapest.cost_per_1000:,.4f} per 1,000 queries" in texts(at.success)
+    best = {}
+    for m in at.metric:  # the recommended card's metrics come first
+        best.setdefault(m.label, m.value)
+    assert best["Cost per 1,000 queries"] == f"${cheapest.cost_per_1000:,.4f}"
+    assert best["Cost per month"] == f"${cheapest.cost_per_1000 * 30:,.2f}"  # 1000 a day x 30 days
+    assert "Runner-up from another model size" in texts(at.markdown)
+    other = table[table.model != cheapest.model].sort_values("cost_per_1000").iloc[0]
+    assert (f"{other.model} · majority vote" in texts(at.markdown))
+
+
+def test_planner_per_token_pricing(filled, no_learned_verifiers):
+    at = page(filled, "pages/planner.py", target="0", latency="1000", pricing="million tokens", price="1",
+              **SMALL)
+    assert at.radio(key="pricing").value == "million tokens"
+    assert at.number_input(key="price").label == "Price ($ per million tokens)"
+    table = plan_table(at)
+    # $1 per million tokens: cost per 1,000 queries = tokens per query / 1000, and tokens grow as k samples
+    per_sample = table["cost_per_1000"] / table["k"]
+    assert per_sample.groupby(table["model"]).nunique().eq(1).all()
+    assert per_sample.between(0.02, 0.2).all()  # 20..200 tokens (prompt + up to 128 new) per sample
+
+
+def test_planner_says_when_nothing_qualifies(filled, no_learned_verifiers):
+    at = page(filled, "pages/planner.py", target="100", **SMALL)
+    assert "No cached configuration meets both" in texts(at.warning)
+    assert not at.success and not at.metric
+
+
+def test_planner_empty_cache_points_to_explore(root, no_learned_verifiers):
+    at = page(root, "pages/planner.py", models="tiny-a")
+    assert "run sweeps on **Explore** first" in texts(at.info)

@@ -1,4 +1,4 @@
-"""End to end: the real app in a real browser runs a small sweep and draws its charts.
+"""End to end: the real app in a real browser: a deep link to a fresh server, a small sweep, its charts.
 
 Starts ``streamlit run app.py`` on a free port with a temporary cache
 (``TTC_CACHE``), drives Debian's chromium with Playwright, and saves a
@@ -96,6 +96,15 @@ def test_explore_sweep_draws_three_charts(app_server):
 
 def _sweep_and_check(page, url, model, artifacts):
     from playwright.sync_api import expect
+    # first request to the fresh server: a deep link to a page in pages/. Streamlit's legacy pages/ mode
+    # runs that file directly; the page must still come up through app.py, with the shared sidebar.
+    page.goto(f"{url}/size_vs_compute?models={model}&problems=4&budget=4")
+    expect(page.get_by_role("heading", name="Size vs compute")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("textbox", name="Cache file")).to_be_visible()
+    expect(page.get_by_test_id("stSidebarNav").get_by_text("Problem inspector")).to_be_visible()
+    expect(page.get_by_text("run sweeps on Explore first")).to_be_visible(timeout=30_000)
+    assert "/size_vs_compute?" in page.url and "budget=4" in page.url  # (params equal to defaults drop)
+
     page.goto(f"{url}/?models={model}&problems=4&budget=4&verifier=majority")
     run = page.get_by_role("button", name="Run")
     expect(run).to_be_enabled(timeout=60_000)
@@ -107,4 +116,10 @@ def _sweep_and_check(page, url, model, artifacts):
     page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
     page.screenshot(path=str(artifacts / "explore.png"), full_page=True)
     assert page.get_by_test_id("stPlotlyChart").count() >= 3
+    assert page.locator(".stException").count() == 0
+
+    # the read-only page now finds what the sweep cached: frontiers on FLOPs, dollars and latency
+    page.goto(f"{url}/size_vs_compute?models={model}&problems=4&budget=4")
+    expect(page.locator(".js-plotly-plot")).to_have_count(3, timeout=60_000)
+    expect(page.get_by_text("Needs cached samples from at least two model sizes")).to_be_visible()
     assert page.locator(".stException").count() == 0

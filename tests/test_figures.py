@@ -75,3 +75,114 @@ def test_cost_summary_takes_largest_k_within_budget(curves):
 def test_legend_lists_every_model_once():
     html = figures.legend_html(figures.color_map(["a", "b", "a", "<c>"]))
     assert html.count(figures.PALETTE[0]) == 1 and "&lt;c&gt;" in html
+
+
+# ---- Size vs compute -------------------------------------------------------------------------
+@pytest.fixture
+def configs():
+    """Two models x two verifiers x k: FLOPs 2 N T k (T = 100 tokens), pretraining 6 N D with D = 1e6."""
+    rows = []
+    for model, n, base in (("small", 1e6, 0.3), ("large", 8e6, 0.6)):
+        for verifier, bonus in (("oracle", 0.2), ("majority", 0.0)):
+            for k in (1, 2, 4, 8, 16):
+                acc = min(1.0, base + bonus + 0.08 * math.log2(k))
+                rows.append(dict(model=model, params=n, verifier=verifier, k=k, accuracy=acc, lo=acc - 0.05,
+                                 hi=acc + 0.05, flops=2 * n * 100 * k, tokens=100.0 * k, dollars=1e-7 * n * k,
+                                 latency_s=0.01 * k, train_tokens=1e6, train_flops=6 * n * 1e6))
+    return pd.DataFrame(rows)
+
+
+def test_frontier_figure_colours_models_marks_verifiers_and_steps_the_frontier(configs):
+    from engine import analysis
+    colors = figures.color_map(["small", "large"])
+    front = analysis.frontier(configs, "flops")
+    fig = figures.frontier_figure(configs, front, "flops", "FLOPs", "log", colors)
+    *points, line = fig.data
+    assert [t.name for t in points] == ["small", "large"]
+    assert [t.marker.color for t in points] == [colors["small"], colors["large"]]
+    small = configs[configs.model == "small"].sort_values(["flops", "k"])
+    assert list(points[0].marker.symbol) == [figures.VERIFIER_SYMBOLS[v] for v in small.verifier]
+    assert list(points[0].customdata[0]) == ["small", "oracle", 1]  # hover: model, verifier, k
+    assert line.name == "frontier" and line.line.shape == "hv"
+    assert list(line.x) == sorted(front.flops) and fig.layout.xaxis.type == "log"
+    assert list(line.y) == list(front.sort_values("flops").accuracy)
+
+
+def test_model_switches_and_pretraining_moves_the_crossover(configs):
+    from engine import analysis
+    d = configs[configs.verifier == "majority"]
+    switches = figures.model_switches(analysis.frontier(d, "flops"), "flops")
+    assert [(s["before"], s["after"]) for s in switches] == [("small", "large")]
+    # at 1.6e9 FLOPs large with 1 sample (0.60) beats small with 8 (0.54): the frontier switches there
+    assert switches[0]["x"] == pytest.approx(2 * 8e6 * 100 * 1)
+    amortised = analysis.with_pretraining(d, 1.0)  # adds 6 N T / R = 3x the inference FLOPs here
+    moved = figures.model_switches(analysis.frontier(amortised, "total_flops"), "total_flops")
+    assert moved[0]["x"] == pytest.approx(4 * switches[0]["x"])
+    assert figures.model_switches(analysis.frontier(d[d.model == "small"], "flops"), "flops") == []
+
+
+def test_flops_matched_figure_groups_bars_with_intervals(configs):
+    from engine import analysis
+    by_level = pd.concat([configs.assign(difficulty=lvl, accuracy=configs.accuracy - 0.1 * lvl,
+                                         lo=configs.lo - 0.1 * lvl, hi=configs.hi - 0.1 * lvl) for lvl in (1, 2)])
+    fm = analysis.flops_matched(by_level[by_level.verifier == "majority"], "small", "large")
+    fig = figures.flops_matched_figure(fm, figures.color_map(["small", "large"]))
+    small, large = fig.data
+    assert small.name == "small × N samples" and large.name == "large × 1 sample"
+    assert list(small.x) == ["L1", "L2"] and fig.layout.barmode == "group"
+    assert list(small.text) == ["k=8", "k=8"]  # 8 x small = 1 x large in FLOPs
+    assert list(small.y) == pytest.approx(list(fm.small_accuracy))
+    assert list(small.error_y.array) == pytest.approx([0.05, 0.05])
+    assert list(large.error_y.arrayminus) == pytest.approx([0.05, 0.05])
+    assert len(figures.flops_matched_figure(fm.iloc[0:0]).data) == 0
+
+
+def test_verifier_legend_names_each_marker():
+    html = figures.verifier_legend_html(["oracle", "majority", "oracle", "prm"])
+    assert html.count("oracle") == 1 and "○ oracle" in html and "● majority" in html and "◆ PRM" in html
+    assert "Pareto frontier" in html
+
+
+# ---- Problem inspector ---------------------------------------------------------------------------
+def test_answer_histogram_highlights_correct_and_picked():
+    hist = pd.DataFrame({"answer": ["12", "7", "(none)"], "count": [5, 2, 1], "correct": [False, True, False]})
+    fig = figures.answer_histogram(hist, picked_answer="12")
+    bar = fig.data[0]
+    assert list(bar.x) == ["12", "7", "(none)"] and list(bar.y) == [5, 2, 1]
+    assert list(bar.marker.color) == [figures.WRONG_COLOR, figures.CORRECT_COLOR, figures.WRONG_COLOR]
+    assert list(bar.marker.line.width) == [3, 0, 0]  # the verifier's pick is outlined
+    assert fig.layout.xaxis.type == "category"  # "12" and "7" are labels, not numbers
+    assert fig.layout.annotations[0].x == 0 and "pick" in fig.layout.annotations[0].text  # "12" is category 0
+    assert not figures.answer_histogram(hist).layout.annotations
+
+
+def test_step_color_runs_red_to_green():
+    assert figures.step_color(0.0).startswith("hsla(0,")
+    assert figures.step_color(1.0).startswith("hsla(120,")
+    assert figures.step_color(0.5).startswith("hsla(60,")
+    assert figures.step_color(7) == figures.step_color(1.0)  # clamped
+    assert figures.step_color(None) == figures.step_color(float("nan")) == "transparent"
+
+
+def test_solution_lines_pair_step_scores_with_non_blank_lines_like_the_prm():
+    from engine.verifiers import step_end_offsets
+    text = "3+4=7\n\n7*2=14\n#### 14\n"
+    lines = figures.solution_lines(text, [0.9, 0.4, 0.2])
+    assert lines == [("3+4=7", 0.9), ("", None), ("7*2=14", 0.4), ("#### 14", 0.2)]
+    assert len(step_end_offsets("Q: x\nA:\n", text)) == sum(s is not None for _, s in lines)
+    assert figures.solution_lines("a\nb", None) == [("a", None), ("b", None)]
+
+
+def test_sample_card_shades_steps_escapes_text_and_marks_the_pick():
+    card = figures.sample_card_html(3, "1<2\n#### 2", "2", True, score=0.75, step_scores=[0.1, 0.9], picked=True)
+    assert "<b>#3</b>" in card and "1&lt;2" in card and "<2" not in card.replace("1&lt;2", "")
+    assert figures.step_color(0.1) in card and figures.step_color(0.9) in card
+    assert "score 0.75" in card and "verifier's pick" in card and "3px solid" in card and "✓ correct" in card
+    plain = figures.sample_card_html(0, "x", None, False)
+    assert "(none)" in plain and "✗ wrong" in plain and "pick" not in plain and "score" not in plain
+
+
+def test_highlight_row_shades_only_that_row():
+    df = pd.DataFrame({"idx": [0, 1, 2], "answer": ["a", "b", "c"]})
+    ctx = figures.highlight_row(df, 1)._compute().ctx
+    assert {r for r, _ in ctx} == {1} and all("background-color" in str(v) for v in ctx.values())

@@ -7,13 +7,14 @@ sync and drops parameters that equal their default).
 from __future__ import annotations
 
 import io
+import runpy
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from engine import registry
+from engine import analysis, registry
 from engine.cache import DEFAULT_PATH, SampleCache
 from engine.errors import EngineError
 
@@ -43,6 +44,48 @@ def available_devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
+def available_verifiers() -> list[str]:
+    """Oracle and majority vote always; the learned ORM/PRM once trained (shipped)."""
+    from engine.verifiers import shipped_verifiers
+    have = set(shipped_verifiers())
+    return ["oracle", "majority"] + [v for v in ("orm", "prm") if v in have]
+
+
+def missing_verifiers_note() -> str | None:
+    """A line saying which learned verifiers are not trained yet (None when all are)."""
+    missing = [v.upper() for v in ("orm", "prm") if v not in available_verifiers()]
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} verifier{'s are' if len(missing) > 1 else ' is'} not trained yet "
+            "(`python -m engine.train verifiers`); they appear here once shipped.")
+
+
+@st.cache_data(show_spinner="Computing curves…", max_entries=32)
+def cached_curves(cache_path: str, models: tuple, sources: tuple, task_name: str, root: str, task_version: float,
+                  n_problems: int, levels: tuple, budget: int, temperature: float, verifiers: tuple,
+                  price_per_gpu_hour: float, price_per_mtok: float | None, watts: float, by_level: bool,
+                  cache_version: int) -> pd.DataFrame:
+    """``analysis.curves`` for every verifier in ``verifiers`` over what is cached, models by display name.
+
+    Reads the cache only (never samples); learned verifiers score cached samples they have not seen.
+    """
+    from engine.compute import CostModel
+    from engine.models import SamplingParams
+    cache = get_cache(cache_path)
+    task = get_task(task_name, root, task_version)
+    problems = task.select(n_problems, list(levels) or None)
+    params = SamplingParams(n=budget, temperature=temperature)
+    cost = CostModel(price_per_gpu_hour=price_per_gpu_hour, price_per_mtok=price_per_mtok, power_watts=watts)
+    frames = [analysis.curves(cache, list(sources), task, problems, params, v, analysis.powers_of_two(budget),
+                              cost, by_level=by_level) for v in verifiers]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    df["model"] = df["model"].map(dict(zip(sources, models)))
+    return df
+
+
 # ---- errors ---------------------------------------------------------------------
 @contextmanager
 def engine_errors():
@@ -63,23 +106,28 @@ def guarded(fn, *args, **kwargs):
 
 
 # ---- routing ----------------------------------------------------------------------
-def require_router() -> None:
-    """Make sure ``app.py`` (the router and the shared sidebar) runs this page.
+APP = Path(__file__).resolve().parents[1] / "app.py"
 
-    Call it first thing in ``app.py`` and in every page file. Streamlit starts in
-    its legacy ``pages/`` mode and leaves it only once ``st.navigation`` has been
-    called, so the first run on a fresh server (a deep link such as
-    ``/size_vs_compute?...``) executes the page file directly, without ``app.py``.
-    This leaves that mode and reruns: the rerun goes through ``app.py``, and
-    because each page's ``url_path`` is its file name the same page is picked.
+
+def require_router() -> None:
+    """Make sure ``app.py`` (the router and the shared sidebar) runs this page: call it first in every page.
+
+    Streamlit starts in its legacy ``pages/`` mode and leaves it only once
+    ``st.navigation`` has been called, so on a fresh server (and in every
+    ``AppTest`` run) a deep link such as ``/size_vs_compute?...`` executes the
+    page file directly, without ``app.py``. Then this runs ``app.py`` in the same
+    script run (no rerun, so a button click in flight is not lost): its
+    ``st.navigation`` leaves that mode and, each page's ``url_path`` being its
+    file name, runs this same page; ``st.stop()`` ends the direct run.
     """
     try:
         from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # pragma: no cover - Streamlit internals moved; tests/test_browser.py would notice
+    except ImportError:  # pragma: no cover - Streamlit internals moved; the deep-link tests would notice
         return
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(str(APP), run_name="__main__")
+        st.stop()
 
 
 # ---- sidebar --------------------------------------------------------------------
@@ -153,3 +201,77 @@ def human_bytes(n) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
 
+
+
+# ---- which cached results a page reads ----------------------------------------------
+BUDGETS = [2 ** i for i in range(9)]  # 1..256 samples per problem
+
+
+def language_models(root: str) -> dict | None:
+    """Selectable language models: ``names``, the shipped ``ladder`` and each name's ``source``
+    (what the engine is handed). None, after saying why, when there are none."""
+    table = guarded(models_table, root)
+    if table is None:
+        return None
+    lms = table[table["kind"] == "lm"]
+    if lms.empty:
+        st.info("No models yet: shipped models appear under `data/models/` as training finishes, "
+                "or add one on the **Models & data** page.")
+        return None
+    names = lms["name"].tolist()
+    return {"names": names, "ladder": lms[lms["origin"] == "shipped"]["name"].tolist() or names[:1],
+            "source": {r.name: (r.name if r.origin == "shipped" else r.source) for r in lms.itertuples()}}
+
+
+def cached_selection(root: str, lms: dict, default_models=None) -> dict | None:
+    """Models, task, problems, levels, sample budget and temperature: the same widgets and URL keys as
+    Explore, so a page reads back what a sweep there cached. None (message shown) when the task fails."""
+    c1, c2 = st.columns([3, 1])
+    models = c1.multiselect("Model scales", lms["names"], default=default_models or lms["ladder"], key="models",
+                            bind=URL, help="Only what is already cached is shown: run sweeps on Explore")
+    task_name = c2.selectbox("Task", registry.task_names(root), key="task", bind=URL)
+    task = guarded(get_task, task_name, root, task_version(task_name, root))
+    if task is None:
+        return None
+    levels_all = sorted({p.difficulty for p in task.problems if p.difficulty is not None})
+    c1, c2, c3, c4 = st.columns([1, 2, 2, 1])
+    n_problems = c1.number_input("Problems", min_value=1, max_value=len(task.problems),
+                                 value=min(50, len(task.problems)), step=10, key="problems", bind=URL)
+    levels = []
+    if levels_all:
+        levels = c2.pills("Difficulty levels", levels_all, selection_mode="multi", default=levels_all,
+                          key="levels", bind=URL, help="None selected means all levels") or []
+    budget = c3.select_slider("Sample budget (samples per problem)", BUDGETS, value=16, key="budget", bind=URL)
+    temperature = c4.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
+    return {"models": list(models), "sources": tuple(lms["source"][m] for m in models), "task_name": task_name,
+            "task": task, "task_version": task_version(task_name, root), "n_problems": int(n_problems),
+            "levels": tuple(levels), "budget": int(budget), "temperature": float(temperature)}
+
+
+def curves_for(ctx: dict, sel: dict, verifiers, price_per_gpu_hour: float = 2.0, price_per_mtok: float | None = None,
+               watts: float = 300.0, by_level: bool = False, models=None) -> pd.DataFrame | None:
+    """``cached_curves`` for a ``cached_selection`` (optionally a subset of its models); None on error."""
+    models = list(models if models is not None else sel["models"])
+    sources = dict(zip(sel["models"], sel["sources"]))
+    return guarded(cached_curves, ctx["cache_path"], tuple(models), tuple(sources[m] for m in models),
+                   sel["task_name"], ctx["root"], sel["task_version"], sel["n_problems"], sel["levels"],
+                   sel["budget"], sel["temperature"], tuple(verifiers), float(price_per_gpu_hour),
+                   None if price_per_mtok is None else float(price_per_mtok), float(watts), bool(by_level),
+                   cache_version(ctx["cache_path"]))
+
+
+def explore_link_params(sel: dict) -> dict:
+    """Query parameters opening Explore on the same selection (``cached_selection`` keys)."""
+    out = {"models": list(sel["models"]), "task": sel["task_name"], "problems": str(sel["n_problems"]),
+           "budget": str(sel["budget"]), "temp": str(sel["temperature"])}
+    if sel.get("levels"):
+        out["levels"] = [str(v) for v in sel["levels"]]
+    return {k: v for k, v in out.items() if v}
+
+
+def nothing_cached(what: str = "these settings", explore_params: dict | None = None) -> None:
+    """The empty state of the read-only pages: say so and link to Explore (optionally with the selection)."""
+    st.info(f"Nothing is cached for {what} yet: run sweeps on **Explore** first "
+            "(this page only reads the cache; it never samples).")
+    st.page_link("pages/explore.py", label="Open Explore with these settings" if explore_params else "Go to Explore",
+                 icon=":material/explore:", query_params=explore_params or None)

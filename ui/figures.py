@@ -92,3 +92,177 @@ def cost_summary(df: pd.DataFrame, k: int) -> pd.DataFrame:
     order = list(dict.fromkeys(df["model"]))
     rows = rows.assign(_o=rows["model"].map(order.index)).sort_values("_o")
     return rows[[c for c in cols if c in rows.columns]].reset_index(drop=True)
+
+
+# ---- Size vs compute -------------------------------------------------------------
+VERIFIER_SYMBOLS = {"oracle": "circle-open", "majority": "circle", "orm": "square", "prm": "diamond"}
+_GLYPHS = {"circle-open": "○", "circle": "●", "square": "■", "diamond": "◆"}
+# Labels of verifier widgets. A widget bound to the URL puts its *label* in the query string, so these stay
+# short (``?verifier=majority``); VERIFIER_HELP says what each one means.
+SHORT_VERIFIER = {"oracle": "oracle", "majority": "majority", "orm": "ORM", "prm": "PRM"}
+VERIFIER_HELP = ("oracle: solved if any sample is correct (pass@k, an upper bound); majority: the most common "
+                 "answer; ORM: best-of-N by the outcome reward model; PRM: best-of-N by the process reward "
+                 "model's lowest step score")
+
+# (column, axis title, scale) of the three frontier charts; the FLOPs column is chosen by the page
+FRONTIER_AXES = [
+    ("flops", "FLOPs per problem", "log"),
+    ("dollars", "dollars per problem", "log"),
+    ("latency_s", "latency per problem, p50 (s)", "linear"),
+]
+
+
+def verifier_legend_html(verifiers) -> str:
+    """Which marker is which verifier (the frontier charts colour by model, mark by verifier)."""
+    chips = "".join(f'<span style="margin-right:1.2em">{_GLYPHS[VERIFIER_SYMBOLS.get(v, "circle")]} '
+                    f"{html.escape(SHORT_VERIFIER.get(v, v))}</span>" for v in dict.fromkeys(verifiers))
+    line = ('<span style="display:inline-block;width:18px;height:0;border-top:2px solid #333;'
+            'vertical-align:middle;margin-right:6px"></span>best accuracy at each budget (Pareto frontier)')
+    return f'<div class="ttc-legend" style="font-size:0.9rem">{chips}{line}</div>'
+
+
+def _hover(x_title: str) -> str:
+    return ("<b>%{customdata[0]}</b><br>%{customdata[1]}, k=%{customdata[2]}<br>"
+            f"{x_title}: %{{x:.3g}}<br>accuracy: %{{y:.1%}}<extra></extra>")
+
+
+def _custom(d: pd.DataFrame):
+    return list(zip(d["model"], d["verifier"].map(lambda v: SHORT_VERIFIER.get(v, v)), d["k"]))
+
+
+def frontier_figure(df: pd.DataFrame, front: pd.DataFrame, x: str, x_title: str, scale: str = "log",
+                    colors: dict[str, str] | None = None, height: int = 320) -> go.Figure:
+    """Every configuration (colour: model, marker: verifier) and the Pareto frontier as a step line."""
+    colors = colors or color_map(df["model"].unique() if len(df) else [])
+    fig = go.Figure()
+    for model, g in df.groupby("model", sort=False):
+        g = g.sort_values([x, "k"])
+        fig.add_trace(go.Scatter(
+            x=g[x], y=g["accuracy"], mode="markers", name=str(model), showlegend=False,
+            marker=dict(color=colors.get(model, PALETTE[0]), size=8, line=dict(width=1, color=colors.get(model)),
+                        symbol=[VERIFIER_SYMBOLS.get(v, "circle") for v in g["verifier"]]),
+            customdata=_custom(g), hovertemplate=_hover(x_title)))
+    if len(front):
+        f = front.sort_values(x)
+        fig.add_trace(go.Scatter(x=f[x], y=f["accuracy"], mode="lines", name="frontier", showlegend=False,
+                                 line=dict(color="#333", width=2, shape="hv"), customdata=_custom(f),
+                                 hovertemplate=_hover(x_title)))
+    xaxis = dict(title=x_title)
+    if scale == "log":
+        xaxis["type"] = "log"
+    fig.update_layout(xaxis=xaxis, yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"),
+                      height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                      hovermode="closest", template="plotly_white")
+    return fig
+
+
+def model_switches(front: pd.DataFrame, x: str) -> list[dict]:
+    """Where the best model changes along a frontier: ``[{x, before, after}]`` in budget order."""
+    f = front.sort_values(x)
+    out, prev = [], None
+    for _, r in f.iterrows():
+        if prev is not None and r["model"] != prev:
+            out.append({"x": float(r[x]), "before": prev, "after": r["model"]})
+        prev = r["model"]
+    return out
+
+
+def flops_matched_figure(fm: pd.DataFrame, colors: dict[str, str] | None = None, height: int = 340) -> go.Figure:
+    """Per difficulty level: the small model's best k within the large model's 1-sample FLOPs, side by side.
+
+    ``fm`` comes from ``engine.analysis.flops_matched``; bars carry 95% intervals as error bars.
+    """
+    fig = go.Figure()
+    if len(fm):
+        levels = [("all" if pd.isna(d) else f"L{int(d)}") for d in fm["difficulty"]]
+        small, large = fm["small"].iloc[0], fm["large"].iloc[0]
+        colors = colors or color_map([small, large])
+        for who, name, text in (("small", f"{small} × N samples", [f"k={k}" for k in fm["small_k"]]),
+                                ("large", f"{large} × 1 sample", ["k=1"] * len(fm))):
+            acc = fm[f"{who}_accuracy"]
+            fig.add_trace(go.Bar(
+                x=levels, y=acc, name=name, text=text, textposition="outside",
+                marker_color=colors.get(small if who == "small" else large, PALETTE[0]),
+                error_y=dict(type="data", array=(fm[f"{who}_hi"] - acc).clip(lower=0),
+                             arrayminus=(acc - fm[f"{who}_lo"]).clip(lower=0), thickness=1.2),
+                customdata=fm[f"{who}_flops"], hovertemplate=f"<b>{html.escape(name)}</b><br>%{{x}} · %{{text}}<br>"
+                                                                "accuracy: %{y:.1%}<br>FLOPs: %{customdata:.3g}"
+                                                                "<extra></extra>"))
+    fig.update_layout(barmode="group", xaxis=dict(title="difficulty level", type="category"),
+                      yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"), height=height,
+                      margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
+                      legend=dict(orientation="h", y=1.12, x=0))
+    return fig
+
+
+# ---- Problem inspector -------------------------------------------------------------
+CORRECT_COLOR = "#2CA58D"
+WRONG_COLOR = "#B8B8B8"
+
+
+def answer_histogram(hist: pd.DataFrame, picked_answer: str | None = None, height: int = 300) -> go.Figure:
+    """How often each answer was sampled (what majority vote sees); correct answers green, the pick outlined."""
+    answers = [str(a) for a in hist["answer"]]
+    correct = [bool(c) for c in hist["correct"]]
+    picked = [picked_answer is not None and a == str(picked_answer) for a in answers]
+    fig = go.Figure(go.Bar(
+        x=answers, y=list(hist["count"]), marker_color=[CORRECT_COLOR if c else WRONG_COLOR for c in correct],
+        marker_line=dict(color=["#222" if p else "rgba(0,0,0,0)" for p in picked], width=[3 if p else 0 for p in picked]),
+        customdata=["correct" if c else "wrong" for c in correct],
+        hovertemplate="answer %{x}: %{y} samples (%{customdata})<extra></extra>"))
+    if any(picked):
+        i = picked.index(True)
+        # by position: on a category axis plotly reads x="16" as the 17th category, not the label "16"
+        fig.add_annotation(x=i, y=hist["count"].iloc[i], text="verifier's pick", showarrow=True,
+                           arrowhead=2, ay=-30)
+    fig.update_layout(xaxis=dict(title="answer", type="category"), yaxis=dict(title="samples", rangemode="tozero"),
+                      height=height, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white", showlegend=False)
+    return fig
+
+
+def step_color(score: float | None, alpha: float = 0.35) -> str:
+    """Background for a solution line: red (0) through yellow to green (1); none without a score."""
+    if score is None or not math.isfinite(score):
+        return "transparent"
+    s = min(1.0, max(0.0, float(score)))
+    return f"hsla({120 * s:.0f}, 75%, 45%, {alpha})"
+
+
+def solution_lines(text: str, step_scores=None) -> list[tuple[str, float | None]]:
+    """The completion's lines, each with its PRM step score (scored lines are the non-blank ones, in order,
+    as ``engine.verifiers.step_end_offsets`` reads them)."""
+    scores = list(step_scores or [])
+    out, j = [], 0
+    for line in (text or "").rstrip("\n").split("\n"):
+        s = None
+        if line.strip() and j < len(scores):
+            s, j = float(scores[j]), j + 1
+        out.append((line, s))
+    return out
+
+
+def sample_card_html(idx: int, text: str, answer, correct: bool, score: float | None = None,
+                     step_scores=None, picked: bool = False) -> str:
+    """One sample: a header (answer, correctness, verifier score, pick) and its lines shaded by step score."""
+    mark = '<span style="color:#1e7f5c">✓ correct</span>' if correct else '<span style="color:#b03030">✗ wrong</span>'
+    bits = [f"<b>#{int(idx)}</b>", f"answer <code>{html.escape(str(answer) if answer is not None else '(none)')}</code>",
+            mark]
+    if score is not None and not (isinstance(score, float) and math.isnan(score)):
+        bits.append(f"score {float(score):.2f}")
+    if picked:
+        bits.append("<b>★ verifier's pick</b>")
+    rows = []
+    for line, s in solution_lines(text, step_scores):
+        badge = (f'<span style="float:right;opacity:0.7;margin-left:1em">{s:.2f}</span>' if s is not None else "")
+        rows.append(f'<div style="background:{step_color(s)};padding:1px 6px;white-space:pre-wrap">'
+                    f"{badge}{html.escape(line) or '&nbsp;'}</div>")
+    border = "3px solid #222" if picked else "1px solid #ddd"
+    return (f'<div class="ttc-sample" style="border:{border};border-radius:6px;margin:0 0 8px 0;'
+            f'font-family:monospace;font-size:0.85rem">'
+            f'<div style="padding:4px 6px;border-bottom:1px solid #eee;font-family:sans-serif">{" · ".join(bits)}</div>'
+            f'{"".join(rows)}</div>')
+
+
+def highlight_row(df: pd.DataFrame, index, color: str = "#FFF3C4"):
+    """A Styler shading one row (the verifier's pick) for ``st.dataframe``."""
+    return df.style.apply(lambda r: [f"background-color: {color}" if r.name == index else "" for _ in r], axis=1)
