@@ -115,9 +115,13 @@ def test_model_switches_and_pretraining_moves_the_crossover(configs):
     assert [(s["before"], s["after"]) for s in switches] == [("small", "large")]
     # at 1.6e9 FLOPs large with 1 sample (0.60) beats small with 8 (0.54): the frontier switches there
     assert switches[0]["x"] == pytest.approx(2 * 8e6 * 100 * 1)
-    amortised = analysis.with_pretraining(d, 1.0)  # adds 6 N T / R = 3x the inference FLOPs here
+    # R = 1 adds 6 N t1 / R per query (t1 = 100 tokens of one sample): 6e8 for small, 4.8e9 for large.
+    # Small with 16 samples (0.62 at 3.8e9) now beats large with 1 (0.60 at 6.4e9), so the large
+    # model only takes over at k=2 (0.68 at 3.2e9 + 4.8e9): the crossover moves right.
+    amortised = analysis.with_pretraining(d, 1.0)
     moved = figures.model_switches(analysis.frontier(amortised, "total_flops"), "total_flops")
-    assert moved[0]["x"] == pytest.approx(4 * switches[0]["x"])
+    assert [(s["before"], s["after"]) for s in moved] == [("small", "large")]
+    assert moved[0]["x"] == pytest.approx(2 * 8e6 * 100 * 2 + 6 * 8e6 * 100)
     assert figures.model_switches(analysis.frontier(d[d.model == "small"], "flops"), "flops") == []
 
 
