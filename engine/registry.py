@@ -50,6 +50,36 @@ def _row(name, kind, source, origin, rec, params=None, matmul_params=None):
             "disk_bytes": _dir_bytes(Path(source)), "source": str(source)}
 
 
+# ---- measured quality of what ships ----------------------------------------------
+def verifier_quality() -> list[dict]:
+    """Held-out AUROC of each shipped verifier, overall and per sample source (from its training record)."""
+    rows = []
+    for name in list_shipped("verifier"):
+        held = _record(MODELS_DIR / "verifiers" / name).get("held_out") or {}
+        if not held:
+            continue
+        rows.append({"verifier": name, "unit": held.get("unit"), "source": "all held-out",
+                     "auroc": held.get("auroc"), "n": held.get("n"), "positive_rate": None})
+        for src, v in (held.get("per_source") or {}).items():
+            rows.append({"verifier": name, "unit": held.get("unit"), "source": src, "auroc": v.get("auroc"),
+                         "n": v.get("n"), "positive_rate": v.get("positive_rate")})
+    return rows
+
+
+def ladder_evaluation() -> dict | None:
+    """The shipped ladder measured on the test set (``python -m engine.train evaluate``), if present.
+
+    ``stale`` lists models whose files changed since it was measured.
+    """
+    from .train.evaluate import EVAL_FILE, stale_models
+    try:
+        result = json.loads(EVAL_FILE.read_text())
+        result["stale"] = stale_models(result)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return result
+
+
 # ---- models -------------------------------------------------------------------
 def shipped_models() -> list[dict]:
     """The shipped ladder (smallest first) then the shipped verifiers; nothing is loaded."""

@@ -33,6 +33,7 @@ def models_section():
                 "training_tokens": st.column_config.NumberColumn("training tokens", format="compact"),
                 "size": st.column_config.TextColumn("on disk"),
             })
+    quality_section()
     st.subheader("Add a model")
     with st.form("add_model", clear_on_submit=False):
         path = st.text_input("Local model directory", key="add_model_path",
@@ -52,6 +53,32 @@ def models_section():
             registry.remove_model(name, root)
             common.models_table.clear()
             st.rerun()
+
+
+def quality_section():
+    ev = registry.ladder_evaluation()
+    if ev:
+        st.subheader("How good the shipped ladder is")
+        s = ev["settings"]
+        rows = [{"model": m["name"], "params": m["params"], **{k: m[k] for k in ("pass@1", "pass@8", "pass@64")},
+                 **{f"L{lv} pass@1": v for lv, v in m["levels"].items()}} for m in ev["models"]]
+        pct = {c: st.column_config.NumberColumn(c, format="percent") for c in rows[0] if c not in ("model", "params")}
+        st.dataframe(rows, hide_index=True, width="stretch",
+                     column_config={"params": st.column_config.NumberColumn("parameters", format="compact"), **pct})
+        st.caption(f"All {s['problems']} `{s['task']}` test problems, {s['n']} samples each at temperature "
+                   f"{s['temperature']}; measured by `{ev['command']}`.")
+        if ev["stale"]:
+            st.warning(f"{', '.join(ev['stale'])} changed since this was measured; rerun `{ev['command']}`.")
+    vq = registry.verifier_quality()
+    if vq:
+        st.subheader("How good the verifiers are")
+        st.dataframe(vq, hide_index=True, width="stretch", column_order=["verifier", "unit", "source", "auroc", "n"],
+                     column_config={"auroc": st.column_config.NumberColumn("held-out AUROC", format="%.3f"),
+                                    "n": st.column_config.NumberColumn("held-out items")})
+        st.caption("AUROC: the chance that a correct solution (ORM) or step (PRM) scores above a wrong one; "
+                   "0.5 is guessing, 1.0 is perfect. It bounds what best-of-N with that verifier can gain over "
+                   "majority vote. Measured on held-out samples from each ladder model (gold/corrupted are "
+                   "one-class sources, so they have no AUROC).")
 
 
 def datasets_section():

@@ -130,8 +130,10 @@ def test_normalize_number_rejects_non_finite():
 
 def test_select_prefix_and_levels(arith_task):
     ps = arith_task.problems
-    assert arith_task.select(10) == list(ps[:10])
     assert arith_task.select() == list(ps)
+    # no levels given: all five levels take turns, so a small selection is a mix
+    assert [p.difficulty for p in arith_task.select(10)] == [1, 2, 3, 4, 5] * 2
+    assert arith_task.select(10) == arith_task.select(10, [1, 2, 3, 4, 5])
     lvl3 = [p for p in ps if p.difficulty == 3]
     assert arith_task.select(10, [3]) == lvl3[:10]
     assert arith_task.select(None, [2, 4]) == [p for p in ps if p.difficulty in (2, 4)]
@@ -206,6 +208,9 @@ def test_jsonl_with_mapping_id_and_difficulty(tmp_path):
     assert [(p.id, p.answer, p.difficulty) for p in task.problems] == [
         ("a", "1", 2), ("7", "2", 3), ("c", "3", 4), ("d", "4", None)]
     assert task.select(None, [3, 4]) == task.problems[1:3]
+    # the unlevelled problem is its own bucket, after the levelled ones
+    assert [p.id for p in task.select(4)] == ["a", "7", "c", "d"]
+    assert [p.id for p in task.select(3, [3, 4])] == ["7", "c"]
 
 
 def test_json_array_file(tmp_path):

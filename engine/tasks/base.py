@@ -50,20 +50,28 @@ class Task:
         return {p.id: p for p in self.problems}
 
     def select(self, count: int | None = None, difficulties: Sequence[int] | None = None) -> list[Problem]:
-        """The first ``count`` problems at the given difficulty levels, in file order.
+        """``count`` problems at the given difficulty levels (default: all), balanced across levels.
 
-        Taking a prefix (not a random subset) keeps a larger selection a superset
-        of a smaller one, so cached work is reused when users grow the set.
+        Levels take turns (round-robin, each in file order), so ``--problems 100``
+        on a five-level task is 20 per level rather than the first level only. A
+        deterministic prefix within each level (not a random subset) keeps a
+        larger selection a superset of a smaller one, so cached work is reused
+        when users grow the set. ``count=None`` returns every match in file order.
         """
-        ps = [p for p in self.problems if not difficulties or p.difficulty in set(difficulties)]
-        if difficulties and len(set(difficulties)) > 1 and count is not None:
-            # balance levels: round-robin over levels in file order
-            by_level = {d: [p for p in ps if p.difficulty == d] for d in sorted(set(difficulties))}
-            out, i = [], 0
-            while len(out) < count and any(i < len(v) for v in by_level.values()):
-                for v in by_level.values():
-                    if i < len(v) and len(out) < count:
-                        out.append(v[i])
-                i += 1
-            return out
-        return list(ps if count is None else ps[:count])
+        want = set(difficulties) if difficulties else None
+        ps = [p for p in self.problems if want is None or p.difficulty in want]
+        if count is None:
+            return ps
+        buckets: dict = {}
+        for p in ps:  # problems without a level form one bucket of their own
+            buckets.setdefault(p.difficulty, []).append(p)
+        if len(buckets) <= 1:
+            return ps[:count]
+        order = sorted(buckets, key=lambda d: (d is None, d if d is not None else 0))
+        out, i = [], 0
+        while len(out) < count and any(i < len(buckets[d]) for d in order):
+            for d in order:
+                if i < len(buckets[d]) and len(out) < count:
+                    out.append(buckets[d][i])
+            i += 1
+        return out

@@ -1,4 +1,9 @@
-"""python -m engine.train {ladder,verifiers} [--quick] [--out DIR] [--only NAME,...]"""
+"""python -m engine.train {ladder,verifiers,evaluate} [--quick] [--out DIR] [--only NAME,...] [--jobs J]
+
+ladder: train the shipped models; verifiers: train the ORM and PRM on their
+samples; evaluate: measure the shipped ladder on the test set (500 problems x 64
+samples) and check the claims it makes, writing data/models/ladder_eval.json.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,10 +17,13 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__)
-    ap.add_argument("what", choices=["ladder", "verifiers"])
+    ap.add_argument("what", choices=["ladder", "verifiers", "evaluate"])
     ap.add_argument("--quick", action="store_true", help="miniature models in seconds (for tests)")
     ap.add_argument("--out", type=Path, default=MODELS_DIR, help="where model dirs go (default data/models)")
     ap.add_argument("--only", default="", help="comma-separated subset of names")
+    ap.add_argument("--jobs", type=int, default=0,
+                    help="evaluate: sampling processes, one thread each (default: cores, at most 4)")
+    ap.add_argument("--cache", type=Path, default=None, help="evaluate: DuckDB file (default cache/samples.duckdb)")
     args = ap.parse_args(argv)
     try:
         if args.what == "ladder":
@@ -27,6 +35,12 @@ def main(argv=None) -> int:
                 rec = train_lm(r, args.out / r.name)
                 print(f"{r.name}: {rec['params']:,} params, {rec['training_tokens']:,} tokens, "
                       f"loss {rec['final_loss']}, {rec['wall_time_s']}s")
+        elif args.what == "evaluate":
+            from ..cache import DEFAULT_PATH
+            from .evaluate import EVAL_FILE, default_jobs, evaluate, print_result
+            result = evaluate(EVAL_FILE, args.cache or DEFAULT_PATH, jobs=args.jobs or default_jobs())
+            print_result(result)
+            print(f"wrote {EVAL_FILE}")
         else:
             from .verifiers import train_verifiers
             train_verifiers(args.out, quick=args.quick)

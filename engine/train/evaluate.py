@@ -1,0 +1,156 @@
+"""Measure the shipped ladder on the ``arith`` test set and check what it must show.
+
+``python -m engine.train evaluate [--jobs 2]`` samples every ladder model on all
+500 test problems (64 samples each at temperature 0.8, through the cache, so a
+rerun only reads), then writes ``data/models/ladder_eval.json``: pass@k overall
+and per difficulty level, the fingerprint of each model's files (so a stale
+evaluation is detectable), and the verdict on each claim the ladder makes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from ..cache import DEFAULT_PATH, SampleCache
+from ..models import SamplingParams, list_shipped
+from ..models.loader import MODELS_DIR, fingerprint
+from ..tasks import get_task
+
+EVAL_FILE = MODELS_DIR / "ladder_eval.json"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    task: str = "arith"
+    problems: int = 500
+    n: int = 64
+    temperature: float = 0.8
+    ks: tuple[int, ...] = (1, 8, 64)
+
+
+def check_claims(models: list[dict]) -> dict[str, dict]:
+    """The ladder's promises, each with a verdict and the numbers behind it.
+
+    ``models`` is smallest first; each has ``name``, ``pass@1``, ``pass@64`` and
+    ``levels`` ({level: pass@1}). Pure, so the rules are tested on made-up tables.
+    """
+    names = [m["name"] for m in models]
+    p1 = [m["pass@1"] for m in models]
+    p64 = [m["pass@64"] for m in models]
+    largest = models[-1]
+    out = {}
+
+    def claim(key, ok, detail):
+        out[key] = {"ok": bool(ok), "detail": detail}
+
+    claim("pass@1 rises strictly with size", all(a < b for a, b in zip(p1, p1[1:])),
+          " < ".join(f"{n} {v:.3f}" for n, v in zip(names, p1)))
+    claim("smallest pass@1 >= 5%", p1[0] >= 0.05, f"{names[0]} {p1[0]:.3f}")
+    claim("largest pass@1 <= 90%", p1[-1] <= 0.90, f"{names[-1]} {p1[-1]:.3f}")
+    # "clearly above": at least ten points, far outside the bootstrap CI of 500 problems
+    claim("pass@64 clearly above pass@1 (>= +10 points) for every model",
+          all(b - a >= 0.10 for a, b in zip(p1, p64)),
+          ", ".join(f"{n} {a:.3f}->{b:.3f}" for n, a, b in zip(names, p1, p64)))
+    claim("every smaller model's pass@64 exceeds the largest's pass@1",
+          all(v > largest["pass@1"] for v in p64[:-1]),
+          f"{largest['name']} pass@1 {largest['pass@1']:.3f}; "
+          + ", ".join(f"{n} pass@64 {v:.3f}" for n, v in zip(names[:-1], p64[:-1])))
+    falls = {}
+    for m in models:
+        lv = [m["levels"][k] for k in sorted(m["levels"], key=int)]
+        falls[m["name"]] = all(a > b for a, b in zip(lv, lv[1:]))
+    claim("pass@1 falls strictly with difficulty level for every model", all(falls.values()),
+          "; ".join(f"{m['name']} " + " > ".join(f"{m['levels'][k]:.3f}" for k in sorted(m["levels"], key=int))
+                    for m in models))
+    return out
+
+
+def _sweep_chunk(model: str, cache_path: str, settings: EvalSettings, start: int, step: int) -> int:
+    """One worker: every ``step``-th problem from ``start`` (a process of its own, one thread)."""
+    import torch
+    torch.set_num_threads(1)
+    from ..runner import run
+    task = get_task(settings.task)
+    probs = task.select(settings.problems)[start::step]
+    res = run(model, task, probs, SamplingParams(n=settings.n, temperature=settings.temperature),
+              SampleCache(cache_path))
+    return res.generated
+
+
+def sweep(models: list[str], cache_path: Path, settings: EvalSettings, jobs: int = 1, progress: bool = True) -> None:
+    """Top up the cache for every model; ``jobs`` processes split the problems between them."""
+    from tqdm import tqdm
+
+    from ..runner import run
+    task = get_task(settings.task)
+    problems = task.select(settings.problems)
+    params = SamplingParams(n=settings.n, temperature=settings.temperature)
+    cache = SampleCache(cache_path)
+    for model in models:
+        if jobs <= 1:
+            bar = tqdm(desc=model, unit="sample", disable=not progress)
+            run(model, task, problems, params, cache,
+                on_progress=lambda p: (setattr(bar, "total", p.total), bar.update(p.done - bar.n)))
+            bar.close()
+            continue
+        # spawn, not fork: torch's thread pools do not survive a fork
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as ex:
+            futs = [ex.submit(_sweep_chunk, model, str(cache_path), settings, j, jobs) for j in range(jobs)]
+            done = sum(f.result() for f in futs)
+        if progress:
+            print(f"{model}: generated {done} samples in {jobs} processes")
+
+
+def measure(models: list[str], cache_path: Path, settings: EvalSettings) -> dict:
+    from ..results import report, report_by_level
+    task = get_task(settings.task)
+    problems = task.select(settings.problems)
+    params = SamplingParams(n=settings.n, temperature=settings.temperature)
+    cache = SampleCache(cache_path)
+    df = report(cache, models, task, problems, params, ks=settings.ks)
+    levels = {k: report_by_level(cache, models, task, problems, params, k=k) for k in settings.ks}
+    rows = []
+    for r in df.itertuples(index=False):
+        r = r._asdict()
+        d = {"name": r["model"], "params": int(r["params"]), "fingerprint": fingerprint(str(MODELS_DIR / r["model"])),
+             "problems": int(r["problems"]), "n": int(r["n"])}
+        for k in settings.ks:
+            d[f"pass@{k}"] = round(float(r[f"pass@{k}"]), 4)
+            d[f"pass@{k}_ci95"] = [round(float(r[f"pass@{k}_lo"]), 4), round(float(r[f"pass@{k}_hi"]), 4)]
+        d["levels"] = {c[1:]: round(float(v), 4) for c, v in levels[1].loc[r["model"]].items()}
+        d["levels_by_k"] = {f"pass@{k}": {c[1:]: round(float(v), 4) for c, v in levels[k].loc[r["model"]].items()}
+                            for k in settings.ks}
+        rows.append(d)
+    return {"command": "python -m engine.train evaluate", "settings": asdict(settings), "models": rows,
+            "claims": check_claims(rows)}
+
+
+def evaluate(out: Path = EVAL_FILE, cache_path: Path = DEFAULT_PATH, settings: EvalSettings = EvalSettings(),
+             jobs: int = 1, progress: bool = True) -> dict:
+    models = list_shipped()
+    sweep(models, cache_path, settings, jobs, progress)
+    result = measure(models, cache_path, settings)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def stale_models(result: dict) -> list[str]:
+    """Models whose files changed since ``result`` was measured (or that it lacks)."""
+    have = {m["name"]: m["fingerprint"] for m in result["models"]}
+    return [n for n in list_shipped() if have.get(n) != fingerprint(str(MODELS_DIR / n))]
+
+
+def print_result(result: dict) -> None:
+    for m in result["models"]:
+        print(f"{m['name']:9s} {m['params']:>9,} params  pass@1 {m['pass@1']:.3f}  pass@8 {m['pass@8']:.3f}  "
+              f"pass@64 {m['pass@64']:.3f}  by level " + " ".join(f"{v:.3f}" for v in m["levels"].values()))
+    for key, c in result["claims"].items():
+        print(f"[{'ok' if c['ok'] else 'MISSED'}] {key}: {c['detail']}")
+
+
+def default_jobs() -> int:
+    return max(1, min(4, (os.cpu_count() or 1)))
