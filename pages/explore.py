@@ -10,7 +10,6 @@ from ui.sweep import SweepJob
 common.require_router()  # a deep link to a fresh server runs this file without app.py
 
 LONG_RUN_S = 120
-BUDGETS = [2 ** i for i in range(9)]  # 1..256
 
 ctx = common.context()
 root = ctx["root"]
@@ -18,40 +17,19 @@ st.title("Explore")
 st.caption("Is it better to run a bigger model once, or a smaller model many times and pick an answer?")
 
 cache = common.current_cache(ctx)
-table = common.guarded(common.models_table, root)
-if cache is None or table is None:
+lms = common.language_models(root)
+if cache is None or lms is None:
     st.stop()
-lms = table[table["kind"] == "lm"]
-if lms.empty:
-    st.info("No models yet: shipped models appear under `data/models/` as training finishes, "
-            "or add one on the **Models & data** page.")
-    st.stop()
-names = lms["name"].tolist()
-ladder = lms[lms["origin"] == "shipped"]["name"].tolist() or names[:1]
-source = {r.name: (r.name if r.origin == "shipped" else r.source) for r in lms.itertuples()}
+source = lms["source"]
 
 # ---- controls -------------------------------------------------------------------
 with st.container(border=True):
-    c1, c2 = st.columns([3, 1])
-    models = c1.multiselect("Model scales", names, default=ladder, key="models", bind=URL,
-                            help="Shipped ladder preselected; add your own on Models & data")
-    task_names = registry.task_names(root)
-    task_name = c2.selectbox("Task", task_names, key="task", bind=URL)
-    task = common.guarded(common.get_task, task_name, root, common.task_version(task_name, root))
-    if task is None:
+    sel = common.cached_selection(root, lms, help="Shipped ladder preselected; add your own on Models & data")
+    if sel is None:
         st.stop()
-    levels_all = sorted({p.difficulty for p in task.problems if p.difficulty is not None})
-    c1, c2, c3 = st.columns([1, 2, 2])
-    n_problems = c1.number_input("Problems", min_value=1, max_value=len(task.problems),
-                                 value=min(50, len(task.problems)), step=10, key="problems", bind=URL)
-    levels = []
-    if levels_all:
-        levels = c2.pills("Difficulty levels", levels_all, selection_mode="multi", default=levels_all,
-                          key="levels", bind=URL, help="None selected means all levels") or []
-    budget = c3.select_slider("Sample budget (samples per problem)", BUDGETS, value=16, key="budget", bind=URL)
-    c1, c2 = st.columns([1, 2])
-    temperature = c1.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
-    verifier = c2.segmented_control("Verifier", list(analysis.VERIFIERS), default="majority", key="verifier",
+    models, task, task_name = sel["models"], sel["task"], sel["task_name"]
+    n_problems, levels, budget, temperature = sel["n_problems"], list(sel["levels"]), sel["budget"], sel["temperature"]
+    verifier = st.segmented_control("Verifier", list(analysis.VERIFIERS), default="majority", key="verifier",
                                     bind=URL, format_func=figures.SHORT_VERIFIER.get,
                                     help=figures.VERIFIER_HELP) or "majority"
     with st.expander("Cost assumptions"):
@@ -158,7 +136,7 @@ missing = sorted(set(models) - set(df["model"]))
 if missing:
     st.caption(f"No samples yet for {', '.join(missing)}: press **Run** to add them.")
 
-colors = figures.color_map(m for m in names if m in set(df["model"]))
+colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
 st.html(figures.legend_html(colors))
 titles = ["Accuracy vs samples per problem", "Accuracy vs inference FLOPs", "Accuracy vs latency"]
 for col, title, fig in zip(st.columns(3), titles, figures.explore_figures(df, colors)):

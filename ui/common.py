@@ -223,12 +223,14 @@ def language_models(root: str) -> dict | None:
             "source": {r.name: (r.name if r.origin == "shipped" else r.source) for r in lms.itertuples()}}
 
 
-def cached_selection(root: str, lms: dict, default_models=None) -> dict | None:
-    """Models, task, problems, levels, sample budget and temperature: the same widgets and URL keys as
-    Explore, so a page reads back what a sweep there cached. None (message shown) when the task fails."""
+def cached_selection(root: str, lms: dict, default_models=None,
+                     help: str = "Only what is already cached is shown: run sweeps on Explore") -> dict | None:
+    """Models, task, problems, levels, sample budget and temperature: one set of widgets and URL keys
+    for every page, so a page reads back what a sweep on Explore cached. None (message shown) when the
+    task fails to load."""
     c1, c2 = st.columns([3, 1])
     models = c1.multiselect("Model scales", lms["names"], default=default_models or lms["ladder"], key="models",
-                            bind=URL, help="Only what is already cached is shown: run sweeps on Explore")
+                            bind=URL, help=help)
     task_name = c2.selectbox("Task", registry.task_names(root), key="task", bind=URL)
     task = guarded(get_task, task_name, root, task_version(task_name, root))
     if task is None:

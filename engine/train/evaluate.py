@@ -69,15 +69,21 @@ def check_claims(models: list[dict]) -> dict[str, dict]:
     return out
 
 
-def _sweep_chunk(model: str, cache_path: str, settings: EvalSettings, start: int, step: int) -> int:
+def _sweep_chunk(model: str, cache_path: str, settings: EvalSettings, start: int, step: int,
+                 progress: bool = False) -> int:
     """One worker: every ``step``-th problem from ``start`` (a process of its own, one thread)."""
     import torch
+    from tqdm import tqdm
     torch.set_num_threads(1)
     from ..runner import run
     task = get_task(settings.task)
     probs = task.select(settings.problems)[start::step]
+    bar = tqdm(desc=f"{model} [{start + 1}/{step}]", unit="sample", position=start, disable=not progress,
+               dynamic_ncols=True)
     res = run(model, task, probs, SamplingParams(n=settings.n, temperature=settings.temperature),
-              SampleCache(cache_path))
+              SampleCache(cache_path),
+              on_progress=lambda p: (setattr(bar, "total", p.total), bar.update(p.done - bar.n)))
+    bar.close()
     return res.generated
 
 
@@ -92,14 +98,15 @@ def sweep(models: list[str], cache_path: Path, settings: EvalSettings, jobs: int
     cache = SampleCache(cache_path)
     for model in models:
         if jobs <= 1:
-            bar = tqdm(desc=model, unit="sample", disable=not progress)
+            bar = tqdm(desc=model, unit="sample", disable=not progress, dynamic_ncols=True)
             run(model, task, problems, params, cache,
                 on_progress=lambda p: (setattr(bar, "total", p.total), bar.update(p.done - bar.n)))
             bar.close()
             continue
         # spawn, not fork: torch's thread pools do not survive a fork
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as ex:
-            futs = [ex.submit(_sweep_chunk, model, str(cache_path), settings, j, jobs) for j in range(jobs)]
+            futs = [ex.submit(_sweep_chunk, model, str(cache_path), settings, j, jobs, progress)
+                    for j in range(jobs)]
             done = sum(f.result() for f in futs)
         if progress:
             print(f"{model}: generated {done} samples in {jobs} processes")
@@ -114,8 +121,7 @@ def measure(models: list[str], cache_path: Path, settings: EvalSettings) -> dict
     df = report(cache, models, task, problems, params, ks=settings.ks)
     levels = {k: report_by_level(cache, models, task, problems, params, k=k) for k in settings.ks}
     rows = []
-    for r in df.itertuples(index=False):
-        r = r._asdict()
+    for r in df.to_dict("records"):
         d = {"name": r["model"], "params": int(r["params"]), "fingerprint": fingerprint(str(MODELS_DIR / r["model"])),
              "problems": int(r["problems"]), "n": int(r["n"])}
         for k in settings.ks:
