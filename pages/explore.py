@@ -16,10 +16,7 @@ root = ctx["root"]
 st.title("Explore")
 st.caption("Is it better to run a bigger model once, or a smaller model many times and pick an answer?")
 
-cache = common.current_cache(ctx)
-lms = common.language_models(root)
-if cache is None or lms is None:
-    st.stop()
+cache, lms = common.cache_and_models(ctx)
 source = lms["source"]
 
 # ---- controls -------------------------------------------------------------------

@@ -15,10 +15,7 @@ ctx = common.context()
 st.title("Problem inspector")
 st.caption("One problem up close: each sample's answer and reasoning, the vote, and the verifier's choice.")
 
-cache = common.current_cache(ctx)
-lms = common.language_models(ctx["root"]) if cache is not None else None
-if lms is None:
-    st.stop()
+_, lms = common.cache_and_models(ctx)
 
 # ---- controls -------------------------------------------------------------------
 with st.container(border=True):

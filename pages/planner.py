@@ -15,10 +15,7 @@ st.title("Planner")
 st.caption("Tell it what you need; it picks the cheapest model, sample count and verifier that delivers it, "
            "from what has been measured (cached) so far.")
 
-cache = common.current_cache(ctx)
-lms = common.language_models(ctx["root"]) if cache is not None else None
-if lms is None:
-    st.stop()
+_, lms = common.cache_and_models(ctx)
 
 # ---- requirements ---------------------------------------------------------------
 with st.container(border=True):

@@ -14,10 +14,7 @@ st.title("Size vs compute")
 st.caption("For each compute budget, which model, number of samples and verifier gives the best accuracy? "
            "Everything here is read from the cache: run sweeps on **Explore** to add points.")
 
-cache = common.current_cache(ctx)
-lms = common.language_models(ctx["root"]) if cache is not None else None
-if lms is None:
-    st.stop()
+_, lms = common.cache_and_models(ctx)
 
 # ---- controls -------------------------------------------------------------------
 with st.container(border=True):

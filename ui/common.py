@@ -223,6 +223,15 @@ def language_models(root: str) -> dict | None:
             "source": {r.name: (r.name if r.origin == "shipped" else r.source) for r in lms.itertuples()}}
 
 
+def cache_and_models(ctx: dict) -> tuple[SampleCache, dict]:
+    """The page's cache and selectable language models; stops the page (message shown) if either is missing."""
+    cache = current_cache(ctx)
+    lms = language_models(ctx["root"]) if cache is not None else None
+    if lms is None:
+        st.stop()
+    return cache, lms
+
+
 def cached_selection(root: str, lms: dict, default_models=None,
                      help: str = "Only what is already cached is shown: run sweeps on Explore") -> dict | None:
     """Models, task, problems, levels, sample budget and temperature: one set of widgets and URL keys
