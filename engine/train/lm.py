@@ -36,8 +36,8 @@ class LMRecipe:
 
 
 LADDER = [  # ~4x apart in size; all past the point where they learn to copy operands (~10M tokens)
-    LMRecipe("arith-s", d_model=32, n_layers=2, n_heads=2, ffn=80, lr=5e-3, tokens=20_000_000),
-    LMRecipe("arith-m", d_model=48, n_layers=2, n_heads=4, ffn=128, lr=4e-3, tokens=15_000_000),
+    LMRecipe("arith-s", d_model=32, n_layers=2, n_heads=2, ffn=80, lr=5e-3, tokens=35_000_000),
+    LMRecipe("arith-m", d_model=48, n_layers=2, n_heads=4, ffn=128, lr=4e-3, tokens=25_000_000),
     LMRecipe("arith-l", d_model=72, n_layers=4, n_heads=4, ffn=192, lr=3e-3, tokens=15_000_000),
     LMRecipe("arith-xl", d_model=120, n_layers=5, n_heads=4, ffn=320, lr=3e-3, tokens=15_000_000),
 ]
