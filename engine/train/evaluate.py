@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..cache import DEFAULT_PATH, SampleCache
 from ..models import SamplingParams, list_shipped
-from ..models.loader import MODELS_DIR, fingerprint
+from ..models.loader import MODELS_DIR, fingerprint, resolve_source
 from ..tasks import get_task
 
 EVAL_FILE = MODELS_DIR / "ladder_eval.json"
@@ -32,15 +32,15 @@ class EvalSettings:
     ks: tuple[int, ...] = (1, 8, 64)
 
 
-def check_claims(models: list[dict]) -> dict[str, dict]:
+def check_claims(models: list[dict], k: int = 64) -> dict[str, dict]:
     """The ladder's promises, each with a verdict and the numbers behind it.
 
-    ``models`` is smallest first; each has ``name``, ``pass@1``, ``pass@64`` and
+    ``models`` is smallest first; each has ``name``, ``pass@1``, ``pass@{k}`` and
     ``levels`` ({level: pass@1}). Pure, so the rules are tested on made-up tables.
     """
     names = [m["name"] for m in models]
     p1 = [m["pass@1"] for m in models]
-    p64 = [m["pass@64"] for m in models]
+    p64 = [m[f"pass@{k}"] for m in models]
     largest = models[-1]
     out = {}
 
@@ -52,13 +52,13 @@ def check_claims(models: list[dict]) -> dict[str, dict]:
     claim("smallest pass@1 >= 5%", p1[0] >= 0.05, f"{names[0]} {p1[0]:.3f}")
     claim("largest pass@1 <= 90%", p1[-1] <= 0.90, f"{names[-1]} {p1[-1]:.3f}")
     # "clearly above": at least ten points, far outside the bootstrap CI of 500 problems
-    claim("pass@64 clearly above pass@1 (>= +10 points) for every model",
+    claim(f"pass@{k} clearly above pass@1 (>= +10 points) for every model",
           all(b - a >= 0.10 for a, b in zip(p1, p64)),
           ", ".join(f"{n} {a:.3f}->{b:.3f}" for n, a, b in zip(names, p1, p64)))
-    claim("every smaller model's pass@64 exceeds the largest's pass@1",
+    claim(f"every smaller model's pass@{k} exceeds the largest's pass@1",
           all(v > largest["pass@1"] for v in p64[:-1]),
           f"{largest['name']} pass@1 {largest['pass@1']:.3f}; "
-          + ", ".join(f"{n} pass@64 {v:.3f}" for n, v in zip(names[:-1], p64[:-1])))
+          + ", ".join(f"{n} pass@{k} {v:.3f}" for n, v in zip(names[:-1], p64[:-1])))
     falls = {}
     for m in models:
         lv = [m["levels"][k] for k in sorted(m["levels"], key=int)]
@@ -122,7 +122,7 @@ def measure(models: list[str], cache_path: Path, settings: EvalSettings) -> dict
     levels = {k: report_by_level(cache, models, task, problems, params, k=k) for k in settings.ks}
     rows = []
     for r in df.to_dict("records"):
-        d = {"name": r["model"], "params": int(r["params"]), "fingerprint": fingerprint(str(MODELS_DIR / r["model"])),
+        d = {"name": r["model"], "params": int(r["params"]), "fingerprint": fingerprint(resolve_source(r["model"])),
              "problems": int(r["problems"]), "n": int(r["n"])}
         for k in settings.ks:
             d[f"pass@{k}"] = round(float(r[f"pass@{k}"]), 4)
@@ -132,12 +132,13 @@ def measure(models: list[str], cache_path: Path, settings: EvalSettings) -> dict
                             for k in settings.ks}
         rows.append(d)
     return {"command": "python -m engine.train evaluate", "settings": asdict(settings), "models": rows,
-            "claims": check_claims(rows)}
+            "claims": check_claims(rows, k=max(settings.ks))}
 
 
 def evaluate(out: Path = EVAL_FILE, cache_path: Path = DEFAULT_PATH, settings: EvalSettings = EvalSettings(),
-             jobs: int = 1, progress: bool = True) -> dict:
-    models = list_shipped()
+             jobs: int = 1, progress: bool = True, models: list[str] | None = None) -> dict:
+    """``models`` (names or directories, smallest first) defaults to the shipped ladder."""
+    models = models or list_shipped()
     sweep(models, cache_path, settings, jobs, progress)
     result = measure(models, cache_path, settings)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -151,9 +152,10 @@ def stale_models(result: dict) -> list[str]:
 
 
 def print_result(result: dict) -> None:
+    ks = result["settings"]["ks"]
     for m in result["models"]:
-        print(f"{m['name']:9s} {m['params']:>9,} params  pass@1 {m['pass@1']:.3f}  pass@8 {m['pass@8']:.3f}  "
-              f"pass@64 {m['pass@64']:.3f}  by level " + " ".join(f"{v:.3f}" for v in m["levels"].values()))
+        print(f"{m['name']:9s} {m['params']:>9,} params  " + "  ".join(f"pass@{k} {m[f'pass@{k}']:.3f}" for k in ks)
+              + "  pass@1 by level " + " ".join(f"{v:.3f}" for v in m["levels"].values()))
     for key, c in result["claims"].items():
         print(f"[{'ok' if c['ok'] else 'MISSED'}] {key}: {c['detail']}")
 
