@@ -165,6 +165,20 @@ def test_models_page_lists_models_and_rejects_a_bad_dir(root, tmp_path, tiny_mod
     assert [m["name"] for m in registry.added_models(root)] == ["tiny-a", "tiny-b"]
 
 
+def test_models_page_shows_measured_quality_of_what_ships(root):
+    at = page(root, "pages/models_data.py")
+    heads = texts(at.subheader)
+    assert "How good the shipped ladder is" in heads and "How good the verifiers are" in heads
+    tables = [e.value for e in at.dataframe]
+    ladder = next(t for t in tables if "pass@64" in t.columns)
+    assert list(ladder["model"]) == ["arith-s", "arith-m", "arith-l", "arith-xl"]
+    assert (ladder["pass@64"] > ladder["pass@1"]).all() and "L5 pass@1" in ladder.columns
+    verifiers = next(t for t in tables if "auroc" in t.columns)
+    assert {"orm", "prm"} <= set(verifiers["verifier"])
+    assert verifiers.loc[verifiers["source"] == "arith-s", "auroc"].between(0.5, 1).all()
+    assert not at.warning  # the measurement is of the shipped files
+
+
 def test_malformed_dataset_shows_the_line(root):
     registry.datasets_dir(root).mkdir()
     (registry.datasets_dir(root) / "bad.csv").write_text("question,answer\nWhat is 1+1?,2\nbroken,row,extra\n")

@@ -124,8 +124,9 @@ def test_cli_sweep_while_other_process_uses_cache(tiny_model, tmp_path, task):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     df = cache.samples()
-    assert set(df.problem_id) == {p.id for p in task.problems[:5]}
-    assert len(df[df.problem_id.isin([p.id for p in task.problems[:3]])]) == 12
+    cli_ids = {p.id for p in task.select(3)}  # what `--problems 3` picks: one per level, round-robin
+    assert set(df.problem_id) == cli_ids | {p.id for p in task.problems[3:5]}
+    assert len(df[df.problem_id.isin(cli_ids)]) == 12
 
 
 def test_busy_timeout_gives_clear_error(tmp_path):

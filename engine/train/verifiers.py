@@ -1,9 +1,13 @@
 """Train the outcome (ORM) and process (PRM) reward models on the ladder's own samples.
 
-Data: problems from the arith *train* distribution (never the test set), 8
+Data: problems from the arith *train* distribution (never the test set), 6
 samples each from every ladder model at T=0.8, generated through the engine
 and cached (so a rerun does not resample), labelled by the checker; plus each
-problem's gold solution and a corrupted copy of it. Problems are split 80/20
+problem's gold solution and a corrupted copy of it (one step's result nudged),
+which pushes the verifiers to check arithmetic rather than only to recognise
+the ladder's usual failure patterns. (Three times the problems with three
+corrupted copies each did no better on that check.) These small verifiers
+still barely check arithmetic: see ``gold_beats_corrupted`` in their records. Problems are split 80/20
 into train and held-out; the held-out AUROCs are what the app shows.
 """
 from __future__ import annotations
@@ -35,6 +39,7 @@ SEED = 7
 class VerifierRecipe:
     per_level: int = 100        # training problems per difficulty level
     samples: int = 6            # samples per problem per ladder model
+    corrupted: int = 1          # corrupted copies of each gold solution
     d_model: int = 64
     n_layers: int = 3
     n_heads: int = 4
@@ -44,9 +49,13 @@ class VerifierRecipe:
     lr: float = 1e-3
     holdout: float = 0.2
     seed: int = SEED
+    # Start from a ladder LM's weights (as reward models start from a pretrained LM): it already
+    # knows arithmetic, so a nudged result is something it can notice. "" = random init from the sizes above.
+    init_from: str = ""
 
 
-QUICK = VerifierRecipe(per_level=4, samples=4, d_model=32, n_layers=1, n_heads=2, ffn=64, epochs=1, batch=16)
+QUICK = VerifierRecipe(per_level=4, samples=4, corrupted=1, d_model=32, n_layers=1, n_heads=2, ffn=64, epochs=1,
+                       batch=16, init_from="arith-m")
 
 
 def train_task(r: VerifierRecipe) -> Task:
@@ -85,11 +94,12 @@ def build_rows(r: VerifierRecipe, models: list[str], cache: SampleCache, progres
     rng = random.Random(r.seed)
     for p in task.problems:
         rows.append(dict(problem_id=p.id, completion=p.solution, source="gold"))
-        rows.append(dict(problem_id=p.id, completion=corrupt(p, rng), source="corrupted"))
+        rows += [dict(problem_id=p.id, completion=corrupt(p, rng), source="corrupted") for _ in range(r.corrupted)]
     by_id = task.by_id()
     for row in rows:
         p = by_id[row["problem_id"]]
         row["prompt"] = task.prompt(p)
+        row["level"] = p.difficulty
         row["correct"] = bool(task.grade(p, row["completion"])[1])
         steps = arith.check_steps(p, row["completion"])
         # the "#### N" line is the last step: right iff every step and the answer are
@@ -163,6 +173,47 @@ def auroc(scores, labels) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+def solution_scores(model, tok, rows, kind, batch=64) -> np.ndarray:
+    """One score per row, as the engine's verifier gives it (the PRM's weakest step)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            enc, labels = _encode(tok, rows[i:i + batch], kind)
+            probs = torch.sigmoid(_forward(model, enc, kind))
+            if kind == "orm":
+                out += probs.tolist()
+            else:
+                out += [float(p[m].min()) if m.any() else 0.0 for p, m in zip(probs, labels >= 0)]
+    return np.asarray(out)
+
+
+def gold_beats_corrupted(model, tok, held_rows, kind) -> dict:
+    """How often the gold solution outscores a copy with one result nudged, per level (held-out problems).
+
+    AUROC on the ladder's samples rewards spotting its usual failure patterns;
+    this asks whether the verifier checks the arithmetic itself.
+    """
+    rows = [x for x in held_rows if x["source"] in ("gold", "corrupted")]
+    if not rows:
+        return {}
+    scores = solution_scores(model, tok, rows, kind)
+    gold = {x["problem_id"]: s for x, s in zip(rows, scores) if x["source"] == "gold"}
+    wins: dict = {}
+    for x, s in zip(rows, scores):
+        if x["source"] == "corrupted" and x["problem_id"] in gold:
+            g = gold[x["problem_id"]]
+            wins.setdefault(str(x["level"]), []).append(1.0 if g > s else 0.5 if g == s else 0.0)
+    every = [w for v in wins.values() for w in v]
+    return {"all": float(np.mean(every)), "pairs": len(every),
+            "by_level": {k: float(np.mean(v)) for k, v in sorted(wins.items())}}
+
+
+def _json_num(x: float) -> float | None:
+    """NaN (AUROC of a one-class source such as gold) is not JSON: write null."""
+    return None if x != x else x
+
+
 def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path, progress=True) -> dict:
     """Train (unless already trained), then evaluate on every held-out source present now.
 
@@ -184,16 +235,25 @@ def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path
     for src in sorted({x["source"] for x in held_rows}):
         sub = [x for x in held_rows if x["source"] == src]
         ss, yy = predict(model, tok, sub, kind)
-        per_source[src] = {"auroc": auroc(ss, yy), "n": int(len(yy)), "positive_rate": float(yy.mean())}
-    record["held_out"] = {"unit": "solution" if kind == "orm" else "step", "auroc": auroc(s, y),
-                          "n": int(len(y)), "per_source": per_source}
+        per_source[src] = {"auroc": _json_num(auroc(ss, yy)), "n": int(len(yy)), "positive_rate": float(yy.mean())}
+    record["held_out"] = {"unit": "solution" if kind == "orm" else "step", "auroc": _json_num(auroc(s, y)),
+                          "n": int(len(y)), "per_source": per_source,
+                          "gold_beats_corrupted": gold_beats_corrupted(model, tok, held_rows, kind)}
     rec_path.write_text(json.dumps(record, indent=2))
     return record
 
 
 def _fit(kind, cls, tok, r, train_rows, out_dir, progress):
     torch.manual_seed(r.seed)
-    model = cls(_config(r, tok))
+    if r.init_from:
+        base = out_dir.parent.parent / r.init_from  # <out>/verifiers/<kind> -> <out>/<ladder model>
+        if not (base / "config.json").exists():
+            from ..errors import EngineError
+            raise EngineError(f"the verifiers start from {r.init_from!r}, which is not under {base.parent}; "
+                              "run `python -m engine.train ladder` first")
+        model = cls.from_pretrained(base, num_labels=1)  # backbone from the LM, a fresh scalar head
+    else:
+        model = cls(_config(r, tok))
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=0.05)
     rng = random.Random(r.seed)
     ckpt = out_dir / "ckpt.pt"
@@ -243,6 +303,7 @@ def _fit(kind, cls, tok, r, train_rows, out_dir, progress):
         "training_tokens": tokens, "epochs": r.epochs,
         "training_flops": 6 * n_params * tokens, "wall_time_s": round(elapsed, 1), "seed": r.seed,
         "final_loss": round(float(np.mean(losses[-20:])), 4), "recipe": asdict(r), "device": "cpu",
+        "initialised_from": r.init_from or "random",
         "data": "arith train distribution (seeded, test questions excluded): ladder samples at T=0.8 + gold + corrupted gold",
     }
     ckpt.unlink(missing_ok=True)
@@ -264,7 +325,11 @@ def train_verifiers(out: Path = MODELS_DIR, quick: bool = False, progress: bool 
         recs[kind] = train_one(kind, r, train_rows, held_rows, out / "verifiers" / kind, progress)
         h = recs[kind]["held_out"]
         print(f"{kind}: held-out {h['unit']} AUROC {h['auroc']:.3f} "
-              + " ".join(f"{k}={v['auroc']:.3f}" for k, v in h["per_source"].items()))
+              + " ".join(f"{k}={v['auroc']:.3f}" for k, v in h["per_source"].items() if v["auroc"] is not None))
+        g = h.get("gold_beats_corrupted") or {}
+        if g:
+            print(f"{kind}: gold beats a nudged copy {g['all']:.0%} of {g['pairs']} pairs; by level "
+                  + " ".join(f"L{k} {v:.0%}" for k, v in g["by_level"].items()))
     return recs
 
 
