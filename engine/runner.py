@@ -29,6 +29,14 @@ class Progress:
         return (self.total - self.done) / self.rate if self.rate > 0 else float("nan")
 
 
+def bar_updater(bar) -> Callable[[Progress], None]:
+    """An ``on_progress`` callback that drives a tqdm bar (its total is known only once the run plans)."""
+    def update(p: Progress) -> None:
+        bar.total = p.total
+        bar.update(p.done - bar.n)
+    return update
+
+
 @dataclass
 class RunResult:
     model: str

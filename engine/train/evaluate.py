@@ -75,14 +75,13 @@ def _sweep_chunk(model: str, cache_path: str, settings: EvalSettings, start: int
     import torch
     from tqdm import tqdm
     torch.set_num_threads(1)
-    from ..runner import run
+    from ..runner import bar_updater, run
     task = get_task(settings.task)
     probs = task.select(settings.problems)[start::step]
     bar = tqdm(desc=f"{model} [{start + 1}/{step}]", unit="sample", position=start, disable=not progress,
                dynamic_ncols=True)
     res = run(model, task, probs, SamplingParams(n=settings.n, temperature=settings.temperature),
-              SampleCache(cache_path),
-              on_progress=lambda p: (setattr(bar, "total", p.total), bar.update(p.done - bar.n)))
+              SampleCache(cache_path), on_progress=bar_updater(bar))
     bar.close()
     return res.generated
 
@@ -91,7 +90,7 @@ def sweep(models: list[str], cache_path: Path, settings: EvalSettings, jobs: int
     """Top up the cache for every model; ``jobs`` processes split the problems between them."""
     from tqdm import tqdm
 
-    from ..runner import run
+    from ..runner import bar_updater, run
     task = get_task(settings.task)
     problems = task.select(settings.problems)
     params = SamplingParams(n=settings.n, temperature=settings.temperature)
@@ -99,8 +98,7 @@ def sweep(models: list[str], cache_path: Path, settings: EvalSettings, jobs: int
     for model in models:
         if jobs <= 1:
             bar = tqdm(desc=model, unit="sample", disable=not progress, dynamic_ncols=True)
-            run(model, task, problems, params, cache,
-                on_progress=lambda p: (setattr(bar, "total", p.total), bar.update(p.done - bar.n)))
+            run(model, task, problems, params, cache, on_progress=bar_updater(bar))
             bar.close()
             continue
         # spawn, not fork: torch's thread pools do not survive a fork

@@ -7,8 +7,9 @@ problem's gold solution and a corrupted copy of it (one step's result nudged),
 which pushes the verifiers to check arithmetic rather than only to recognise
 the ladder's usual failure patterns. (Three times the problems with three
 corrupted copies each did no better on that check.) These small verifiers
-still barely check arithmetic: see ``gold_beats_corrupted`` in their records. Problems are split 80/20
-into train and held-out; the held-out AUROCs are what the app shows.
+still barely check arithmetic: see ``gold_beats_corrupted`` in their records.
+Problems are split 80/20 into train and held-out; the held-out AUROCs are what
+the app shows.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from transformers import LlamaConfig, LlamaForSequenceClassification, LlamaForTo
 from ..cache import SampleCache
 from ..models import SamplingParams, list_shipped
 from ..models.loader import MODELS_DIR
-from ..runner import run
+from ..runner import bar_updater, run
 from ..tasks import Task, arith
 from ..verifiers import step_end_offsets, verifier_text
 from .tokenizer import build_tokenizer
@@ -49,8 +50,9 @@ class VerifierRecipe:
     lr: float = 1e-3
     holdout: float = 0.2
     seed: int = SEED
-    # Start from a ladder LM's weights (as reward models start from a pretrained LM): it already
-    # knows arithmetic, so a nudged result is something it can notice. "" = random init from the sizes above.
+    # "" = random init at the sizes above; a ladder model's name starts from its weights, as reward
+    # models usually start from a pretrained LM. Tried with arith-l: held-out AUROC 0.842 vs 0.861 and
+    # no better at spotting a nudged result, so the shipped verifiers start from scratch.
     init_from: str = ""
 
 
@@ -87,7 +89,7 @@ def build_rows(r: VerifierRecipe, models: list[str], cache: SampleCache, progres
     rows = []
     for m in models:
         bar = tqdm(desc=f"sampling {Path(m).name}", unit="sample", disable=not progress)
-        run(m, task, task.problems, params, cache, on_progress=lambda pr: (setattr(bar, "total", pr.total), bar.update(pr.done - bar.n)))
+        run(m, task, task.problems, params, cache, on_progress=bar_updater(bar))
         bar.close()
         df = load_samples(cache, m, task, task.problems, params)
         rows += [dict(problem_id=x.problem_id, completion=x.text, source=Path(m).name) for x in df.itertuples()]
@@ -230,12 +232,13 @@ def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path
         model = cls.from_pretrained(out_dir)
     else:
         model, record = _fit(kind, cls, tok, r, train_rows, out_dir, progress)
-    s, y = predict(model, tok, held_rows, kind)
-    per_source = {}
-    for src in sorted({x["source"] for x in held_rows}):
-        sub = [x for x in held_rows if x["source"] == src]
-        ss, yy = predict(model, tok, sub, kind)
-        per_source[src] = {"auroc": _json_num(auroc(ss, yy)), "n": int(len(yy)), "positive_rate": float(yy.mean())}
+    # one pass per source; the overall AUROC pools them (it does not depend on row order)
+    scored = {src: predict(model, tok, [x for x in held_rows if x["source"] == src], kind)
+              for src in sorted({x["source"] for x in held_rows})}
+    s = np.concatenate([ss for ss, _ in scored.values()])
+    y = np.concatenate([yy for _, yy in scored.values()])
+    per_source = {src: {"auroc": _json_num(auroc(ss, yy)), "n": int(len(yy)), "positive_rate": float(yy.mean())}
+                  for src, (ss, yy) in scored.items()}
     record["held_out"] = {"unit": "solution" if kind == "orm" else "step", "auroc": _json_num(auroc(s, y)),
                           "n": int(len(y)), "per_source": per_source,
                           "gold_beats_corrupted": gold_beats_corrupted(model, tok, held_rows, kind)}
