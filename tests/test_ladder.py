@@ -248,3 +248,11 @@ def test_evaluate_command_path_on_quick_models(quick_dir, tmp_path):
         mine = df[df.model_fp == fp].groupby("problem_id").correct.mean().mean()
         assert m["pass@1"] == pytest.approx(mine, abs=1e-4)
         assert set(m["levels"]) == {"1", "2", "3", "4", "5"}
+
+
+def test_evaluate_needs_a_ladder(tmp_path):
+    from engine.errors import EngineError
+    from engine.train.evaluate import evaluate
+    with pytest.raises(EngineError, match="at least 2 models"):
+        evaluate(tmp_path / "e.json", tmp_path / "c.duckdb", models=["arith-s"])
+    assert not (tmp_path / "e.json").exists()

@@ -137,6 +137,10 @@ def evaluate(out: Path = EVAL_FILE, cache_path: Path = DEFAULT_PATH, settings: E
              jobs: int = 1, progress: bool = True, models: list[str] | None = None) -> dict:
     """``models`` (names or directories, smallest first) defaults to the shipped ladder."""
     models = models or list_shipped()
+    if len(models) < 2:
+        from ..errors import EngineError
+        raise EngineError(f"evaluate compares a ladder of at least 2 models, got {models or 'none'}; "
+                          "train them with `python -m engine.train ladder`")
     sweep(models, cache_path, settings, jobs, progress)
     result = measure(models, cache_path, settings)
     out.write_text(json.dumps(result, indent=2) + "\n")
