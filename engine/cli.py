@@ -40,22 +40,22 @@ def _common(p):
     p.add_argument("--cache", type=Path, default=None, help="DuckDB file (default cache/samples.duckdb)")
 
 
-def _selection(args):
+def _experiment(args):
+    """The flags as one ``Experiment`` (models resolved, the task's stop strings applied)."""
+    from .experiment import Experiment
     from .models import SamplingParams
-    from .tasks import get_task
-    if args.problems < 1:
-        raise EngineError(f"--problems must be at least 1, got {args.problems}")
     try:
         levels = [int(x) for x in args.levels.split(",") if x.strip()]
     except ValueError:
         raise EngineError(f"--levels must be comma-separated integers, got {args.levels!r}") from None
-    task = get_task(args.task)
-    problems = task.select(args.problems, levels or None)
-    if not problems:
-        raise EngineError(f"no problems in task {task.name!r} at levels {levels}")
+    if args.problems < 1:
+        raise EngineError(f"--problems must be at least 1, got {args.problems}")
     params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p,
                             max_new_tokens=args.max_new_tokens, seed=args.seed)
-    return task, problems, params
+    strategies = [s for s in getattr(args, "strategy", "oracle").split(",") if s.strip()]
+    exp = Experiment.build(_models(args.models), args.task, params, args.problems, levels, strategies)
+    exp.selected()  # fails early, with a message, on levels the task lacks
+    return exp
 
 
 def _cache(args):
@@ -67,21 +67,22 @@ def cmd_sweep(args) -> int:
     from tqdm import tqdm
 
     from .runner import run
-    task, problems, params = _selection(args)
+    exp = _experiment(args)
+    task, problems, params = exp.load_task(), exp.selected(), exp.params
     cache = _cache(args)
-    for model in _models(args.models):
+    for model in exp.models:
         bars = []  # created on first progress so a model that fails to load prints only its error
 
         def on_progress(p, bars=bars, model=model):
             if not bars:
-                bars.append(tqdm(desc=model, unit="sample", total=p.total, dynamic_ncols=True))
+                bars.append(tqdm(desc=model.name, unit="sample", total=p.total, dynamic_ncols=True))
             bars[0].set_postfix(cached=p.cached, refresh=False)
             bars[0].update(p.done - bars[0].n)
         res = run(model, task, problems, params, cache, max_batch=args.batch, device=args.device,
                   on_progress=on_progress)
         if bars:
             bars[0].close()
-        print(f"{model}: generated {res.generated}, already cached {res.cached}, "
+        print(f"{model.name}: generated {res.generated}, already cached {res.cached}, "
               f"{res.elapsed_s:.1f}s ({res.generated / max(res.elapsed_s, 1e-9):.0f} samples/s)")
     return 0
 
@@ -89,21 +90,31 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     import pandas as pd
 
-    from .results import report
-    task, problems, params = _selection(args)
+    from .results import report, report_by_level
+    exp = _experiment(args)
+    task, problems, params, cache = exp.load_task(), exp.selected(), exp.params, _cache(args)
     ks = sorted({int(k) for k in args.k.split(",")})
-    df = report(_cache(args), _models(args.models), task, problems, params, ks=ks)
+    df = report(cache, exp.models, task, problems, params, ks=ks)
     cols = ["model", "params", "problems", "n"] + [c for c in df.columns if c.startswith("pass@") and "_" not in c] \
         + ["completion_tokens_mean", "flops_per_sample", "device_s_total"]
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(df[cols].to_string(index=False))
     if args.by_level:
-        from .results import report_by_level
         for k in ks:
-            lv = report_by_level(_cache(args), _models(args.models), task, problems, params, k=k)
+            lv = report_by_level(cache, exp.models, task, problems, params, k=k)
             if not lv.empty and k <= params.n:
                 print(f"\npass@{k} by difficulty level")
                 print(lv.to_string(float_format="{:.3f}".format))
+    if exp.strategies != ("oracle",) or args.curves:
+        from .analysis import curves
+        cv = curves(cache, exp, ks=[k for k in ks if k <= params.n])
+        table = cv.pivot_table(index=["model", "strategy"], columns="k", values="accuracy", sort=False)
+        table.columns = [f"acc@{k}" for k in table.columns]
+        print("\naccuracy by selection strategy (exact expectation over k-subsets of the cached samples)")
+        print(table.to_string(float_format="{:.3f}".format))
+        if args.curves:
+            cv.to_csv(args.curves, index=False)
+            print(f"wrote {args.curves}")
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
@@ -111,15 +122,21 @@ def cmd_report(args) -> int:
 
 
 def cmd_models(args) -> int:
-    import json
-
-    from .models.loader import MODELS_DIR, list_shipped
+    from .models.loader import list_shipped, shipped_dir, training_record
     for kind in ("lm", "verifier"):
         for name in list_shipped(kind):
-            d = MODELS_DIR / ("verifiers/" if kind == "verifier" else "") / name
-            rec = json.loads((d / "training_record.json").read_text()) if (d / "training_record.json").exists() else {}
+            d = shipped_dir(name, kind)
+            rec = training_record(d)
             print(f"{name:16s} {kind:9s} {rec.get('params', 0):>10,} params  "
                   f"{rec.get('training_flops', 0):.2e} train FLOPs  {d}")
+    return 0
+
+
+def cmd_strategies(args) -> int:
+    from . import scorers, strategies
+    for cls in strategies.kinds():
+        print(f"{cls.name + (':SCORER' if cls.uses_scorer else ''):22s} {cls.help}")
+    print("\nscorers: " + ", ".join(scorers.available()) + " (or the path of a verifier directory)")
     return 0
 
 
@@ -140,20 +157,21 @@ def cmd_stats(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .results import load_samples
-    task, problems, params = _selection(args)
-    cache = _cache(args)
     import pandas as pd
-    df = pd.concat([load_samples(cache, m, task, problems, params) for m in _models(args.models)])
+
+    from .results import load_samples
+    exp = _experiment(args)
+    cache = _cache(args)
+    df = pd.concat([load_samples(cache, m, exp.load_task(), exp.selected(), exp.params) for m in exp.models])
     cache.export(df, args.out)
     print(f"wrote {len(df)} samples to {args.out}")
     return 0
 
 
 def cmd_clear(args) -> int:
-    from .results import model_fp
+    from .models.ref import resolve_model
     cache = _cache(args)
-    fp = model_fp(cache, args.model) if args.model else None
+    fp = resolve_model(args.model).fingerprint if args.model else None
     if not args.yes:
         raise EngineError("clear deletes cached samples; add --yes to confirm")
     n = cache.clear(model_fp=fp, task=args.task)
@@ -174,6 +192,13 @@ def build_parser():
     p.add_argument("--k", default="1,8,64", help="k values (default 1,8,64; those above n are skipped)")
     p.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV")
     p.add_argument("--by-level", action="store_true", help="also print pass@k per difficulty level")
+    p.add_argument("--strategy", default="oracle",
+                   help="selection strategies to compare, comma-separated; a strategy that reads scores names "
+                        "its scorer after a colon, e.g. oracle,majority,best_of_n:orm,weighted_majority:prm-min "
+                        "(`python -m engine strategies` lists them)")
+    p.add_argument("--curves", type=Path, default=None,
+                   help="write every curve point (what the app plots: accuracy, CI and costs per model, "
+                        "strategy and k) to this CSV")
     p.set_defaults(fn=cmd_report)
     p = sub.add_parser("export", help="write cached samples to .parquet or .csv")
     _common(p)
@@ -181,6 +206,8 @@ def build_parser():
     p.set_defaults(fn=cmd_export)
     p = sub.add_parser("models", help="list shipped models and verifiers")
     p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("strategies", help="list selection strategies and scorers")
+    p.set_defaults(fn=cmd_strategies)
     p = sub.add_parser("tasks", help="list built-in tasks")
     p.set_defaults(fn=cmd_tasks)
     p = sub.add_parser("stats", help="what the cache holds")

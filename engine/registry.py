@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
-from .cache import DEFAULT_PATH, SampleCache
+from .cache import DEFAULT_PATH
 from .errors import DatasetError, EngineError, ModelError
-from .models import SamplingParams
-from .models.loader import MODELS_DIR, fingerprint, list_shipped, load_model, resolve_source
-from .runner import plan, resolve_params
-from .tasks import Problem, Task, get_task
+from .models.loader import MODELS_DIR, fingerprint, list_shipped, load_model, training_record
+from .models.ref import ModelRef, resolve_model
+from .tasks import Task, get_task
 
 ADDED_FILE = "added_models.json"
 DATASET_SUFFIXES = (".jsonl", ".json", ".csv")
@@ -29,14 +28,6 @@ def root_of(cache_path: str | Path | None = None) -> Path:
 
 def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
-
-
-def _record(path: Path) -> dict:
-    rec = path / "training_record.json"
-    try:
-        return json.loads(rec.read_text()) if rec.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 MODEL_COLUMNS = ["name", "kind", "origin", "params", "matmul_params", "training_flops", "training_tokens",
@@ -55,7 +46,7 @@ def verifier_quality() -> list[dict]:
     """Held-out AUROC of each shipped verifier, overall and per sample source (from its training record)."""
     rows = []
     for name in list_shipped("verifier"):
-        held = _record(MODELS_DIR / "verifiers" / name).get("held_out") or {}
+        held = training_record(MODELS_DIR / "verifiers" / name).get("held_out") or {}
         if not held:
             continue
         rows.append({"verifier": name, "unit": held.get("unit"), "source": "all held-out",
@@ -66,12 +57,20 @@ def verifier_quality() -> list[dict]:
     return rows
 
 
+EVAL_FILE = MODELS_DIR / "ladder_eval.json"
+
+
+def stale_models(result: dict) -> list[str]:
+    """Shipped models whose files changed since ``result`` was measured (or that it lacks)."""
+    have = {m["name"]: m["fingerprint"] for m in result["models"]}
+    return [n for n in list_shipped() if have.get(n) != fingerprint(str(MODELS_DIR / n))]
+
+
 def ladder_evaluation() -> dict | None:
     """The shipped ladder measured on the test set (``python -m engine.train evaluate``), if present.
 
     ``stale`` lists models whose files changed since it was measured.
     """
-    from .train.evaluate import EVAL_FILE, stale_models
     try:
         result = json.loads(EVAL_FILE.read_text())
         result["stale"] = stale_models(result)
@@ -86,7 +85,7 @@ def shipped_models() -> list[dict]:
     rows = []
     for kind, base in (("lm", MODELS_DIR), ("verifier", MODELS_DIR / "verifiers")):
         for name in list_shipped(kind):
-            rows.append(_row(name, kind, base / name, "shipped", _record(base / name)))
+            rows.append(_row(name, kind, base / name, "shipped", training_record(base / name)))
     return rows
 
 
@@ -139,22 +138,12 @@ def all_models(root: str | Path) -> list[dict]:
     return shipped_models() + added_models(root)
 
 
-def model_source(name: str, root: str | Path) -> str:
-    """What to hand ``load_model``/``run`` for a listed name (added models by path)."""
-    for r in added_models(root):
+def model_ref(name: str, root: str | Path | None = None) -> ModelRef:
+    """A listed name (shipped, or added under ``root``), a directory or a hub id, resolved once."""
+    for r in (added_models(root) if root is not None else []):
         if r["name"] == name:
-            return r["source"]
-    return resolve_source(name)
-
-
-# ---- what the cache holds for a selection ---------------------------------------
-def missing_samples(cache: SampleCache, source: str, task: Task, problems: Sequence[Problem],
-                    params: SamplingParams) -> int:
-    """How many samples a run of this selection would generate (0: all cached)."""
-    if not Path(source).is_dir():
-        raise ModelError(f"model {source!r}: not a local directory")
-    todo = plan(cache, fingerprint(source), task, problems, resolve_params(task, params))
-    return sum(len(v) for v in todo.values())
+            return ModelRef(name, r["source"], fingerprint(r["source"]))
+    return resolve_model(name)
 
 
 # ---- datasets -----------------------------------------------------------------
@@ -219,9 +208,22 @@ def task_names(root: str | Path) -> list[str]:
     return list_tasks() + [p.name for p in list_datasets(root) if _mapping_path(p).exists()]
 
 
-def load_task(name: str, root: str | Path) -> Task:
-    """A built-in task by name or an uploaded dataset (by file name) with its saved mapping."""
-    p = datasets_dir(root) / name
-    if p.exists():
+def task_version(name: str, root: str | Path | None) -> float:
+    """Changes when an uploaded dataset's column mapping does (0 for built-in tasks)."""
+    if root is None:
+        return 0.0
+    p = _mapping_path(datasets_dir(root) / name)
+    return p.stat().st_mtime if p.exists() else 0.0
+
+
+def load_task(name: str, root: str | Path | None = None) -> Task:
+    """A built-in task by name, a dataset file by path, or an uploaded dataset (by file name) with its mapping."""
+    return _load_task(name, None if root is None else str(root), task_version(name, root))
+
+
+@lru_cache(maxsize=32)
+def _load_task(name: str, root: str | None, version: float) -> Task:
+    p = datasets_dir(root) / name if root is not None else None
+    if p is not None and p.exists():
         return get_task(str(p), **load_mapping(p))
     return get_task(name)

@@ -7,8 +7,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from .backends import open_backend
 from .cache import SampleCache
-from .models import SamplingParams, load_model, sample
+from .models import SamplingParams
+from .models.ref import ModelRef, resolve_model
+from .planning import missing, resolve_params
 from .tasks import Problem, Task
 
 
@@ -48,21 +51,7 @@ class RunResult:
     stopped: bool
 
 
-def resolve_params(task: Task, params: SamplingParams) -> SamplingParams:
-    """Use the task's stop strings when the caller gave none (so keys agree everywhere)."""
-    if not params.stop and task.stop:
-        return SamplingParams(**{**params.__dict__, "stop": task.stop})
-    return params
-
-
-def plan(cache: SampleCache, model_fp: str, task: Task, problems: Sequence[Problem],
-         params: SamplingParams) -> dict[str, list[int]]:
-    """Per problem, the sample indices below ``params.n`` not yet cached."""
-    have = cache.cached_indices(model_fp, task.name, params.key(), [p.id for p in problems])
-    return {p.id: [i for i in range(params.n) if i not in have[p.id]] for p in problems}
-
-
-def run(model: str, task: Task, problems: Sequence[Problem], params: SamplingParams,
+def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: SamplingParams,
         cache: SampleCache, max_batch: int = 64, device: str | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         stop_event: threading.Event | None = None) -> RunResult:
@@ -74,11 +63,11 @@ def run(model: str, task: Task, problems: Sequence[Problem], params: SamplingPar
     current batch.
     """
     params = resolve_params(task, params)
-    lm = load_model(model, device=device)
-    spec = lm.spec
+    backend = open_backend(resolve_model(model), device=device)
+    spec = backend.spec
     cache.put_model(spec)
     cache.put_config(params)
-    todo = plan(cache, spec.fingerprint, task, problems, params)
+    todo = missing(cache, spec.fingerprint, task, problems, params)
     total = sum(len(v) for v in todo.values())
     cached = len(problems) * params.n - total
     run_id = uuid.uuid4().hex[:12]
@@ -89,13 +78,14 @@ def run(model: str, task: Task, problems: Sequence[Problem], params: SamplingPar
     status = "error"
     try:
         for p in problems:
-            missing = todo[p.id]
-            for j in range(0, len(missing), max_batch):
+            left = todo[p.id]
+            for j in range(0, len(left), max_batch):
                 if stop_event is not None and stop_event.is_set():
                     stopped = True
                     break
-                batch = missing[j:j + max_batch]
-                raws = sample(lm, task.prompt(p), params, batch, prompt_key=f"{task.name}/{p.id}", max_batch=max_batch)
+                batch = left[j:j + max_batch]
+                raws = backend.generate(task.prompt(p), params, batch, prompt_key=f"{task.name}/{p.id}",
+                                        max_batch=max_batch)
                 rows = []
                 for r in raws:
                     answer, correct = task.grade(p, r.text)

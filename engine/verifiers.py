@@ -9,7 +9,6 @@ model (PRM) is a token classifier read at the end of every solution line.
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,11 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ModelError
-from .models.loader import MODELS_DIR, fingerprint
+from .models.loader import MODELS_DIR, fingerprint, training_record
 from .tasks import Problem
 
 VERIFIERS_DIR = MODELS_DIR / "verifiers"
-AGGREGATES = ("min", "prod", "last")
+AGGREGATES = ("min", "prod", "last", "mean")
 
 
 def verifier_text(prompt: str, completion: str) -> str:
@@ -74,7 +73,7 @@ class LearnedVerifier:
         for _, chunk in self._batches(texts):
             enc, inputs, torch = self._encode(chunk)
             with torch.no_grad():
-                probs = torch.sigmoid(self.model(**inputs).logits[..., 0].float()).cpu().numpy()
+                probs = positive_probability(self.model(**inputs).logits).cpu().numpy()
             for j, text in enumerate(chunk):
                 ends = set(step_end_offsets(prompt, completions[len(out)]))
                 offs = enc["offset_mapping"][j].tolist()
@@ -89,8 +88,17 @@ class LearnedVerifier:
         for _, chunk in self._batches(texts):
             _, inputs, torch = self._encode(chunk)
             with torch.no_grad():
-                out += torch.sigmoid(self.model(**inputs).logits[:, 0].float()).cpu().tolist()
+                out += positive_probability(self.model(**inputs).logits).cpu().tolist()
         return out
+
+
+def positive_probability(logits):
+    """P(correct) from a classifier head: sigmoid of a single logit, or softmax of label 1 of two."""
+    import torch
+    logits = logits.float()
+    if logits.shape[-1] == 1:
+        return torch.sigmoid(logits[..., 0])
+    return torch.softmax(logits, dim=-1)[..., 1]
 
 
 def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
@@ -103,6 +111,8 @@ def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
         return float(np.prod(step_scores))
     if how == "last":
         return float(step_scores[-1])
+    if how == "mean":
+        return float(np.mean(step_scores))
     raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
 
 
@@ -128,7 +138,7 @@ def load_verifier(name_or_path: str, device: str | None = None) -> LearnedVerifi
 
 def _load(path: Path, device: str) -> LearnedVerifier:
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
-    record = json.loads((path / "training_record.json").read_text()) if (path / "training_record.json").exists() else {}
+    record = training_record(path)
     cfg = AutoConfig.from_pretrained(path)
     kind = record.get("kind") or ("prm" if any("TokenClassification" in a for a in cfg.architectures or []) else "orm")
     cls = AutoModelForTokenClassification if kind == "prm" else AutoModelForSequenceClassification

@@ -52,14 +52,26 @@ def resolve_source(name_or_path: str) -> str:
     return name_or_path
 
 
+RECORD_FILE = "training_record.json"
+
+
+def training_record(path: str | Path) -> dict:
+    """The training record a model directory ships with ({} when it has none or it is unreadable)."""
+    rec = Path(path) / RECORD_FILE
+    try:
+        return json.loads(rec.read_text()) if rec.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def shipped_dir(name: str, kind: str = "lm") -> Path:
+    return (MODELS_DIR / "verifiers" if kind == "verifier" else MODELS_DIR) / name
+
+
 def list_shipped(kind: str = "lm") -> list[str]:
-    """Names of the shipped ladder models, smallest first."""
-    base = MODELS_DIR / "verifiers" if kind == "verifier" else MODELS_DIR
-    out = []
-    for d in sorted(base.glob("*/config.json")):
-        rec = d.parent / "training_record.json"
-        params = json.loads(rec.read_text()).get("params", 0) if rec.exists() else 0
-        out.append((params, d.parent.name))
+    """Names of the shipped ladder models (or verifiers), smallest first."""
+    base = shipped_dir("", kind)
+    out = [(training_record(d.parent).get("params", 0), d.parent.name) for d in base.glob("*/config.json")]
     return [n for _, n in sorted(out)]
 
 
@@ -83,10 +95,11 @@ def fingerprint(path: str) -> str:
     return _fp_cache[key]
 
 
-def _check_local(path: Path, name: str) -> None:
+def check_local(path: Path, name: str) -> None:
     if not path.exists():
-        raise ModelError(f"model {name!r}: directory {path} does not exist. Pass a directory with "
-                         "config.json and weights, or a shipped model name (see `python -m engine models`).")
+        raise ModelError(f"model {name!r}: directory {path} does not exist, so it is not a local directory. "
+                         "Pass a directory with config.json and weights, or a shipped model name "
+                         "(see `python -m engine models`).")
     if not path.is_dir():
         raise ModelError(f"model {name!r}: {path} is a file; pass the model directory that contains it.")
     if not (path / "config.json").exists():
@@ -116,10 +129,9 @@ def _load(name: str, source: str, device: str, dtype: str | None) -> LoadedModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = Path(source)
-    # "org/name" that is not on disk is taken as a hub id; explicit paths never are.
-    is_local = local.exists() or source.startswith((".", "/", "~"))
+    is_local = is_local_source(source)
     if is_local:
-        _check_local(local, name)
+        check_local(local, name)
     torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.bfloat16)
     try:
         tok = AutoTokenizer.from_pretrained(source)
@@ -146,23 +158,21 @@ def _load(name: str, source: str, device: str, dtype: str | None) -> LoadedModel
     emb = model.get_input_embeddings().weight.numel()
     tied = getattr(cfg, "tie_word_embeddings", False)
     matmul = params - emb + (emb if tied else 0)
-    record = None
-    if is_local and (local / "training_record.json").exists():
-        record = json.loads((local / "training_record.json").read_text())
+    record = (training_record(local) or None) if is_local else None
     spec = ModelSpec(
         name=Path(source).name if is_local else source, source=source, params=params, matmul_params=matmul,
         family=(record or {}).get("family", cfg.model_type), dtype=str(torch_dtype).replace("torch.", ""),
-        device=device, fingerprint=fingerprint(source) if is_local else _hub_fingerprint(model, source),
+        device=device, fingerprint=fingerprint(source) if is_local else hub_fingerprint(source),
         n_layers=getattr(cfg, "num_hidden_layers", None), d_model=getattr(cfg, "hidden_size", None),
         training=record)
     return LoadedModel(spec, model, tok)
 
 
-def _hub_fingerprint(model, source: str) -> str:
-    path = getattr(model.config, "_name_or_path", source)
-    return fingerprint(path) if Path(path).is_dir() else hashlib.sha256(source.encode()).hexdigest()[:16]
+def hub_fingerprint(source: str) -> str:
+    """A hub id's cache key: its name (a hub revision is not pinned offline, so the name is what we know)."""
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def clear_loaded() -> None:
-    with _lock:
-        _models.clear()
+def is_local_source(source: str) -> bool:
+    """A path on disk, or written like one; anything else ("org/name") is taken as a hub id."""
+    return Path(source).exists() or str(source).startswith((".", "/", "~"))

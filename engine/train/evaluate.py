@@ -17,10 +17,9 @@ from pathlib import Path
 
 from ..cache import DEFAULT_PATH, SampleCache
 from ..models import SamplingParams, list_shipped
-from ..models.loader import MODELS_DIR, fingerprint, resolve_source
+from ..models.ref import resolve_model
+from ..registry import EVAL_FILE, stale_models  # noqa: F401  (where the record lives, and its staleness)
 from ..tasks import get_task
-
-EVAL_FILE = MODELS_DIR / "ladder_eval.json"
 
 
 @dataclass(frozen=True)
@@ -116,11 +115,12 @@ def measure(models: list[str], cache_path: Path, settings: EvalSettings) -> dict
     problems = task.select(settings.problems)
     params = SamplingParams(n=settings.n, temperature=settings.temperature)
     cache = SampleCache(cache_path)
-    df = report(cache, models, task, problems, params, ks=settings.ks)
-    levels = {k: report_by_level(cache, models, task, problems, params, k=k) for k in settings.ks}
+    refs = {(ref := resolve_model(m)).name: ref for m in models}
+    df = report(cache, list(refs.values()), task, problems, params, ks=settings.ks)
+    levels = {k: report_by_level(cache, list(refs.values()), task, problems, params, k=k) for k in settings.ks}
     rows = []
     for r in df.to_dict("records"):
-        d = {"name": r["model"], "params": int(r["params"]), "fingerprint": fingerprint(resolve_source(r["model"])),
+        d = {"name": r["model"], "params": int(r["params"]), "fingerprint": refs[r["model"]].fingerprint,
              "problems": int(r["problems"]), "n": int(r["n"])}
         for k in settings.ks:
             d[f"pass@{k}"] = round(float(r[f"pass@{k}"]), 4)
@@ -145,12 +145,6 @@ def evaluate(out: Path = EVAL_FILE, cache_path: Path = DEFAULT_PATH, settings: E
     result = measure(models, cache_path, settings)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-def stale_models(result: dict) -> list[str]:
-    """Models whose files changed since ``result`` was measured (or that it lacks)."""
-    have = {m["name"]: m["fingerprint"] for m in result["models"]}
-    return [n for n in list_shipped() if have.get(n) != fingerprint(str(MODELS_DIR / n))]
 
 
 def print_result(result: dict) -> None:

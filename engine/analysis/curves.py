@@ -1,0 +1,117 @@
+"""Accuracy against samples per problem, for every model and selection strategy of an experiment.
+
+One row per (model, strategy, k[, difficulty]): mean accuracy over problems with
+its 95% bootstrap interval, the Monte Carlo standard error where a strategy has
+no exact formula (``mc_se``, 0 otherwise), and per-problem costs at k samples
+(``engine.accounting``): FLOPs, device seconds, dollars, energy, tokens, and
+p50 latency over problems.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import accounting, metrics, scorers, strategies
+from ..cache import SampleCache
+from ..errors import EngineError
+from ..results import load_samples, model_info
+
+
+def powers_of_two(n: int) -> list[int]:
+    return [2 ** i for i in range(int(math.log2(max(1, n))) + 1)]
+
+
+def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: bool = False) -> pd.DataFrame:
+    """Curves for ``exp`` (an ``Experiment``) from what is cached; never samples.
+
+    Scorers score cached samples they have not seen yet (and cache the scores).
+    """
+    task, problems = exp.load_task(), exp.selected()
+    ks = list(ks or powers_of_two(exp.params.n))
+    chosen = [strategies.get(s) for s in exp.strategies]
+    rows = []
+    for ref in exp.models:
+        base = load_samples(cache, ref, task, problems, exp.params)
+        if base.empty:
+            continue
+        info = model_info(cache, ref)
+        scored: dict[str, pd.DataFrame] = {}
+        for strat in chosen:
+            df, sparams = base, 0
+            if strat.scorer:
+                scorer = scorers.get(strat.scorer)
+                if strat.scorer not in scored:
+                    scored[strat.scorer] = scorer.score(cache, task, base)
+                df, sparams = scored[strat.scorer], scorer.params
+            df = accounting.per_sample(df, info, exp.cost, sparams)
+            probs = _per_problem(df, strat, ks)
+            rows += _aggregate(probs, ks, by_level, dict(model=ref.name, params=int(info["params"]),
+                                                        strategy=strat.spec), info)
+    return pd.DataFrame(rows)
+
+
+def _per_problem(df: pd.DataFrame, strat, ks) -> list[dict]:
+    out = []
+    for pid, grp in df.groupby("problem_id", sort=False):
+        grp = grp.sort_values("idx")
+        vals, se = strat.curve_se(strategies.Pool.from_frame(grp), ks)
+        first = grp.iloc[0]
+        out.append(dict(
+            problem_id=pid, difficulty=first["difficulty"], acc=vals, se=se,
+            cost1={c: grp[c].mean() for c in ("flops", "device_s", "tokens", "dollars", "energy_wh")},
+            lat=[accounting.latency(first["prefill_s"], first["decode_s"], int(first["batch_size"]), k,
+                                    first["device"]) for k in ks]))
+    return out
+
+
+def _aggregate(probs: list[dict], ks, by_level: bool, head: dict, info: dict) -> list[dict]:
+    groups = [(None, probs)]
+    if by_level:
+        groups = [(lvl, [p for p in probs if p["difficulty"] == lvl])
+                  for lvl in sorted({p["difficulty"] for p in probs if not pd.isna(p["difficulty"])})]
+    rows = []
+    for lvl, ps in groups:
+        if not ps:
+            continue
+        mat = np.vstack([p["acc"] for p in ps])
+        se = np.vstack([p["se"] for p in ps])
+        lo, hi = metrics.bootstrap_ci(mat)
+        for j, k in enumerate(ks):
+            col = mat[:, j]
+            if np.all(np.isnan(col)):
+                continue
+            ok = ~np.isnan(col)
+            row = dict(head, k=k, accuracy=float(np.mean(col[ok])), lo=float(lo[j]), hi=float(hi[j]),
+                       mc_se=float(np.sqrt(np.sum(se[ok, j] ** 2)) / ok.sum()), problems=int(ok.sum()),
+                       latency_s=float(np.median([p["lat"][j] for p in ps])),
+                       train_flops=float(info["training_flops"] or 0),
+                       train_tokens=float(info["training_tokens"] or 0))
+            for c in ("flops", "device_s", "tokens", "dollars", "energy_wh"):
+                row[c] = k * float(np.mean([p["cost1"][c] for p in ps]))
+            if by_level:
+                row["difficulty"] = int(lvl)
+            rows.append(row)
+    return rows
+
+
+def with_pretraining(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    """Add amortised pretraining FLOPs per problem (Snell et al. 2024, sec. 7).
+
+    ``ratio`` R = inference tokens over a model's life / its pretraining tokens
+    D, with inference tokens counted at one sample per query: the model serves
+    Q = R x D / t1 queries (t1 = tokens of one sample), so each query carries
+    6ND / Q = 6N x t1 / R of pretraining, however many samples it then draws.
+    A small R (few queries) makes a big model's pretraining weigh more per
+    query, which is when test-time compute on a smaller model pays off.
+    """
+    if ratio <= 0:
+        raise EngineError(f"inference/pretraining token ratio must be positive, got {ratio}")
+    out = df.copy()
+    t1 = out.tokens / out.k
+    served = ratio * out.train_tokens / t1.where(t1 > 0, np.nan)
+    out["pretrain_flops"] = (out.train_flops / served).fillna(0.0)
+    out["total_flops"] = out.flops + out.pretrain_flops
+    return out

@@ -1,0 +1,34 @@
+"""One problem up close: every sample with its answer and score, the answer histogram, a strategy's pick."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import scorers, strategies
+from ..cache import SampleCache
+from ..results import load_samples
+
+
+def problem_view(cache: SampleCache, exp, problem_id: str) -> dict:
+    """Samples of ``exp``'s first model on one problem, scored by its first strategy's scorer (if any).
+
+    ``pick`` is the row (of ``samples``) the strategy returns given the whole pool; ``steps`` says
+    whether the scores come with per-step scores (a PRM) that a page can shade lines by.
+    """
+    task = exp.load_task()
+    problem = task.by_id()[problem_id]
+    strat = strategies.get(exp.strategies[0])
+    df = load_samples(cache, exp.models[0], task, [problem], exp.params)
+    empty = {"samples": df, "histogram": pd.DataFrame(columns=["answer", "count", "correct"]), "pick": None,
+             "gold": problem.answer, "pick_correct": False, "strategy": strat, "steps": False}
+    if df.empty:
+        return empty
+    if strat.scorer:
+        df = scorers.get(strat.scorer).score(cache, task, df)
+    df = df.sort_values("idx").reset_index(drop=True)
+    hist = (df.assign(answer=df.answer.fillna("(none)")).groupby("answer")
+            .agg(count=("idx", "count"), correct=("correct", "max")).reset_index()
+            .sort_values("count", ascending=False))
+    pick = strat.pick(strategies.Pool.from_frame(df))
+    steps = "step_scores" in df and bool(df["step_scores"].map(len).any())
+    return {**empty, "samples": df, "histogram": hist, "pick": pick,
+            "pick_correct": bool(df.correct.iloc[pick]) if pick is not None else False, "steps": steps}

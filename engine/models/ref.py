@@ -1,0 +1,36 @@
+"""``ModelRef``: a model resolved once into what the engine carries around.
+
+Resolving reads no weights: a local directory is fingerprinted from its files
+(``loader.fingerprint``), a hub id by its name. Everything downstream (the
+cache, the runner, the analysis, the app's cached results) keys on the ref.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .loader import check_local, fingerprint, hub_fingerprint, is_local_source, resolve_source
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str                  # what users see (a shipped name, a directory's name, or a hub id)
+    source: str                # what the backend opens: a directory, a hub id or a server address
+    fingerprint: str           # the cache key of the model's weights
+    backend: str = "transformers"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def resolve_model(model: "ModelRef | str", source: str | None = None, backend: str = "transformers") -> ModelRef:
+    """A ref for a shipped name, a local directory or a hub id (``source`` overrides where it lives)."""
+    if isinstance(model, ModelRef):
+        return model
+    src = source or resolve_source(model)
+    if is_local_source(src):
+        path = Path(src).expanduser()
+        check_local(path, model)
+        name = Path(model).name if source is None and Path(model).exists() else model
+        return ModelRef(name, str(path), fingerprint(str(path)), backend)
+    return ModelRef(model, src, hub_fingerprint(src), backend)

@@ -1,0 +1,32 @@
+"""Run planning: what a selection still lacks in the cache, and how long filling it will take."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .cache import SampleCache
+from .models.params import SamplingParams
+from .tasks import Problem, Task
+
+
+def resolve_params(task: Task, params: SamplingParams) -> SamplingParams:
+    """Use the task's stop strings when the caller gave none (so keys agree everywhere)."""
+    if not params.stop and task.stop:
+        return SamplingParams(**{**params.__dict__, "stop": task.stop})
+    return params
+
+
+def missing(cache: SampleCache, model_fp: str, task: Task, problems: Sequence[Problem],
+            params: SamplingParams) -> dict[str, list[int]]:
+    """Per problem, the sample indices below ``params.n`` not yet cached."""
+    have = cache.cached_indices(model_fp, task.name, params.key(), [p.id for p in problems])
+    return {p.id: [i for i in range(params.n) if i not in have[p.id]] for p in problems}
+
+
+def estimate_seconds(cache: SampleCache, exp, fallback_samples_per_s: float = 20.0) -> float:
+    """Seconds to fill what ``exp`` lacks, from each model's measured throughput in this cache."""
+    task, problems = exp.load_task(), exp.selected()
+    total = 0.0
+    for ref in exp.models:
+        todo = sum(len(v) for v in missing(cache, ref.fingerprint, task, problems, exp.params).values())
+        total += todo / (cache.throughput(ref.fingerprint) or fallback_samples_per_s)
+    return total

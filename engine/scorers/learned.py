@@ -1,0 +1,94 @@
+"""Learned verifiers as scorers: the shipped ORM, the shipped PRM under each aggregation,
+and any Hugging Face sequence- or token-classification model given by directory.
+
+Scores are cached per (verifier fingerprint, sample), so each sample is scored
+once. A PRM's cached row holds its step scores; every aggregation (min, product,
+last step, mean) is computed from them, so switching aggregation costs nothing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from ..verifiers import AGGREGATES, VERIFIERS_DIR, aggregate, load_verifier
+from . import Scorer, register
+
+KEY = ["model_fp", "task", "problem_id", "config_key", "idx"]
+AGG_LABELS = {"min": "lowest step score", "prod": "product of step scores", "last": "last step score",
+              "mean": "mean step score"}
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedScorer(Scorer):
+    name: str
+    path: str
+    aggregate: str | None = None      # PRM only: how step scores become one score
+    label: str = ""
+    short: str = ""
+
+    @cached_property
+    def verifier(self):
+        return load_verifier(self.path)
+
+    @property
+    def params(self) -> int:
+        return int(sum(p.numel() for p in self.verifier.model.parameters()))
+
+    def score(self, cache, task, samples: pd.DataFrame, on_progress=None) -> pd.DataFrame:
+        if samples.empty:
+            return samples.assign(score=pd.Series(dtype=float), step_scores=pd.Series(dtype=object))
+        v = self.verifier
+        have = self._cached(cache, v.fingerprint, samples)
+        done = set(map(tuple, have[KEY].itertuples(index=False, name=None)))
+        todo = samples[[k not in done for k in samples[KEY].itertuples(index=False, name=None)]]
+        if not todo.empty:
+            by_id = task.by_id()
+            groups = list(todo.groupby(["model_fp", "config_key", "problem_id"], sort=False))
+            for n_done, ((_, _, pid), grp) in enumerate(groups):
+                prompt = task.prompt(by_id[pid])
+                comps = grp["text"].fillna("").tolist()
+                steps = v.step_scores(prompt, comps) if v.kind == "prm" else [[] for _ in comps]
+                scores = v.score(prompt, comps)
+                cache.write_scores([dict(verifier_fp=v.fingerprint, **{k: getattr(r, k) for k in KEY}, score=s,
+                                         step_scores=json.dumps(st))
+                                    for r, s, st in zip(grp.itertuples(), scores, steps)])
+                if on_progress:
+                    on_progress(n_done + 1, len(groups))
+            have = self._cached(cache, v.fingerprint, samples)
+        out = samples.merge(have[KEY + ["score", "step_scores"]], on=KEY, how="left")
+        out["step_scores"] = out["step_scores"].map(lambda s: json.loads(s) if isinstance(s, str) else [])
+        if v.kind == "prm" and self.aggregate:
+            out["score"] = out["step_scores"].map(lambda st: aggregate(st, self.aggregate))
+        return out
+
+    @staticmethod
+    def _cached(cache, verifier_fp: str, samples: pd.DataFrame) -> pd.DataFrame:
+        frames = [cache.scores(verifier_fp, model_fp=fp, task=t, config_key=ck,
+                               problem_ids=g["problem_id"].unique().tolist())
+                  for (fp, t, ck), g in samples.groupby(["model_fp", "task", "config_key"], sort=False)]
+        return pd.concat(frames, ignore_index=True)
+
+
+def from_directory(path: str) -> LearnedScorer:
+    """A user's verifier directory: an ORM (sequence classifier) or a PRM (token classifier, min of steps)."""
+    p = Path(path).expanduser().resolve()
+    v = load_verifier(str(p))
+    return LearnedScorer(str(path), str(p), "min" if v.kind == "prm" else None,
+                         label=f"the verifier in {p.name}", short=p.name)
+
+
+def _shipped(name: str) -> bool:
+    return (VERIFIERS_DIR / name / "config.json").exists()
+
+
+register("orm", lambda: LearnedScorer("orm", str(VERIFIERS_DIR / "orm"), label="the outcome reward model (ORM)",
+                                      short="ORM"), lambda: _shipped("orm"))
+for _agg in AGGREGATES:
+    register(f"prm-{_agg}", lambda a=_agg: LearnedScorer(f"prm-{a}", str(VERIFIERS_DIR / "prm"), a,
+                                                          label=f"the process reward model's {AGG_LABELS[a]}",
+                                                          short=f"PRM {a}"),
+             lambda: _shipped("prm"))

@@ -1,0 +1,24 @@
+"""Best-of-N: the sample its scorer rates highest (Cobbe et al. 2021; Brown et al. 2024, sec. 4)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import metrics
+from . import Pool, Strategy, register, seeded_choice
+
+
+@register
+class BestOfN(Strategy):
+    name = "best_of_n"
+    label = "best-of-N"
+    short = "best-of-N"
+    help = "best-of-N: the sample the scorer rates highest; equal top scores are broken uniformly at random"
+    uses_scorer = True
+    order = 20
+
+    def curve(self, pool: Pool, ks) -> np.ndarray:
+        return metrics.best_of_k_curve(pool.scores, pool.correct, ks)
+
+    def pick(self, pool: Pool) -> int | None:
+        top = np.flatnonzero(pool.scores == pool.scores.max())
+        return seeded_choice(top.tolist(), pool)
