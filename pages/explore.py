@@ -1,8 +1,8 @@
 """Explore: accuracy of each model size as the number of samples per problem grows."""
 import streamlit as st
 
-from engine import analysis, registry
-from engine.models import SamplingParams
+from engine import planning
+from engine.compute import CostModel
 from ui import common, figures
 from ui.common import URL
 from ui.sweep import SweepJob
@@ -17,36 +17,30 @@ st.title("Explore")
 st.caption("Is it better to run a bigger model once, or a smaller model many times and pick an answer?")
 
 cache, lms = common.cache_and_models(ctx)
-source = lms["source"]
 
 # ---- controls -------------------------------------------------------------------
 with st.container(border=True):
-    sel = common.cached_selection(root, lms, help="Shipped ladder preselected; add your own on Models & data")
-    if sel is None:
+    exp = common.experiment_widgets(root, lms, help="Shipped ladder preselected; add your own on Models & data")
+    if exp is None:
         st.stop()
-    models, task, task_name = sel["models"], sel["task"], sel["task_name"]
-    n_problems, levels, budget, temperature = sel["n_problems"], list(sel["levels"]), sel["budget"], sel["temperature"]
-    verifier = st.segmented_control("Verifier", list(analysis.VERIFIERS), default="majority", key="verifier",
-                                    bind=URL, format_func=figures.SHORT_VERIFIER.get,
-                                    help=figures.VERIFIER_HELP) or "majority"
+    strategy = common.strategy_picker()
     with st.expander("Cost assumptions"):
         d1, d2 = st.columns(2)
         price = d1.number_input("Device price ($/hour)", 0.0, 1000.0, 2.0, 0.1, key="price", bind=URL)
         watts = d2.number_input("Device power (W)", 0.0, 5000.0, 65.0 if ctx["device"] == "cpu" else 300.0,
                                 5.0, key="watts", bind=URL)
+    exp = exp.replace(strategies=[strategy], cost=CostModel(price_per_gpu_hour=float(price), power_watts=float(watts)))
 
-problems = task.select(int(n_problems), levels or None)
-params = SamplingParams(n=int(budget), temperature=float(temperature))
-if not problems:
-    st.warning("No problems at these difficulty levels: pick other levels.")
+problems = common.guarded(exp.selected)
+if problems is None:
     st.stop()
-selection = (tuple(models), task_name, len(problems), tuple(levels), int(budget), float(temperature))
+models = [m.name for m in exp.models]
+selection = (exp.models, exp.task, exp.problems, exp.levels, exp.params)
 
 
 # ---- running ---------------------------------------------------------------------
 def start_sweep():
-    job = SweepJob([(m, registry.model_source(m, root)) for m in models], task, problems, params, cache,
-                   ctx["device"]).start()
+    job = SweepJob(exp, cache, ctx["device"]).start()
     st.session_state["sweep_job"] = job
     st.session_state.pop("_confirm_run", None)
 
@@ -70,7 +64,7 @@ job = st.session_state.get("sweep_job")
 running = job is not None and not job.done
 b1, b2 = st.columns([1, 4], vertical_alignment="center")
 if b1.button("Run", type="primary", icon=":material/play_arrow:", disabled=running or not models, key="run"):
-    secs = common.guarded(analysis.estimate_seconds, cache, [source[m] for m in models], task, problems, params)
+    secs = common.guarded(planning.estimate_seconds, cache, exp)
     if secs is not None and secs > LONG_RUN_S:
         st.session_state["_confirm_run"] = (selection, secs)
     elif secs is not None:
@@ -103,27 +97,9 @@ elif job is not None:
 
 
 # ---- results ---------------------------------------------------------------------
-@st.cache_data(show_spinner="Computing curves…", max_entries=32)
-def explore_curves(cache_path, models, sources, task_name, root, task_version, n_problems, levels, budget,
-                   temperature, verifier, price, watts, cache_version):
-    from engine.compute import CostModel
-    c = common.get_cache(cache_path)
-    t = common.get_task(task_name, root, task_version)
-    probs = t.select(n_problems, list(levels) or None)
-    p = SamplingParams(n=budget, temperature=temperature)
-    df = analysis.curves(c, list(sources), t, probs, p, verifier, analysis.powers_of_two(budget),
-                         CostModel(price_per_gpu_hour=price, power_watts=watts))
-    if not df.empty:
-        df["model"] = df["model"].map(dict(zip(sources, models)))
-    return df
-
-
 if not models:
     st.stop()
-df = common.guarded(explore_curves, ctx["cache_path"], tuple(models), tuple(source[m] for m in models),
-                    task_name, root, common.task_version(task_name, root), int(n_problems), tuple(levels),
-                    int(budget), float(temperature), verifier, float(price), float(watts),
-                    common.cache_version(ctx["cache_path"]))
+df = common.curves_for(ctx, exp)
 if df is None:
     st.stop()
 if df.empty:
@@ -140,8 +116,9 @@ for col, title, fig in zip(st.columns(3), titles, figures.explore_figures(df, co
     col.markdown(f"**{title}**")
     col.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key=f"chart_{title}")
 
+budget = exp.params.n
 st.subheader(f"Cost at {budget} sample{'s' if budget > 1 else ''} per problem")
-summary = figures.cost_summary(df, int(budget))
+summary = figures.cost_summary(df, budget)
 summary = summary.assign(dollars_per_1000=summary["dollars"] * 1000, wh_per_1000=summary["energy_wh"] * 1000)
 st.dataframe(summary[["model", "k", "accuracy", "flops", "latency_s", "dollars_per_1000", "wh_per_1000"]],
              hide_index=True, width="stretch", column_config={
@@ -153,4 +130,4 @@ st.dataframe(summary[["model", "k", "accuracy", "flops", "latency_s", "dollars_p
 
 with st.expander("All curve points"):
     st.dataframe(df, hide_index=True, width="stretch")
-    common.download_buttons(df, f"curves_{task_name}_{verifier}", "curves")
+    common.download_buttons(df, f"curves_{exp.task}_{strategy.replace(':', '_')}", "curves")

@@ -2,8 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from engine import analysis, registry
-from engine.models import SamplingParams
+from engine import analysis, registry, strategies
+from engine.experiment import Experiment
 from ui import common, figures
 from ui.common import URL
 
@@ -21,8 +21,7 @@ _, lms = common.cache_and_models(ctx)
 with st.container(border=True):
     c1, c2 = st.columns([1, 1])
     model = c1.selectbox("Model", lms["names"], index=lms["names"].index(lms["ladder"][0]), key="model", bind=URL)
-    task_name = c2.selectbox("Task", registry.task_names(ctx["root"]), key="task", bind=URL)
-    task = common.guarded(common.get_task, task_name, ctx["root"], common.task_version(task_name, ctx["root"]))
+    task_name, task = common.task_picker(ctx["root"], c2)
     if task is None:
         st.stop()
     by_id = task.by_id()
@@ -30,17 +29,15 @@ with st.container(border=True):
     problem_id = st.selectbox("Problem (id)", list(by_id), key="problem", bind=URL,
                               help="Explore samples the first problems of each level (…-L1-000, …-L2-000, …): "
                                    "those are cached first")
-    c1, c2, c3 = st.columns([2, 1, 2])
-    budget = c1.select_slider("Sample budget (samples per problem)", common.BUDGETS, value=16, key="budget",
-                              bind=URL)
-    temperature = c2.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
-    available = common.available_verifiers()
-    verifier = c3.segmented_control("Verifier", available, default="majority", key="verifier", bind=URL,
-                                    format_func=figures.SHORT_VERIFIER.get, help=figures.VERIFIER_HELP) \
-        or "majority"
-    note = common.missing_verifiers_note()
+    c1, c2 = st.columns([2, 1])
+    params = common.sampling_widgets(c1, c2)
+    strategy = common.strategy_picker()
+    note = common.missing_scorers_note()
     if note:
         st.caption(note)
+    exp = common.guarded(Experiment.build, [model], task_name, params, strategies=[strategy], datasets=ctx["root"])
+    if exp is None:
+        st.stop()
 
 problem = by_id[problem_id]
 q1, q2 = st.columns([4, 1])
@@ -52,22 +49,18 @@ q2.metric("Gold answer", str(problem.answer))
 
 
 @st.cache_data(show_spinner="Loading samples…", max_entries=64)
-def problem_samples(cache_path, source, task_name, root, task_version, problem_id, budget, temperature, verifier,
-                    cache_version):
-    t = common.get_task(task_name, root, task_version)
-    return analysis.problem_view(common.get_cache(cache_path), source, t, t.by_id()[problem_id],
-                                 SamplingParams(n=budget, temperature=temperature), verifier)
+def problem_samples(exp: Experiment, problem_id: str, task_version: float, cache_path: str, cache_version: int):
+    return analysis.problem_view(common.get_cache(cache_path), exp, problem_id)
 
 
-view = common.guarded(problem_samples, ctx["cache_path"], lms["source"][model], task_name, ctx["root"],
-                      common.task_version(task_name, ctx["root"]), problem_id, int(budget), float(temperature),
-                      verifier, common.cache_version(ctx["cache_path"]))
+view = common.guarded(problem_samples, exp, problem_id, registry.task_version(task_name, ctx["root"]),
+                      ctx["cache_path"], common.cache_version(ctx["cache_path"]))
 if view is None:
     st.stop()
 samples = view["samples"]
 if samples.empty:
-    common.nothing_cached(f"{model} on {problem_id} at temperature {temperature:g}",
-                      {"models": [model], "task": task_name, "budget": str(budget), "temp": str(temperature)})
+    common.nothing_cached(f"{model} on {problem_id} at temperature {params.temperature:g}",
+                          common.explore_link_params(exp))
     st.stop()
 
 # ---- summary ------------------------------------------------------------------------
@@ -84,15 +77,15 @@ picked_answer = None
 if pick is not None:
     row = samples.iloc[pick]
     picked_answer = "(none)" if pd.isna(row["answer"]) else str(row["answer"])
-    m4.metric(f"Pick ({figures.SHORT_VERIFIER.get(verifier, verifier)})", f"#{int(row['idx'])}: {picked_answer}",
+    m4.metric(f"Pick ({strategies.short_label(strategy)})", f"#{int(row['idx'])}: {picked_answer}",
               delta="correct" if view["pick_correct"] else "wrong",
               delta_color="normal" if view["pick_correct"] else "inverse", delta_arrow="off")
 else:
-    m4.metric(f"Pick ({figures.SHORT_VERIFIER.get(verifier, verifier)})", "none",
-              help="Oracle: no sample is correct. Majority: no sample gave an answer.")
+    m4.metric(f"Pick ({strategies.short_label(strategy)})", "none",
+              help="The strategy returns nothing: no sample is correct (oracle) or none gave an answer (votes).")
 
 if len(top) > 1:
-    st.caption(f"A {len(top)}-way tie at the top: majority vote picks one of them at random, so the accuracy "
+    st.caption(f"A {len(top)}-way tie at the top of the vote: majority vote picks one of them at random, so the accuracy "
                f"curves count it as right with probability {int(top['correct'].any())}/{len(top)}; "
                "the pick shown is one of the tied answers.")
 
@@ -114,7 +107,7 @@ with h2:
 
 # ---- the samples themselves ----------------------------------------------------------
 st.subheader("Solutions")
-if verifier == "prm":
+if view["steps"]:
     st.caption("Each line is shaded by the PRM's score for that step: red (likely wrong) to green (likely right).")
 order = list(samples.index)
 if pick is not None:

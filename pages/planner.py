@@ -1,9 +1,9 @@
 """Planner: the cheapest cached configuration that meets an accuracy target within a latency budget."""
 import streamlit as st
 
-from engine import analysis
-from engine.compute import DEFAULT_GPU_POWER_WATTS
-from ui import common, figures
+from engine import analysis, strategies
+from engine.compute import DEFAULT_GPU_POWER_WATTS, CostModel
+from ui import common
 from ui.common import URL
 
 common.require_router()  # a deep link to a fresh server runs this file without app.py
@@ -33,28 +33,31 @@ with st.container(border=True):
     qpd = c3.number_input("Queries per day", min_value=0, max_value=10**10, value=10_000, step=1000, key="qpd",
                           bind=URL)
     with st.expander("Which measurements to plan from"):
-        sel = common.cached_selection(ctx["root"], lms, default_models=lms["names"])
-    if sel is None:
+        exp = common.experiment_widgets(ctx["root"], lms, default_models=lms["names"])
+    if exp is None:
         st.stop()
 
-verifiers = [v for v in common.available_verifiers() if v != "oracle"]
-note = common.missing_verifiers_note()
+candidates = [s for s in strategies.defaults(common.strategy_options()) if not strategies.get(s).needs_key]
+note = common.missing_scorers_note()
 st.caption("Candidates: every cached model × samples per query × "
-           + ", ".join(analysis.VERIFIER_LABELS[v] for v in verifiers)
-           + " (the oracle needs the answer key, so it is not a candidate)." + (f" {note}" if note else ""))
-if not sel["models"]:
+           + ", ".join(strategies.label(s) for s in candidates)
+           + " (strategies that need the answer key, like the oracle, are not candidates)."
+           + (f" {note}" if note else ""))
+if not exp.models:
     st.info("Pick at least one model under **Which measurements to plan from**.")
     st.stop()
 
-df = common.curves_for(ctx, sel, verifiers, price_per_gpu_hour=0.0 if per_token else price,
-                       price_per_mtok=price if per_token else None, watts=DEFAULT_GPU_POWER_WATTS)
+cost = CostModel(price_per_gpu_hour=0.0 if per_token else price, price_per_mtok=price if per_token else None,
+                 power_watts=DEFAULT_GPU_POWER_WATTS)
+exp = exp.replace(strategies=candidates, cost=cost)
+df = common.curves_for(ctx, exp)
 if df is None:
     st.stop()
 if df.empty:
-    common.nothing_cached("these models and settings", common.explore_link_params(sel))
+    common.nothing_cached("these models and settings", common.explore_link_params(exp))
     st.stop()
 
-result = common.guarded(analysis.plan, df, target / 100, float(latency), float(qpd))
+result = common.guarded(analysis.recommend, df, target / 100, float(latency), float(qpd))
 if result is None:
     st.stop()
 
@@ -68,7 +71,7 @@ else:
     def card(title: str, r: dict, key: str) -> None:
         with st.container(border=True, key=key):
             st.markdown(f"**{title}**")
-            st.markdown(f"{r['model']} · {analysis.VERIFIER_LABELS.get(r['verifier'], r['verifier'])} · "
+            st.markdown(f"{r['model']} · {r['label']} · "
                         f"{r['k']} sample{'s' if r['k'] > 1 else ''} per query")
             a, b = st.columns(2)
             a.metric("Cost per 1,000 queries", f"${r['cost_per_1000']:,.4f}")
@@ -88,9 +91,9 @@ else:
 # ---- every candidate --------------------------------------------------------------------
 with st.expander("Every cached configuration"):
     view = df.assign(meets=(df["accuracy"] >= target / 100) & (df["latency_s"] <= latency),
-                     cost_per_1000=df["dollars"] * 1000, verifier=df["verifier"].map(figures.SHORT_VERIFIER))
+                     cost_per_1000=df["dollars"] * 1000, strategy=df["strategy"].map(strategies.short_label))
     view = view.sort_values(["meets", "cost_per_1000"], ascending=[False, True])
-    st.dataframe(view[["meets", "model", "verifier", "k", "accuracy", "latency_s", "cost_per_1000"]],
+    st.dataframe(view[["meets", "model", "strategy", "k", "accuracy", "latency_s", "cost_per_1000"]],
                  hide_index=True, width="stretch", key="plan_table", column_config={
                      "meets": st.column_config.CheckboxColumn("meets both"),
                      "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),

@@ -1,7 +1,8 @@
 """Size vs compute: at each compute budget, which model, sample count and verifier is most accurate?"""
 import streamlit as st
 
-from engine import analysis
+from engine import analysis, strategies
+from engine.compute import CostModel
 from ui import common, figures
 from ui.common import URL
 
@@ -18,29 +19,32 @@ _, lms = common.cache_and_models(ctx)
 
 # ---- controls -------------------------------------------------------------------
 with st.container(border=True):
-    sel = common.cached_selection(ctx["root"], lms)
-    if sel is None:
+    exp = common.experiment_widgets(ctx["root"], lms)
+    if exp is None:
         st.stop()
-    available = common.available_verifiers()
+    available = common.strategy_options()
     c1, c2 = st.columns([2, 1])
-    verifiers = c1.pills("Verifiers", available, selection_mode="multi", default=available, key="verifiers",
-                         bind=URL, format_func=figures.SHORT_VERIFIER.get,
-                         help=figures.VERIFIER_HELP + ". The oracle needs the answer key: deselect it for a "
-                              "frontier you could ship") or available
+    chosen = c1.pills("Selection strategies", available, selection_mode="multi",
+                      default=strategies.defaults(available), key="verifiers", bind=URL,
+                      format_func=strategies.short_label,
+                      help=figures.strategy_help(available) + ". The oracle needs the answer key: deselect it "
+                                                              "for a frontier you could ship") \
+        or strategies.defaults(available)
     with c2.expander("Cost assumptions"):
         price = st.number_input("Device price ($/hour)", 0.0, 1000.0, 2.0, 0.1, key="price", bind=URL)
-    note = common.missing_verifiers_note()
+    note = common.missing_scorers_note()
     if note:
         st.caption(note)
+    exp = exp.replace(strategies=chosen, cost=CostModel(price_per_gpu_hour=float(price)))
 
-if not sel["models"]:
+if not exp.models:
     st.info("Pick at least one model.")
     st.stop()
-df = common.curves_for(ctx, sel, verifiers, price_per_gpu_hour=price)
+df = common.curves_for(ctx, exp)
 if df is None:
     st.stop()
 if df.empty:
-    common.nothing_cached("these models and settings", common.explore_link_params(sel))
+    common.nothing_cached("these models and settings", common.explore_link_params(exp))
     st.stop()
 
 # ---- amortised pretraining --------------------------------------------------------
@@ -65,17 +69,18 @@ flops_title = "FLOPs per problem" + (" (inference + pretraining)" if xcol == "to
 
 # ---- frontier ------------------------------------------------------------------------
 st.subheader("Best accuracy at each budget")
-missing = sorted(set(sel["models"]) - set(df["model"]))
+missing = sorted({m.name for m in exp.models} - set(df["model"]))
 if missing:
     st.caption(f"Nothing cached yet for {', '.join(missing)} at these settings.")
 colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
-st.html(figures.legend_html(colors) + figures.verifier_legend_html(df["verifier"].unique()))
+symbols = figures.symbol_map(df["strategy"].unique())
+st.html(figures.legend_html(colors) + figures.strategy_legend_html(symbols))
 axes = [(xcol, flops_title, "log")] + figures.FRONTIER_AXES[1:]
 fronts = {}
 for col, (x, title, scale) in zip(st.columns(3), axes):
     fronts[x] = front = analysis.frontier(df, x=x)
     col.markdown(f"**Accuracy vs {title}**")
-    col.plotly_chart(figures.frontier_figure(df, front, x, title, scale, colors), width="stretch",
+    col.plotly_chart(figures.frontier_figure(df, front, x, title, scale, colors, symbols=symbols), width="stretch",
                      config={"displaylogo": False}, key=f"frontier_{x}")
 
 front = fronts[xcol]
@@ -85,10 +90,11 @@ if switches:
         f"from **{s['before']}** to **{s['after']}** at {s['x']:.3g} FLOPs per problem" for s in switches) + ".")
 else:
     st.markdown(f"On FLOPs, **{front['model'].iloc[-1]}** is the best model at every budget cached here.")
-st.dataframe(front[[xcol, "model", "verifier", "k", "accuracy", "lo", "hi", "dollars", "latency_s"]],
+st.dataframe(front.assign(strategy=front["strategy"].map(strategies.short_label))[
+                 [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars", "latency_s"]],
              hide_index=True, width="stretch", key="frontier_table", column_config={
                  xcol: st.column_config.NumberColumn(flops_title, format="%.3e"),
-                 "verifier": st.column_config.TextColumn("verifier"),
+                 "strategy": st.column_config.TextColumn("strategy"),
                  "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
                  "lo": st.column_config.NumberColumn("95% CI low", format="percent"),
                  "hi": st.column_config.NumberColumn("95% CI high", format="percent"),
@@ -104,17 +110,16 @@ if not pairs:
     st.stop()
 c1, c2 = st.columns([1, 2])
 pair = c1.selectbox("Smaller → next larger", pairs, key="pair", bind=URL)
-fm_verifier = c2.segmented_control("Verifier for the smaller model's samples", verifiers,
-                                   default="majority" if "majority" in verifiers else verifiers[0],
-                                   key="fm_verifier", bind=URL, format_func=figures.SHORT_VERIFIER.get) \
-    or verifiers[0]
+shippable = [s for s in exp.strategies if not strategies.get(s).needs_key] or list(exp.strategies)
+fm_strategy = c2.selectbox("Strategy for the smaller model's samples", shippable, key="fm_verifier", bind=URL,
+                           format_func=strategies.short_label)
 small, large = pair.split(" → ")
-by_level = common.curves_for(ctx, sel, [fm_verifier], price_per_gpu_hour=price, by_level=True,
-                             models=[small, large])
+by_level = common.curves_for(ctx, exp.replace(models=[exp.model(small), exp.model(large)],
+                                              strategies=[fm_strategy]), by_level=True)
 if by_level is None:
     st.stop()
 if by_level.empty:  # a dataset without difficulty levels: compare over all problems
-    by_level = overall[(overall["verifier"] == fm_verifier) & overall["model"].isin([small, large])]
+    by_level = overall[(overall["strategy"] == fm_strategy) & overall["model"].isin([small, large])]
 if not by_level.empty and xcol == "total_flops":
     by_level = common.guarded(analysis.with_pretraining, by_level, float(ratio_s))
 fm = analysis.flops_matched(by_level, small, large, x=xcol) if by_level is not None and not by_level.empty else None
@@ -123,7 +128,7 @@ if fm is None or fm.empty:
     st.stop()
 st.caption(f"Per level: {large} with 1 sample against {small} with the most samples that fit in the same "
            f"{'total ' if xcol == 'total_flops' else ''}FLOPs (up to the sample budget), picked by "
-           f"{analysis.VERIFIER_LABELS[fm_verifier]}. Error bars: 95% bootstrap intervals.")
+           f"{strategies.label(fm_strategy)}. Error bars: 95% bootstrap intervals.")
 st.plotly_chart(figures.flops_matched_figure(fm, colors), width="stretch", config={"displaylogo": False},
                 key="flops_matched")
 wins = (fm["winner"] == small).sum()

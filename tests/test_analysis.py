@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import analysis, compute, metrics
+from engine import analysis, compute, metrics, planning, tasks
+from engine.accounting import latency
 from engine.errors import EngineError
+from engine.experiment import Experiment
 from engine.models import SamplingParams
 from engine.runner import run
 from engine.tasks import Problem, Task, get_task
@@ -21,6 +23,13 @@ def toy_task():
     return Task("toy", ps, lambda p: f"Q: {p.question}\nA: ", stop=("\n",))
 
 
+tasks.register("toy")(toy_task)  # a task is one registered factory; experiments name it
+
+
+def experiment(model, strategies=("oracle",), params=SP) -> Experiment:
+    return Experiment.build([model], "toy", params, strategies=strategies)
+
+
 @pytest.fixture(scope="module")
 def filled(tiny_model, tmp_path_factory):
     from engine.cache import SampleCache
@@ -30,10 +39,12 @@ def filled(tiny_model, tmp_path_factory):
     return cache, task
 
 
-@pytest.mark.parametrize("verifier", ["oracle", "majority"])
+@pytest.mark.parametrize("verifier", ["oracle", "majority", "best_of_n:self-likelihood",
+                                      "weighted_majority:self-likelihood"])
 def test_curves_on_real_samples(filled, tiny_model, verifier):
     cache, task = filled
-    df = analysis.curves(cache, [tiny_model], task, task.problems, SP, verifier=verifier)
+    df = analysis.curves(cache, experiment(tiny_model, [verifier]))
+    assert set(df.strategy) == {verifier} and set(df.model) == {"tiny-a"}
     assert list(df.k) == [1, 2, 4, 8]
     assert ((df.lo <= df.accuracy + 1e-12) & (df.accuracy <= df.hi + 1e-12)).all()
     assert df.accuracy.between(0, 1).all()
@@ -47,19 +58,29 @@ def test_curves_on_real_samples(filled, tiny_model, verifier):
         per = s.groupby("problem_id").correct.agg(["count", "sum"])
         expect = np.mean([metrics.pass_at_k(8, int(c), 4) for c in per["sum"]])
         assert df.set_index("k").accuracy[4] == pytest.approx(expect)
-    by = analysis.curves_by_level(cache, [tiny_model], task, task.problems, SP, verifier=verifier)
+    by = analysis.curves(cache, experiment(tiny_model, [verifier]), by_level=True)
     assert set(by.difficulty) == {1, 2} and (by.problems == 3).all()
 
 
-def test_curves_bad_verifier(filled, tiny_model):
-    cache, task = filled
-    with pytest.raises(EngineError, match="unknown verifier"):
-        analysis.curves(cache, [tiny_model], task, task.problems, SP, verifier="psychic")
+def test_curves_many_strategies_at_once(filled, tiny_model):
+    cache, _ = filled
+    specs = ["oracle", "majority", "best_of_n:self-likelihood"]
+    df = analysis.curves(cache, experiment(tiny_model, specs))
+    assert list(dict.fromkeys(df.strategy)) == specs
+    one = analysis.curves(cache, experiment(tiny_model, ["majority"]))
+    both = df[df.strategy == "majority"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(both, one)
+    assert (df.mc_se == 0).all()  # every one of these is exact
+
+
+def test_curves_bad_strategy(filled, tiny_model):
+    with pytest.raises(EngineError, match="unknown strategy"):
+        experiment(tiny_model, ["psychic"])
 
 
 def test_problem_view(filled, tiny_model):
     cache, task = filled
-    v = analysis.problem_view(cache, tiny_model, task, task.problems[0], SP, verifier="majority")
+    v = analysis.problem_view(cache, experiment(tiny_model, ["majority"]), task.problems[0].id)
     assert len(v["samples"]) == 8 and v["histogram"]["count"].sum() == 8
     if v["pick"] is not None:
         top = v["histogram"][v["histogram"].answer != "(none)"].answer.iloc[0]
@@ -68,8 +89,8 @@ def test_problem_view(filled, tiny_model):
 
 def test_estimate_seconds_uses_measured_rate(filled, tiny_model):
     cache, task = filled
-    assert analysis.estimate_seconds(cache, [tiny_model], task, task.problems, SP) == 0  # all cached
-    more = analysis.estimate_seconds(cache, [tiny_model], task, task.problems, SP.with_n(16))
+    assert planning.estimate_seconds(cache, experiment(tiny_model)) == 0  # all cached
+    more = planning.estimate_seconds(cache, experiment(tiny_model, params=SP.with_n(16)))
     rate = cache.throughput(cache.samples().model_fp.iloc[0])
     assert more == pytest.approx(6 * 8 / rate)
 
@@ -79,7 +100,7 @@ def _table():
     for model, base, flops1, params in [("s", 0.2, 1.0, 10), ("l", 0.5, 8.0, 80)]:
         for k in (1, 2, 4, 8, 16):
             acc = min(0.95, base + 0.1 * math.log2(k))
-            rows.append(dict(model=model, params=params, verifier="majority", k=k, accuracy=acc, lo=acc - .05,
+            rows.append(dict(model=model, params=params, strategy="majority", k=k, accuracy=acc, lo=acc - .05,
                              hi=acc + .05, flops=k * flops1, latency_s=0.1 * (1 + (k > 8)), dollars=k * flops1 * 1e-6,
                              energy_wh=k * 1e-3, tokens=k * 50.0, train_flops=6 * params * 1000.0,
                              train_tokens=1000.0, difficulty=1))
@@ -115,21 +136,27 @@ def test_with_pretraining():
 
 def test_plan():
     df = _table()
-    p = analysis.plan(df, target_accuracy=0.5, latency_budget_s=0.15, queries_per_day=1000)
+    p = analysis.recommend(df, target_accuracy=0.5, latency_budget_s=0.15, queries_per_day=1000)
     ok = df[(df.accuracy >= 0.5) & (df.latency_s <= 0.15)]
     assert p["best"]["cost_per_query"] == pytest.approx(ok.dollars.min())
     assert p["runner_up"]["model"] != p["best"]["model"]
     assert p["best"]["cost_per_month"] == pytest.approx(p["best"]["cost_per_query"] * 1000 * 30)
     assert p["best"]["model"] in p["explanation"]
-    none = analysis.plan(df, target_accuracy=0.99, latency_budget_s=1, queries_per_day=10)
+    none = analysis.recommend(df, target_accuracy=0.99, latency_budget_s=1, queries_per_day=10)
     assert none["best"] is None and "No cached configuration" in none["explanation"]
     with pytest.raises(EngineError):
-        analysis.plan(df, target_accuracy=2, latency_budget_s=1, queries_per_day=1)
+        analysis.recommend(df, target_accuracy=2, latency_budget_s=1, queries_per_day=1)
+
+
+def test_plan_never_recommends_a_strategy_that_needs_the_answer_key():
+    df = pd.concat([_table(), _table().assign(strategy="oracle", accuracy=1.0, dollars=0.0)])
+    p = analysis.recommend(df, target_accuracy=0.5, latency_budget_s=0.15, queries_per_day=1000)
+    assert p["best"]["strategy"] == "majority"
 
 
 def test_latency_model():
     # GPU: a batch takes the same time whatever its rows, so k <= batch is flat, then steps
-    assert analysis.latency(0.1, 2.0, 64, 1, "cuda") == analysis.latency(0.1, 2.0, 64, 64, "cuda") == 2.1
-    assert analysis.latency(0.1, 2.0, 64, 65, "cuda") == pytest.approx(4.1)
+    assert latency(0.1, 2.0, 64, 1, "cuda") == latency(0.1, 2.0, 64, 64, "cuda") == 2.1
+    assert latency(0.1, 2.0, 64, 65, "cuda") == pytest.approx(4.1)
     # CPU: compute bound, rows cost their share of the batch
-    assert analysis.latency(0.1, 2.0, 64, 16, "cpu") == pytest.approx(0.1 + 0.5)
+    assert latency(0.1, 2.0, 64, 16, "cpu") == pytest.approx(0.1 + 0.5)

@@ -71,8 +71,8 @@ def filled(tmp_path_factory, tiny_model, tiny_model_b) -> Path:
 
 @pytest.fixture
 def no_learned_verifiers(monkeypatch):
-    """Oracle and majority only, whatever verifiers training has shipped on this machine."""
-    monkeypatch.setattr("engine.verifiers.shipped_verifiers", lambda: [])
+    """No learned scorer (as before verifiers are trained): strategies that need one offer self-likelihood only."""
+    monkeypatch.setattr("engine.scorers.learned._shipped", lambda name: False)
 
 
 def _decode(v):
@@ -111,12 +111,14 @@ def test_deep_link_to_a_page_gets_the_router_and_shared_sidebar(root):
 
 
 def test_explore_widgets_follow_the_url(root):
-    at = page(root, models="tiny-a", problems="3", budget="4", verifier="oracle", temp="0.5")
+    at = page(root, models="tiny-a", problems="3", budget="4", strategy="oracle", temp="0.5", top_p="0.95",
+              seed="3")
     assert at.multiselect(key="models").value == ["tiny-a"]
     assert at.select_slider(key="budget").value == 4
     assert at.number_input(key="problems").value == 3
     assert at.slider(key="temp").value == 0.5
-    assert at.segmented_control(key="verifier").value == "oracle"
+    assert at.segmented_control(key="strategy").value == "oracle"
+    assert at.number_input(key="top_p").value == 0.95 and at.number_input(key="seed").value == 3
     assert at.selectbox(key="task").value == "arith"
     assert at.button(key="run")
     assert "No samples cached for these settings yet" in texts(at.info)
@@ -236,11 +238,14 @@ def test_every_page_renders(root):
 
 
 def test_stop_ends_the_sweep_after_the_current_batch(tmp_path, tiny_model):
+    from engine.experiment import Experiment
+    from engine.models.ref import ModelRef, resolve_model
     from ui.sweep import SweepJob
     cache = SampleCache(tmp_path / "samples.duckdb")
-    task = get_task("arith")
-    job = SweepJob([("tiny-a", tiny_model), ("again", tiny_model)], task, task.problems[:6],
-                   SamplingParams(n=2, max_new_tokens=8), cache, "cpu")
+    ref = resolve_model(tiny_model)
+    exp = Experiment.build([ref, ModelRef("again", ref.source, ref.fingerprint)], "arith",
+                           SamplingParams(n=2, max_new_tokens=8), problems=6)
+    job = SweepJob(exp, cache, "cpu")
     seen = []
 
     def stop_after_first(p):
@@ -261,7 +266,7 @@ def test_size_vs_compute_frontier_and_flops_matched(filled, no_learned_verifiers
     assert at.multiselect(key="models").value == ["tiny-a", "tiny-b"]
     assert at.pills(key="verifiers").value == ["oracle", "majority"]
     assert at.select_slider(key="ratio").value == "inference only"
-    assert "ORM and PRM verifiers are not trained yet" in texts(at.caption)
+    assert "orm, prm-min" in texts(at.caption) and "not trained yet" in texts(at.caption)
     assert len(at.get("plotly_chart")) == 4  # frontier on FLOPs, dollars, latency + FLOPs-matched bars
     fig = chart(at, "frontier_flops")
     points = [t for t in fig["data"] if t["mode"] == "markers"]
@@ -270,14 +275,14 @@ def test_size_vs_compute_frontier_and_flops_matched(filled, no_learned_verifiers
     assert fig["data"][-1]["name"] == "frontier" and fig["data"][-1]["line"]["shape"] == "hv"
     assert fig["layout"]["xaxis"]["type"] == "log"
     front = at.dataframe[0].value
-    assert list(front.columns[:4]) == ["flops", "model", "verifier", "k"] and len(front) >= 1
+    assert list(front.columns[:4]) == ["flops", "model", "strategy", "k"] and len(front) >= 1
     fm = at.dataframe[1].value
     assert list(fm["difficulty"]) == [1, 2, 3, 4] and (fm["small_k"] >= 1).all()
     bars = chart(at, "flops_matched")["data"]
     assert [b["name"] for b in bars] == ["tiny-a × N samples", "tiny-b × 1 sample"]
     assert list(bars[0]["x"]) == ["L1", "L2", "L3", "L4"] and "error_y" in bars[0]
     assert at.selectbox(key="pair").value == "tiny-a → tiny-b"
-    assert at.segmented_control(key="fm_verifier").value == "majority"
+    assert at.selectbox(key="fm_verifier").value == "majority"  # the oracle is no deployable strategy
 
 
 def test_pretraining_ratio_moves_the_flops_axis(filled, no_learned_verifiers):
@@ -311,7 +316,7 @@ def test_inspector_shows_every_sample_the_vote_and_the_pick(filled, no_learned_v
     assert not at.error, texts(at.error)
     assert at.selectbox(key="model").value == "tiny-b"
     assert at.selectbox(key="problem").value == "arith-L2-000"
-    assert at.segmented_control(key="verifier").value == "majority"
+    assert at.segmented_control(key="strategy").value == "majority"
     gold = get_task("arith").by_id()["arith-L2-000"].answer
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Gold answer"] == gold and metrics["Samples"] == "4"
@@ -329,12 +334,12 @@ def test_inspector_shows_every_sample_the_vote_and_the_pick(filled, no_learned_v
         assert voted.count(picked) == top
         assert metrics["Most common answer"].split(" / ") == [a for a in hist["x"] if voted.count(a) == top]
         first_card = cards.split('class="ttc-sample"')[1]
-        assert cards.count("verifier's pick") == 1 and "verifier's pick" in first_card
+        assert cards.count("the pick") == 1 and "the pick" in first_card
         assert f"<b>#{samples['idx'][samples['answer'].astype(str) == picked].iloc[0]}</b>" in first_card
 
 
 def test_inspector_oracle_without_a_correct_sample_picks_nothing(filled, no_learned_verifiers):
-    at = page(filled, "pages/inspector.py", model="tiny-a", problem="arith-L1-000", budget="4", verifier="oracle")
+    at = page(filled, "pages/inspector.py", model="tiny-a", problem="arith-L1-000", budget="4", strategy="oracle")
     samples = at.dataframe[0].value
     metric = next(m for m in at.metric if m.label == "Pick (oracle)")
     assert (metric.value == "none") == (not samples["correct"].any())
@@ -357,7 +362,7 @@ def test_planner_recommends_the_cheapest_and_a_runner_up(filled, no_learned_veri
     assert at.slider(key="target").value == 0 and at.number_input(key="qpd").value == 1000
     assert at.radio(key="pricing").value == "GPU-hour"
     table = plan_table(at)
-    assert table["meets"].all() and set(table["verifier"]) == {"majority"}  # no oracle: needs the answers
+    assert table["meets"].all() and set(table["strategy"]) == {"majority"}  # no oracle: needs the answers
     cheapest = table.sort_values("cost_per_1000").iloc[0]
     assert f"${cheapest.cost_per_1000:,.4f} per 1,000 queries" in texts(at.success)
     best = {}
@@ -391,3 +396,22 @@ def test_planner_says_when_nothing_qualifies(filled, no_learned_verifiers):
 def test_planner_empty_cache_points_to_explore(root, no_learned_verifiers):
     at = page(root, "pages/planner.py", models="tiny-a")
     assert "run sweeps on **Explore** first" in texts(at.info)
+
+
+def test_a_sweep_at_non_default_sampling_settings_can_be_plotted(root, tiny_model, no_learned_verifiers):
+    # what `python -m engine sweep --top-p 0.95 --max-new-tokens 24 --seed 7` caches, the pages can read back
+    cache = SampleCache(root / "samples.duckdb")
+    task = get_task("arith")
+    run(tiny_model, task, task.select(2), SamplingParams(n=2, temperature=0.8, top_p=0.95, max_new_tokens=24,
+                                                          seed=7), cache)
+    at = page(root, "pages/size_vs_compute.py", models="tiny-a", problems="2", budget="2")
+    assert not at.get("plotly_chart") and "Nothing is cached" in texts(at.info)  # default settings: not these
+    at = page(root, "pages/size_vs_compute.py", models="tiny-a", problems="2", budget="2", top_p="0.95",
+              max_tokens="24", seed="7")
+    assert not at.error, texts(at.error)
+    assert len(at.get("plotly_chart")) >= 3
+    at = page(root, "pages/inspector.py", model="tiny-a", problem=task.select(1)[0].id, budget="2", top_p="0.95",
+              max_tokens="24", seed="7", strategy="best-of-N", strategy_scorer="self-likelihood")
+    assert not at.error, texts(at.error)
+    assert "score" in at.dataframe[0].value.columns and "Pick (best-of-N · self-likelihood)" in {
+        m.label for m in at.metric}

@@ -83,10 +83,10 @@ def configs():
     """Two models x two verifiers x k: FLOPs 2 N T k (T = 100 tokens), pretraining 6 N D with D = 1e6."""
     rows = []
     for model, n, base in (("small", 1e6, 0.3), ("large", 8e6, 0.6)):
-        for verifier, bonus in (("oracle", 0.2), ("majority", 0.0)):
+        for strategy, bonus in (("oracle", 0.2), ("majority", 0.0)):
             for k in (1, 2, 4, 8, 16):
                 acc = min(1.0, base + bonus + 0.08 * math.log2(k))
-                rows.append(dict(model=model, params=n, verifier=verifier, k=k, accuracy=acc, lo=acc - 0.05,
+                rows.append(dict(model=model, params=n, strategy=strategy, k=k, accuracy=acc, lo=acc - 0.05,
                                  hi=acc + 0.05, flops=2 * n * 100 * k, tokens=100.0 * k, dollars=1e-7 * n * k,
                                  latency_s=0.01 * k, train_tokens=1e6, train_flops=6 * n * 1e6))
     return pd.DataFrame(rows)
@@ -101,8 +101,10 @@ def test_frontier_figure_colours_models_marks_verifiers_and_steps_the_frontier(c
     assert [t.name for t in points] == ["small", "large"]
     assert [t.marker.color for t in points] == [colors["small"], colors["large"]]
     small = configs[configs.model == "small"].sort_values(["flops", "k"])
-    assert list(points[0].marker.symbol) == [figures.VERIFIER_SYMBOLS[v] for v in small.verifier]
-    assert list(points[0].customdata[0]) == ["small", "oracle", 1]  # hover: model, verifier, k
+    symbols = figures.symbol_map(configs.strategy.unique())
+    assert list(points[0].marker.symbol) == [symbols[v] for v in small.strategy]
+    assert len(set(symbols.values())) == 2  # one marker per strategy
+    assert list(points[0].customdata[0]) == ["small", "oracle", 1]  # hover: model, strategy, k
     assert line.name == "frontier" and line.line.shape == "hv"
     assert list(line.x) == sorted(front.flops) and fig.layout.xaxis.type == "log"
     assert list(line.y) == list(front.sort_values("flops").accuracy)
@@ -110,7 +112,7 @@ def test_frontier_figure_colours_models_marks_verifiers_and_steps_the_frontier(c
 
 def test_model_switches_and_pretraining_moves_the_crossover(configs):
     from engine import analysis
-    d = configs[configs.verifier == "majority"]
+    d = configs[configs.strategy == "majority"]
     switches = figures.model_switches(analysis.frontier(d, "flops"), "flops")
     assert [(s["before"], s["after"]) for s in switches] == [("small", "large")]
     # at 1.6e9 FLOPs large with 1 sample (0.60) beats small with 8 (0.54): the frontier switches there
@@ -129,7 +131,7 @@ def test_flops_matched_figure_groups_bars_with_intervals(configs):
     from engine import analysis
     by_level = pd.concat([configs.assign(difficulty=lvl, accuracy=configs.accuracy - 0.1 * lvl,
                                          lo=configs.lo - 0.1 * lvl, hi=configs.hi - 0.1 * lvl) for lvl in (1, 2)])
-    fm = analysis.flops_matched(by_level[by_level.verifier == "majority"], "small", "large")
+    fm = analysis.flops_matched(by_level[by_level.strategy == "majority"], "small", "large")
     fig = figures.flops_matched_figure(fm, figures.color_map(["small", "large"]))
     small, large = fig.data
     assert small.name == "small × N samples" and large.name == "large × 1 sample"
@@ -141,10 +143,11 @@ def test_flops_matched_figure_groups_bars_with_intervals(configs):
     assert len(figures.flops_matched_figure(fm.iloc[0:0]).data) == 0
 
 
-def test_verifier_legend_names_each_marker():
-    html = figures.verifier_legend_html(["oracle", "majority", "oracle", "prm"])
-    assert html.count("oracle") == 1 and "○ oracle" in html and "● majority" in html and "◆ PRM" in html
-    assert "Pareto frontier" in html
+def test_strategy_legend_names_each_marker():
+    symbols = figures.symbol_map(["oracle", "majority", "oracle", "best_of_n:prm-min"])
+    html = figures.strategy_legend_html(symbols)
+    assert html.count("oracle") == 1 and "○ oracle" in html and "● majority" in html
+    assert "■ best-of-N · PRM min" in html and "Pareto frontier" in html
 
 
 # ---- Problem inspector ---------------------------------------------------------------------------
@@ -181,7 +184,7 @@ def test_sample_card_shades_steps_escapes_text_and_marks_the_pick():
     card = figures.sample_card_html(3, "1<2\n#### 2", "2", True, score=0.75, step_scores=[0.1, 0.9], picked=True)
     assert "<b>#3</b>" in card and "1&lt;2" in card and "<2" not in card.replace("1&lt;2", "")
     assert figures.step_color(0.1) in card and figures.step_color(0.9) in card
-    assert "score 0.75" in card and "verifier's pick" in card and "3px solid" in card and "✓ correct" in card
+    assert "score 0.75" in card and "the pick" in card and "3px solid" in card and "✓ correct" in card
     plain = figures.sample_card_html(0, "x", None, False)
     assert "(none)" in plain and "✗ wrong" in plain and "pick" not in plain and "score" not in plain
 

@@ -238,12 +238,13 @@ def test_evaluate_command_path_on_quick_models(quick_dir, tmp_path):
     out = tmp_path / "eval.json"
     result = evaluate(out, tmp_path / "ev.duckdb", settings, jobs=2, progress=False, models=models)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
-    assert [m["name"] for m in result["models"]] == models and len(result["claims"]) == 6
+    # directories are named by their folder, as everywhere (ModelRef.name)
+    assert [m["name"] for m in result["models"]] == ["arith-s", "arith-m"] and len(result["claims"]) == 6
     cache = SampleCache(tmp_path / "ev.duckdb")
     df = cache.samples()
     assert len(df) == 2 * 10 * 4 and not df.duplicated(["model_fp", "problem_id", "idx"]).any()
-    for m in result["models"]:
-        fp = load_model(m["name"]).spec.fingerprint
+    for m, path in zip(result["models"], models):
+        fp = load_model(path).spec.fingerprint
         assert m["fingerprint"] == fp
         mine = df[df.model_fp == fp].groupby("problem_id").correct.mean().mean()
         assert m["pass@1"] == pytest.approx(mine, abs=1e-4)

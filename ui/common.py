@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import io
 import runpy
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from engine import analysis, registry
+from engine import analysis, registry, scorers, strategies
 from engine.cache import DEFAULT_PATH, SampleCache
 from engine.errors import EngineError
+from engine.experiment import Experiment
+from engine.models import SamplingParams
 
 URL = "query-params"  # pass as bind=URL
 
@@ -25,12 +26,6 @@ URL = "query-params"  # pass as bind=URL
 @st.cache_resource(show_spinner=False)
 def get_cache(path: str) -> SampleCache:
     return SampleCache(path)
-
-
-@st.cache_resource(show_spinner="Loading task...")
-def get_task(name: str, root: str, version: float = 0.0):
-    """``version``: the dataset's mapping mtime, so a new mapping reloads the task."""
-    return registry.load_task(name, root)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -44,58 +39,53 @@ def available_devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-def available_verifiers() -> list[str]:
-    """Oracle and majority vote always; the learned ORM/PRM once trained (shipped)."""
-    from engine.verifiers import shipped_verifiers
-    have = set(shipped_verifiers())
-    return ["oracle", "majority"] + [v for v in ("orm", "prm") if v in have]
+def strategy_options() -> list[str]:
+    """Every selection strategy with every scorer whose files are here (``engine.strategies.available``)."""
+    return strategies.available(scorers.available())
 
 
-def missing_verifiers_note() -> str | None:
-    """A line saying which learned verifiers are not trained yet (None when all are)."""
-    missing = [v.upper() for v in ("orm", "prm") if v not in available_verifiers()]
+def strategy_picker(container=st, default: str = "majority", key: str = "strategy") -> str:
+    """A strategy (segmented control, URL key ``key``) and, for one that reads scores, its scorer (URL key
+    ``key``_scorer); returns the spec, e.g. ``best_of_n:orm``."""
+    kinds = {c.short: c for c in strategies.kinds()}
+    default_kind = strategies.get(default).short
+    c1, c2 = container.columns([3, 2])
+    short = c1.segmented_control("Selection strategy", list(kinds), default=default_kind, key=key, bind=URL,
+                                 help="; ".join(c.help for c in kinds.values())) or default_kind
+    kind = kinds[short]
+    if not kind.uses_scorer:
+        return kind.name
+    names = scorers.available()
+    if not names:
+        c2.warning("No scorer is available: train the shipped verifiers (`python -m engine.train verifiers`).")
+        return default
+    scorer = c2.selectbox("Scorer", names, key=f"{key}_scorer", bind=URL, format_func=scorers.short_label,
+                          help="What gives each sample its score: a learned verifier (ORM; PRM with a way to "
+                               "combine its step scores) or the model's own likelihood")
+    return f"{kind.name}:{scorer}"
+
+
+def missing_scorers_note() -> str | None:
+    """A line saying which shipped scorers are missing (None when all are here)."""
+    missing = scorers.unavailable()
     if not missing:
         return None
-    return (f"{' and '.join(missing)} verifier{'s are' if len(missing) > 1 else ' is'} not trained yet "
-            "(`python -m engine.train verifiers`); they appear here once shipped.")
+    return (f"Scorer{'s' if len(missing) > 1 else ''} {', '.join(missing)} not trained yet "
+            "(`python -m engine.train verifiers`); strategies that use them appear once shipped.")
 
 
 @st.cache_data(show_spinner="Computing curves…", max_entries=32)
-def cached_curves(cache_path: str, models: tuple, sources: tuple, task_name: str, root: str, task_version: float,
-                  n_problems: int, levels: tuple, budget: int, temperature: float, verifiers: tuple,
-                  price_per_gpu_hour: float, price_per_mtok: float | None, watts: float, by_level: bool,
+def cached_curves(exp: Experiment, by_level: bool, task_version: float, cache_path: str,
                   cache_version: int) -> pd.DataFrame:
-    """``analysis.curves`` for every verifier in ``verifiers`` over what is cached, models by display name.
+    """``analysis.curves`` over what is cached (never samples; scorers score samples they have not seen).
 
-    Reads the cache only (never samples); learned verifiers score cached samples they have not seen.
+    ``task_version`` and ``cache_version`` are in the key only so that a new dataset mapping or new
+    samples invalidate the cached result.
     """
-    from engine.compute import CostModel
-    from engine.models import SamplingParams
-    cache = get_cache(cache_path)
-    task = get_task(task_name, root, task_version)
-    problems = task.select(n_problems, list(levels) or None)
-    params = SamplingParams(n=budget, temperature=temperature)
-    cost = CostModel(price_per_gpu_hour=price_per_gpu_hour, price_per_mtok=price_per_mtok, power_watts=watts)
-    frames = [analysis.curves(cache, list(sources), task, problems, params, v, analysis.powers_of_two(budget),
-                              cost, by_level=by_level) for v in verifiers]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame()
-    df = pd.concat(frames, ignore_index=True)
-    df["model"] = df["model"].map(dict(zip(sources, models)))
-    return df
+    return analysis.curves(get_cache(cache_path), exp, by_level=by_level)
 
 
 # ---- errors ---------------------------------------------------------------------
-@contextmanager
-def engine_errors():
-    """Show an ``EngineError`` as a message (never a traceback); other errors stay bugs."""
-    try:
-        yield
-    except EngineError as e:
-        st.error(str(e))
-
-
 def guarded(fn, *args, **kwargs):
     """Call ``fn``; on ``EngineError`` show it and return None."""
     try:
@@ -171,11 +161,6 @@ def cache_version(path: str) -> int:
     return out
 
 
-def task_version(name: str, root: str) -> float:
-    p = registry.datasets_dir(root) / (name + ".mapping.json")
-    return p.stat().st_mtime if p.exists() else 0.0
-
-
 # ---- downloads ------------------------------------------------------------------
 def to_parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
@@ -208,8 +193,8 @@ BUDGETS = [2 ** i for i in range(9)]  # 1..256 samples per problem
 
 
 def language_models(root: str) -> dict | None:
-    """Selectable language models: ``names``, the shipped ``ladder`` and each name's ``source``
-    (what the engine is handed). None, after saying why, when there are none."""
+    """Selectable language models: ``names`` and the shipped ``ladder``. None, after saying why, when there
+    are none."""
     table = guarded(models_table, root)
     if table is None:
         return None
@@ -219,8 +204,7 @@ def language_models(root: str) -> dict | None:
                 "or add one on the **Models & data** page.")
         return None
     names = lms["name"].tolist()
-    return {"names": names, "ladder": lms[lms["origin"] == "shipped"]["name"].tolist() or names[:1],
-            "source": {r.name: (r.name if r.origin == "shipped" else r.source) for r in lms.itertuples()}}
+    return {"names": names, "ladder": lms[lms["origin"] == "shipped"]["name"].tolist() or names[:1]}
 
 
 def cache_and_models(ctx: dict) -> tuple[SampleCache, dict]:
@@ -232,16 +216,39 @@ def cache_and_models(ctx: dict) -> tuple[SampleCache, dict]:
     return cache, lms
 
 
-def cached_selection(root: str, lms: dict, default_models=None,
-                     help: str = "Only what is already cached is shown: run sweeps on Explore") -> dict | None:
-    """Models, task, problems, levels, sample budget and temperature: one set of widgets and URL keys
-    for every page, so a page reads back what a sweep on Explore cached. None (message shown) when the
-    task fails to load."""
+def task_picker(root: str, container=st):
+    """The task selectbox (URL key ``task``); returns (name, Task), or (name, None) after showing an error."""
+    name = container.selectbox("Task", registry.task_names(root), key="task", bind=URL)
+    return name, guarded(registry.load_task, name, root)
+
+
+def sampling_widgets(budget_col, temp_col) -> SamplingParams:
+    """Sample budget, temperature, and every other ``SamplingParams`` field the cache keys on (under
+    "Advanced sampling"), so that a CLI sweep at any settings can be read back. URL keys: budget, temp,
+    top_p, max_tokens, seed."""
+    budget = budget_col.select_slider("Sample budget (samples per problem)", BUDGETS, value=16, key="budget",
+                                      bind=URL)
+    temperature = temp_col.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
+    with st.expander("Advanced sampling"):
+        a, b, c = st.columns(3)
+        top_p = a.number_input("top-p", 0.01, 1.0, 1.0, 0.05, key="top_p", bind=URL,
+                               help="Nucleus sampling: keep the smallest set of tokens with this much probability")
+        max_new = b.number_input("Max new tokens", 1, 4096, 128, 16, key="max_tokens", bind=URL)
+        seed = c.number_input("Seed", 0, 2 ** 31 - 1, 0, 1, key="seed", bind=URL,
+                              help="Sample i of a problem is the same text for the same seed, whatever the budget")
+    return SamplingParams(n=int(budget), temperature=float(temperature), top_p=float(top_p),
+                          max_new_tokens=int(max_new), seed=int(seed))
+
+
+def experiment_widgets(root: str, lms: dict, default_models=None,
+                       help: str = "Only what is already cached is shown: run sweeps on Explore") -> Experiment | None:
+    """Models, task, problems, levels and sampling: one set of widgets and URL keys for every page, so a page
+    reads back what a sweep on Explore (or the CLI) cached. None (message shown) when the selection is invalid.
+    Pages set ``strategies`` and ``cost`` with ``Experiment.replace``."""
     c1, c2 = st.columns([3, 1])
     models = c1.multiselect("Model scales", lms["names"], default=default_models or lms["ladder"], key="models",
                             bind=URL, help=help)
-    task_name = c2.selectbox("Task", registry.task_names(root), key="task", bind=URL)
-    task = guarded(get_task, task_name, root, task_version(task_name, root))
+    task_name, task = task_picker(root, c2)
     if task is None:
         return None
     levels_all = sorted({p.difficulty for p in task.problems if p.difficulty is not None})
@@ -252,31 +259,26 @@ def cached_selection(root: str, lms: dict, default_models=None,
     if levels_all:
         levels = c2.pills("Difficulty levels", levels_all, selection_mode="multi", default=levels_all,
                           key="levels", bind=URL, help="None selected means all levels") or []
-    budget = c3.select_slider("Sample budget (samples per problem)", BUDGETS, value=16, key="budget", bind=URL)
-    temperature = c4.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
-    return {"models": list(models), "sources": tuple(lms["source"][m] for m in models), "task_name": task_name,
-            "task": task, "task_version": task_version(task_name, root), "n_problems": int(n_problems),
-            "levels": tuple(levels), "budget": int(budget), "temperature": float(temperature)}
+    params = sampling_widgets(c3, c4)
+    return guarded(Experiment.build, list(models), task_name, params, int(n_problems), tuple(levels),
+                   datasets=root)
 
 
-def curves_for(ctx: dict, sel: dict, verifiers, price_per_gpu_hour: float = 2.0, price_per_mtok: float | None = None,
-               watts: float = 300.0, by_level: bool = False, models=None) -> pd.DataFrame | None:
-    """``cached_curves`` for a ``cached_selection`` (optionally a subset of its models); None on error."""
-    models = list(models if models is not None else sel["models"])
-    sources = dict(zip(sel["models"], sel["sources"]))
-    return guarded(cached_curves, ctx["cache_path"], tuple(models), tuple(sources[m] for m in models),
-                   sel["task_name"], ctx["root"], sel["task_version"], sel["n_problems"], sel["levels"],
-                   sel["budget"], sel["temperature"], tuple(verifiers), float(price_per_gpu_hour),
-                   None if price_per_mtok is None else float(price_per_mtok), float(watts), bool(by_level),
-                   cache_version(ctx["cache_path"]))
+def curves_for(ctx: dict, exp: Experiment, by_level: bool = False) -> pd.DataFrame | None:
+    """``cached_curves`` for an experiment; None (message shown) on error."""
+    return guarded(cached_curves, exp, bool(by_level), registry.task_version(exp.task, ctx["root"]),
+                   ctx["cache_path"], cache_version(ctx["cache_path"]))
 
 
-def explore_link_params(sel: dict) -> dict:
-    """Query parameters opening Explore on the same selection (``cached_selection`` keys)."""
-    out = {"models": list(sel["models"]), "task": sel["task_name"], "problems": str(sel["n_problems"]),
-           "budget": str(sel["budget"]), "temp": str(sel["temperature"])}
-    if sel.get("levels"):
-        out["levels"] = [str(v) for v in sel["levels"]]
+def explore_link_params(exp: Experiment) -> dict:
+    """Query parameters opening Explore on the same selection (``experiment_widgets`` keys; defaults omitted)."""
+    p = exp.params
+    out = {"models": [m.name for m in exp.models], "task": exp.task, "problems": str(exp.problems),
+           "budget": str(p.n), "temp": str(p.temperature)}
+    if exp.levels:
+        out["levels"] = [str(v) for v in exp.levels]
+    extra = {"top_p": (p.top_p, 1.0), "max_tokens": (p.max_new_tokens, 128), "seed": (p.seed, 0)}
+    out.update({k: str(v) for k, (v, default) in extra.items() if v != default})
     return {k: v for k, v in out.items() if v}
 
 

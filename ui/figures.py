@@ -13,6 +13,8 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
+from engine import strategies
+
 PALETTE = ["#2E6BE6", "#E8702A", "#2CA58D", "#C4417A", "#7A5BD1", "#8C8C3A", "#3A8CB8", "#B8543A"]
 
 # (column, axis title, axis scale) of the three Explore charts
@@ -95,14 +97,23 @@ def cost_summary(df: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 # ---- Size vs compute -------------------------------------------------------------
-VERIFIER_SYMBOLS = {"oracle": "circle-open", "majority": "circle", "orm": "square", "prm": "diamond"}
-_GLYPHS = {"circle-open": "○", "circle": "●", "square": "■", "diamond": "◆"}
-# Labels of verifier widgets. A widget bound to the URL puts its *label* in the query string, so these stay
-# short (``?verifier=majority``); VERIFIER_HELP says what each one means.
-SHORT_VERIFIER = {"oracle": "oracle", "majority": "majority", "orm": "ORM", "prm": "PRM"}
-VERIFIER_HELP = ("oracle: solved if any sample is correct (pass@k, an upper bound); majority: the most common "
-                 "answer; ORM: best-of-N by the outcome reward model; PRM: best-of-N by the process reward "
-                 "model's lowest step score")
+# Markers for strategies in the order a chart lists them (the frontier charts colour by model, mark by strategy)
+SYMBOLS = ["circle-open", "circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon",
+           "pentagon", "triangle-down", "hourglass", "bowtie", "star-square"]
+_GLYPHS = {"circle-open": "○", "circle": "●", "square": "■", "diamond": "◆", "triangle-up": "▲", "cross": "✚",
+           "x": "✖", "star": "★", "hexagon": "⬢", "pentagon": "⬟", "triangle-down": "▼", "hourglass": "⧗",
+           "bowtie": "⋈", "star-square": "▣"}
+
+
+def strategy_help(specs) -> str:
+    """One help text naming each strategy's rule (widget help)."""
+    kinds = {strategies.get(s).name: strategies.get(s) for s in specs}
+    return "; ".join(k.help for k in kinds.values())
+
+
+def symbol_map(specs) -> dict[str, str]:
+    return {s: SYMBOLS[i % len(SYMBOLS)] for i, s in enumerate(dict.fromkeys(specs))}
+
 
 # (column, axis title, scale) of the three frontier charts; the FLOPs column is chosen by the page
 FRONTIER_AXES = [
@@ -112,10 +123,10 @@ FRONTIER_AXES = [
 ]
 
 
-def verifier_legend_html(verifiers) -> str:
-    """Which marker is which verifier (the frontier charts colour by model, mark by verifier)."""
-    chips = "".join(f'<span style="margin-right:1.2em">{_GLYPHS[VERIFIER_SYMBOLS.get(v, "circle")]} '
-                    f"{html.escape(SHORT_VERIFIER.get(v, v))}</span>" for v in dict.fromkeys(verifiers))
+def strategy_legend_html(symbols: dict[str, str]) -> str:
+    """Which marker is which strategy (``symbol_map``)."""
+    chips = "".join(f'<span style="margin-right:1.2em">{_GLYPHS[sym]} '
+                    f"{html.escape(strategies.short_label(s))}</span>" for s, sym in symbols.items())
     line = ('<span style="display:inline-block;width:18px;height:0;border-top:2px solid #333;'
             'vertical-align:middle;margin-right:6px"></span>best accuracy at each budget (Pareto frontier)')
     return f'<div class="ttc-legend" style="font-size:0.9rem">{chips}{line}</div>'
@@ -127,20 +138,22 @@ def _hover(x_title: str) -> str:
 
 
 def _custom(d: pd.DataFrame):
-    return list(zip(d["model"], d["verifier"].map(lambda v: SHORT_VERIFIER.get(v, v)), d["k"]))
+    return list(zip(d["model"], d["strategy"].map(strategies.short_label), d["k"]))
 
 
 def frontier_figure(df: pd.DataFrame, front: pd.DataFrame, x: str, x_title: str, scale: str = "log",
-                    colors: dict[str, str] | None = None, height: int = 320) -> go.Figure:
-    """Every configuration (colour: model, marker: verifier) and the Pareto frontier as a step line."""
+                    colors: dict[str, str] | None = None, height: int = 320,
+                    symbols: dict[str, str] | None = None) -> go.Figure:
+    """Every configuration (colour: model, marker: strategy) and the Pareto frontier as a step line."""
     colors = colors or color_map(df["model"].unique() if len(df) else [])
+    symbols = symbols or symbol_map(df["strategy"].unique() if len(df) else [])
     fig = go.Figure()
     for model, g in df.groupby("model", sort=False):
         g = g.sort_values([x, "k"])
         fig.add_trace(go.Scatter(
             x=g[x], y=g["accuracy"], mode="markers", name=str(model), showlegend=False,
             marker=dict(color=colors.get(model, PALETTE[0]), size=8, line=dict(width=1, color=colors.get(model)),
-                        symbol=[VERIFIER_SYMBOLS.get(v, "circle") for v in g["verifier"]]),
+                        symbol=[symbols.get(v, "circle") for v in g["strategy"]]),
             customdata=_custom(g), hovertemplate=_hover(x_title)))
     if len(front):
         f = front.sort_values(x)
@@ -213,7 +226,7 @@ def answer_histogram(hist: pd.DataFrame, picked_answer: str | None = None, heigh
     if any(picked):
         i = picked.index(True)
         # by position: on a category axis plotly reads x="16" as the 17th category, not the label "16"
-        fig.add_annotation(x=i, y=hist["count"].iloc[i], text="verifier's pick", showarrow=True,
+        fig.add_annotation(x=i, y=hist["count"].iloc[i], text="the pick", showarrow=True,
                            arrowhead=2, ay=-30)
     fig.update_layout(xaxis=dict(title="answer", type="category"), yaxis=dict(title="samples", rangemode="tozero"),
                       height=height, margin=dict(l=10, r=10, t=30, b=10), template="plotly_white", showlegend=False)
@@ -250,7 +263,7 @@ def sample_card_html(idx: int, text: str, answer, correct: bool, score: float | 
     if score is not None and not (isinstance(score, float) and math.isnan(score)):
         bits.append(f"score {float(score):.2f}")
     if picked:
-        bits.append("<b>★ verifier's pick</b>")
+        bits.append("<b>★ the pick</b>")
     rows = []
     for line, s in solution_lines(text, step_scores):
         badge = (f'<span style="float:right;opacity:0.7;margin-left:1em">{s:.2f}</span>' if s is not None else "")
@@ -264,5 +277,5 @@ def sample_card_html(idx: int, text: str, answer, correct: bool, score: float | 
 
 
 def highlight_row(df: pd.DataFrame, index, color: str = "#FFF3C4"):
-    """A Styler shading one row (the verifier's pick) for ``st.dataframe``."""
+    """A Styler shading one row (the the pick) for ``st.dataframe``."""
     return df.style.apply(lambda r: [f"background-color: {color}" if r.name == index else "" for _ in r], axis=1)

@@ -17,10 +17,7 @@ from engine.runner import Progress, RunResult, run
 
 @dataclass
 class SweepJob:
-    models: list[tuple[str, str]]          # (display name, source handed to the runner)
-    task: object
-    problems: list
-    params: object
+    experiment: object                     # engine.experiment.Experiment: what to fill
     cache: object
     device: str
     stop_event: threading.Event = field(default_factory=threading.Event)
@@ -46,11 +43,13 @@ class SweepJob:
 
     def _work(self) -> None:
         try:
-            for name, source in self.models:
+            exp = self.experiment
+            task, problems = exp.load_task(), exp.selected()
+            for ref in exp.models:
                 if self.stop_event.is_set():
                     break
-                self.current, self.progress = name, None
-                self.results.append(run(source, self.task, self.problems, self.params, self.cache,
+                self.current, self.progress = ref.name, None
+                self.results.append(run(ref, task, problems, exp.params, self.cache,
                                         device=self.device, on_progress=self._on_progress,
                                         stop_event=self.stop_event))
         except EngineError as e:
@@ -60,6 +59,10 @@ class SweepJob:
             self.error = f"unexpected {type(e).__name__}: {e}"
         finally:
             self.current, self.done = None, True
+
+    @property
+    def models(self) -> list:
+        return list(self.experiment.models)
 
     def _on_progress(self, p: Progress) -> None:
         self.progress = p

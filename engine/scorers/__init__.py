@@ -74,6 +74,12 @@ def available(extra_dirs=()) -> list[str]:
     return [n for n, e in _REGISTRY.items() if e.available()] + [str(d) for d in extra_dirs]
 
 
+def unavailable() -> list[str]:
+    """Registered scorers whose model files are missing here (for example, verifiers not trained yet)."""
+    _load()
+    return [n for n, e in _REGISTRY.items() if not e.available()]
+
+
 def label(name: str) -> str:
     return get(name).label
 
