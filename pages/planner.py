@@ -10,12 +10,9 @@ common.require_router()  # a deep link to a fresh server runs this file without 
 
 PRICING = ["GPU-hour", "million tokens"]  # the option is what the URL shows: ?pricing=million+tokens
 
-ctx = common.context()
-st.title("Planner")
-st.caption("Tell it what you need; it picks the cheapest model, sample count and verifier that delivers it, "
-           "from what has been measured (cached) so far.")
-
-_, lms = common.cache_and_models(ctx)
+ctx, _, lms = common.page_header(
+    "Planner", "Tell it what you need; it picks the cheapest model, sample count and selection strategy that "
+               "delivers it, from what has been measured (cached) so far.")
 
 # ---- requirements ---------------------------------------------------------------
 with st.container(border=True):
@@ -50,12 +47,7 @@ if not exp.models:
 cost = CostModel(price_per_gpu_hour=0.0 if per_token else price, price_per_mtok=price if per_token else None,
                  power_watts=DEFAULT_GPU_POWER_WATTS)
 exp = exp.replace(strategies=candidates, cost=cost)
-df = common.curves_for(ctx, exp)
-if df is None:
-    st.stop()
-if df.empty:
-    common.nothing_cached("these models and settings", common.explore_link_params(exp))
-    st.stop()
+df = common.curves_or_stop(ctx, exp)
 
 result = common.guarded(analysis.recommend, df, target / 100, float(latency), float(qpd))
 if result is None:

@@ -1,4 +1,4 @@
-"""Size vs compute: at each compute budget, which model, sample count and verifier is most accurate?"""
+"""Size vs compute: at each compute budget, which model, sample count and selection strategy is most accurate?"""
 import streamlit as st
 
 from engine import analysis, strategies
@@ -10,12 +10,10 @@ common.require_router()  # a deep link to a fresh server runs this file without 
 
 RATIOS = ["inference only", "0.001", "0.01", "0.1", "1", "10", "100"]
 
-ctx = common.context()
-st.title("Size vs compute")
-st.caption("For each compute budget, which model, number of samples and verifier gives the best accuracy? "
-           "Everything here is read from the cache: run sweeps on **Explore** to add points.")
-
-_, lms = common.cache_and_models(ctx)
+ctx, _, lms = common.page_header(
+    "Size vs compute", "For each compute budget, which model, number of samples and selection strategy gives the "
+                       "best accuracy? Everything here is read from the cache: run sweeps on **Explore** to add "
+                       "points.")
 
 # ---- controls -------------------------------------------------------------------
 with st.container(border=True):
@@ -40,12 +38,7 @@ with st.container(border=True):
 if not exp.models:
     st.info("Pick at least one model.")
     st.stop()
-df = common.curves_for(ctx, exp)
-if df is None:
-    st.stop()
-if df.empty:
-    common.nothing_cached("these models and settings", common.explore_link_params(exp))
-    st.stop()
+df = common.curves_or_stop(ctx, exp)
 
 # ---- amortised pretraining --------------------------------------------------------
 ratio_s = st.select_slider(

@@ -207,6 +207,15 @@ def language_models(root: str) -> dict | None:
     return {"names": names, "ladder": lms[lms["origin"] == "shipped"]["name"].tolist() or names[:1]}
 
 
+def page_header(title: str, caption: str) -> tuple[dict, SampleCache, dict]:
+    """Title and caption of a page, then its context, cache and selectable models (stops, message shown,
+    when either is missing)."""
+    ctx = context()
+    st.title(title)
+    st.caption(caption)
+    return (ctx, *cache_and_models(ctx))
+
+
 def cache_and_models(ctx: dict) -> tuple[SampleCache, dict]:
     """The page's cache and selectable language models; stops the page (message shown) if either is missing."""
     cache = current_cache(ctx)
@@ -268,6 +277,17 @@ def curves_for(ctx: dict, exp: Experiment, by_level: bool = False) -> pd.DataFra
     """``cached_curves`` for an experiment; None (message shown) on error."""
     return guarded(cached_curves, exp, bool(by_level), registry.task_version(exp.task, ctx["root"]),
                    ctx["cache_path"], cache_version(ctx["cache_path"]))
+
+
+def curves_or_stop(ctx: dict, exp: Experiment) -> pd.DataFrame:
+    """``curves_for`` on a read-only page: stops the page, saying why, on an error or when nothing is cached."""
+    df = curves_for(ctx, exp)
+    if df is None:
+        st.stop()
+    if df.empty:
+        nothing_cached("these models and settings", explore_link_params(exp))
+        st.stop()
+    return df
 
 
 def explore_link_params(exp: Experiment) -> dict:

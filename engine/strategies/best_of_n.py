@@ -12,7 +12,8 @@ class BestOfN(Strategy):
     name = "best_of_n"
     label = "best-of-N"
     short = "best-of-N"
-    help = "best-of-N: the sample the scorer rates highest; equal top scores are broken uniformly at random"
+    help = ("best-of-N: the sample the scorer rates highest; equal top scores are broken uniformly at random; "
+            "only as good as its scorer (a weak one can pick worse answers as N grows)")
     uses_scorer = True
     order = 20
 
