@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from . import registry, strategies
+from . import registry, scorers, strategies
 from .compute import CostModel
 from .errors import EngineError
 from .models.params import SamplingParams
@@ -73,4 +73,11 @@ class Experiment:
 
 
 def _canonical(specs: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(strategies.get(s).spec for s in specs))
+    """Specs with aliases resolved and duplicates dropped; an unknown strategy or scorer fails here, early."""
+    out = []
+    for s in specs:
+        strat = strategies.get(s)
+        if strat.scorer:
+            scorers.get(strat.scorer)  # opens nothing yet: a learned scorer loads its model on first use
+        out.append(strat.spec)
+    return tuple(dict.fromkeys(out))

@@ -110,12 +110,30 @@ def _save_added(root: Path, rows: list[dict]) -> None:
     tmp.replace(_added_path(root))
 
 
+KINDS = ("lm", "verifier")
+
+
 def add_model(path: str, root: str | Path, kind: str = "lm") -> dict:
-    """Validate a local model directory by loading it (on CPU) and remember it."""
+    """Validate a local model directory by loading it (on CPU) and remember it.
+
+    ``kind="lm"``: a causal language model to sample from. ``kind="verifier"``: a Hugging Face
+    sequence-classification (ORM-like) or token-classification (PRM-like) model, offered as a scorer.
+    """
+    if kind not in KINDS:
+        raise ModelError(f"add model: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if not str(path).strip():
         raise ModelError("add model: enter the path of a local model directory")
     src = Path(str(path).strip()).expanduser().resolve()
-    lm = load_model(str(src), device="cpu")  # raises ModelError with what is wrong
+    # loading is the check: a ModelError says what is wrong with the directory
+    if kind == "verifier":
+        from .models.loader import check_local
+        from .verifiers import load_verifier
+        check_local(src, src.name)
+        v = load_verifier(str(src), device="cpu")
+        record, params, matmul = v.record, int(sum(p.numel() for p in v.model.parameters())), None
+    else:
+        spec = load_model(str(src), device="cpu").spec
+        record, params, matmul = spec.training or {}, spec.params, spec.matmul_params
     root = Path(root)
     rows = added_models(root)
     taken = {r["name"]: r["source"] for r in shipped_models() + rows}
@@ -124,7 +142,7 @@ def add_model(path: str, root: str | Path, kind: str = "lm") -> dict:
             raise ModelError(f"model {src.name!r} is already in the list")
         raise ModelError(f"a model named {src.name!r} is already listed (from {taken[src.name]}); "
                          "rename the directory to add this one")
-    row = _row(src.name, kind, src, "added", lm.spec.training or {}, lm.spec.params, lm.spec.matmul_params)
+    row = _row(src.name, kind, src, "added", record, params, matmul)
     _save_added(root, rows + [row])
     return row
 
@@ -132,6 +150,11 @@ def add_model(path: str, root: str | Path, kind: str = "lm") -> dict:
 def remove_model(name: str, root: str | Path) -> None:
     rows = added_models(root)
     _save_added(Path(root), [r for r in rows if r["name"] != name])
+
+
+def added_verifiers(root: str | Path | None) -> list[str]:
+    """Directories of the verifiers a user added (offered as scorers next to the shipped ones)."""
+    return [r["source"] for r in (added_models(root) if root is not None else []) if r["kind"] == "verifier"]
 
 
 def all_models(root: str | Path) -> list[dict]:

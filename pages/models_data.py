@@ -8,6 +8,9 @@ from ui.common import URL
 
 common.require_router()  # a deep link to a fresh server runs this file without app.py
 
+KIND_LABELS = {"lm": "a language model (to sample from)",
+               "verifier": "a verifier (sequence or token classifier, to score samples)"}
+
 ctx = common.context()
 root = ctx["root"]
 st.title("Models & data")
@@ -38,13 +41,16 @@ def models_section():
     with st.form("add_model", clear_on_submit=False):
         path = st.text_input("Local model directory", key="add_model_path",
                              placeholder="/path/to/model (config.json + weights, Hugging Face format)")
+        kind = st.radio("It is", list(KIND_LABELS), format_func=KIND_LABELS.get, horizontal=True, key="add_kind")
         submitted = st.form_submit_button("Validate and add", icon=":material/add:")
     if submitted:
         with st.spinner("Loading the model to check it..."):
-            row = common.guarded(registry.add_model, path, root)
+            row = common.guarded(registry.add_model, path, root, kind)
         if row:
             common.models_table.clear()
-            st.success(f"Added {row['name']} ({row['params']:,} parameters). It is now selectable on Explore.")
+            where = ("selectable on Explore" if row["kind"] == "lm"
+                     else "a scorer for best-of-N and weighted voting on every page")
+            st.success(f"Added {row['name']} ({row['params']:,} parameters). It is now {where}.")
     added = [r["name"] for r in common.guarded(registry.added_models, root) or []]
     if added:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")

@@ -36,6 +36,27 @@ def make_tiny_model(path: Path, seed: int = 0, d_model: int = 32, n_layers: int 
     return path
 
 
+def make_tiny_classifier(path: Path, num_labels: int = 2, seed: int = 0) -> Path:
+    """A random-init Llama sequence classifier (an ORM-shaped verifier) with the project's tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from engine.train.tokenizer import build_tokenizer
+    tok = build_tokenizer()
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, num_labels=num_labels,
+                      pad_token_id=tok.pad_token_id)
+    LlamaForSequenceClassification(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory) -> str:
+    return str(make_tiny_classifier(tmp_path_factory.mktemp("verifiers") / "my-rm"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     return str(make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-a"))

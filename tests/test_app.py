@@ -415,3 +415,18 @@ def test_a_sweep_at_non_default_sampling_settings_can_be_plotted(root, tiny_mode
     assert not at.error, texts(at.error)
     assert "score" in at.dataframe[0].value.columns and "Pick (best-of-N · self-likelihood)" in {
         m.label for m in at.metric}
+
+
+def test_an_added_verifier_becomes_a_scorer_on_every_page(root, tiny_classifier, no_learned_verifiers):
+    at = page(root, "pages/models_data.py")
+    at.text_input(key="add_model_path").set_value(tiny_classifier)
+    at.radio(key="add_kind").set_value("verifier")
+    at.button[0].click().run()
+    assert not at.error, texts(at.error)
+    assert "a scorer for best-of-N" in texts(at.success)
+    assert registry.added_verifiers(root) == [tiny_classifier]
+    at = page(root, models="tiny-a", strategy="best-of-N")
+    assert tiny_classifier in at.selectbox(key="strategy_scorer").options or \
+        "my-rm" in at.selectbox(key="strategy_scorer").options
+    at = page(root, "pages/size_vs_compute.py", models="tiny-a")
+    assert "best-of-N · my-rm" in at.pills(key="verifiers").options

@@ -42,6 +42,34 @@ def test_report_table_and_csv(swept, tmp_path, tiny_model):
     assert df["pass@1_lo"].iloc[0] <= df["pass@1"].iloc[0] <= df["pass@1_hi"].iloc[0]
 
 
+def test_report_compares_strategies_like_the_app(swept, tmp_path, tiny_model):
+    db, common, _, _ = swept
+    out = tmp_path / "curves.csv"
+    r = cli("report", *common, "--k", "1,2,8", "--strategy",
+            "oracle,majority,best_of_n:self-likelihood,weighted_majority:self-likelihood", "--curves", str(out))
+    assert "accuracy by selection strategy" in r.stdout and "weighted_majority:self-likelihood" in r.stdout
+    df = pd.read_csv(out)
+    assert list(dict.fromkeys(df.strategy)) == ["oracle", "majority", "best_of_n:self-likelihood",
+                                                "weighted_majority:self-likelihood"]
+    assert sorted(df.k.unique()) == [1, 2, 8] and (df.problems == 4).all()
+    # the same numbers the app computes from the same experiment
+    from engine import analysis
+    from engine.cache import SampleCache
+    from engine.experiment import Experiment
+    from engine.models import SamplingParams
+    exp = Experiment.build([tiny_model], "arith", SamplingParams(n=8, temperature=0.8, max_new_tokens=16), 4,
+                           strategies=list(dict.fromkeys(df.strategy)))
+    app = analysis.curves(SampleCache(db), exp, ks=[1, 2, 8])
+    assert app.accuracy.to_numpy() == pytest.approx(df.accuracy.to_numpy())
+    # k=1: every strategy sees one sample, so all agree with pass@1
+    assert df[df.k == 1].accuracy.nunique() == 1
+
+
+def test_strategies_command_lists_strategies_and_scorers():
+    out = cli("strategies").stdout
+    assert "weighted_majority:SCORER" in out and "self-likelihood" in out and "ties" in out
+
+
 def test_export(swept, tmp_path):
     db, common, _, _ = swept
     cli("export", *common, "--out", str(tmp_path / "s.parquet"))
@@ -57,6 +85,9 @@ def test_export(swept, tmp_path):
     (["sweep", "--levels", "a,b"], "--levels"),
     (["report", "--models", "/no/such/dir", "--problems", "1"], "not a local directory"),
     (["frobnicate"], "invalid choice"),
+    (["report", "--problems", "1", "--strategy", "psychic"], "unknown strategy"),
+    (["report", "--problems", "1", "--strategy", "best_of_n"], "needs a scorer"),
+    (["report", "--problems", "1", "--strategy", "best_of_n:nope"], "unknown scorer"),
 ])
 def test_bad_arguments_one_line(args, needle, tmp_path):
     r = cli(*args, "--cache", str(tmp_path / "x.duckdb"), check=False) if args[0] != "frobnicate" else cli(*args, check=False)

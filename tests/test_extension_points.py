@@ -59,7 +59,6 @@ def test_experiment_is_frozen_hashable_and_canonical():
 
 
 # ---- a new strategy is one class: registered, it works everywhere ---------------------------------
-@strategies.register
 class FirstSample(strategies.Strategy):
     """Test-only: the answer of the first of the k samples drawn (so accuracy is pass@1 for every k)."""
     name = "first_sample"
@@ -81,7 +80,14 @@ def swept(tiny_model, tmp_path_factory):
     return cache, exp
 
 
-def test_a_registered_strategy_is_listed_and_plotted(swept):
+@pytest.fixture
+def first_sample():
+    strategies.register(FirstSample)
+    yield
+    strategies._REGISTRY.pop(FirstSample.name)
+
+
+def test_a_registered_strategy_is_listed_and_plotted(swept, first_sample):
     cache, exp = swept
     assert "first_sample" in strategies.available()
     df = analysis.curves(cache, exp.replace(strategies=["first_sample", "oracle"]))
@@ -116,8 +122,8 @@ class CountingBackend:
                 for i in indices]
 
 
-def test_a_registered_backend_serves_the_whole_pipeline(tmp_path):
-    backends.register("counting")(CountingBackend)
+def test_a_registered_backend_serves_the_whole_pipeline(tmp_path, monkeypatch):
+    monkeypatch.setitem(backends._OPENERS, "counting", CountingBackend)  # what backends.register("counting") does
     ref = ModelRef("counter", "nowhere", "c0ffee", backend="counting")
     exp = Experiment.build([ref], "arith", SamplingParams(n=100, temperature=0.0), problems=5, levels=[1])
     cache = SampleCache(tmp_path / "c.duckdb")
@@ -151,25 +157,15 @@ def test_prm_aggregations_come_from_one_set_of_cached_step_scores(swept):
     assert len(cache.scores(scorers.get("prm-min").verifier.fingerprint)) == rows_before  # nothing re-scored
 
 
-def test_a_users_classifier_directory_is_a_scorer(swept, tmp_path):
-    import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    from engine.train.tokenizer import build_tokenizer
-    tok = build_tokenizer()
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, num_labels=2, pad_token_id=tok.pad_token_id)
-    path = tmp_path / "my-rm"
-    LlamaForSequenceClassification(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
+def test_a_users_classifier_directory_is_a_scorer(swept, tiny_classifier):
+    from engine.results import load_samples
     cache, exp = swept
+    path = tiny_classifier
     spec = f"best_of_n:{path}"
-    df = analysis.curves(cache, exp.replace(strategies=[spec, "weighted_majority:" + str(path)]))
+    df = analysis.curves(cache, exp.replace(strategies=[spec, f"weighted_majority:{path}"]))
     assert set(df.strategy) == {spec, f"weighted_majority:{path}"} and df.accuracy.between(0, 1).all()
-    scored = scorers.get(str(path)).score(cache, exp.load_task(),
-                                          __import__("engine.results", fromlist=["x"]).load_samples(
-                                              cache, exp.models[0], exp.load_task(), exp.selected(), exp.params))
+    samples = load_samples(cache, exp.models[0], exp.load_task(), exp.selected(), exp.params)
+    scored = scorers.get(path).score(cache, exp.load_task(), samples)
     assert scored.score.between(0, 1).all() and scored.score.nunique() > 1  # softmax of label 1 of 2
     assert strategies.short_label(spec) == "best-of-N · my-rm"
 
@@ -216,3 +212,49 @@ def test_engine_layers():
             assert "duckdb" not in _imports(f), f"{f} speaks SQL; only cache.py may"
     catalogue = _imports(ROOT / "engine" / "registry.py")
     assert not any(i.endswith(("runner", "train")) or ".train" in i for i in catalogue), catalogue
+
+
+# ---- the README's example strategy works as printed ---------------------------------------------
+def _readme_strategy_source() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = text.split('"""Confident majority', 1)[1].split("```", 1)[0]
+    return '"""Confident majority' + block
+
+
+def test_readme_example_strategy_is_one_module_that_works(tmp_path):
+    import importlib.util
+    source = _readme_strategy_source()
+    assert len([l for l in source.splitlines() if l.strip()]) <= 20
+    spec = importlib.util.spec_from_loader("engine.strategies.readme_example", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__package__ = "engine.strategies"
+    exec(compile(source, "README.md", "exec"), mod.__dict__)
+    try:
+        _check_confident_majority()
+    finally:
+        strategies._REGISTRY.pop("confident_majority")
+
+
+def _check_confident_majority():
+    import itertools
+    strat = strategies.get("confident_majority:orm")
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        n = int(rng.integers(1, 7))
+        answers = tuple(rng.choice(["1", "2", "3"], n).tolist())
+        correct = np.array([a == "1" for a in answers])
+        scores = rng.choice([0.2, 0.5, 0.9], n)
+        pool = strategies.Pool(answers, correct, scores)
+        for k in range(1, n + 1):
+            total = 0.0
+            subsets = list(itertools.combinations(range(n), k))
+            for sub in subsets:
+                votes = {}
+                for i in sub:
+                    if scores[i] >= 0.5:
+                        votes[answers[i]] = votes.get(answers[i], 0) + 1
+                if votes:
+                    top = [a for a, c in votes.items() if c == max(votes.values())]
+                    total += ("1" in top) / len(top)
+            assert strat.curve(pool, [k])[0] == pytest.approx(total / len(subsets), abs=1e-12)
+    assert "confident_majority:orm" in strategies.available(["orm"])

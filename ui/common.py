@@ -39,9 +39,14 @@ def available_devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
+def scorer_options() -> list[str]:
+    """Shipped scorers whose files are here, then verifier directories added on Models & data."""
+    return scorers.available(guarded(registry.added_verifiers, context()["root"]) or [])
+
+
 def strategy_options() -> list[str]:
-    """Every selection strategy with every scorer whose files are here (``engine.strategies.available``)."""
-    return strategies.available(scorers.available())
+    """Every selection strategy with every available scorer (``engine.strategies.available``)."""
+    return strategies.available(scorer_options())
 
 
 def strategy_picker(container=st, default: str = "majority", key: str = "strategy") -> str:
@@ -55,7 +60,7 @@ def strategy_picker(container=st, default: str = "majority", key: str = "strateg
     kind = kinds[short]
     if not kind.uses_scorer:
         return kind.name
-    names = scorers.available()
+    names = scorer_options()
     if not names:
         c2.warning("No scorer is available: train the shipped verifiers (`python -m engine.train verifiers`).")
         return default
