@@ -105,7 +105,7 @@ def _sweep_and_check(page, url, model, artifacts):
     expect(page.get_by_text("run sweeps on Explore first")).to_be_visible(timeout=30_000)
     assert "/size_vs_compute?" in page.url and "budget=4" in page.url  # (params equal to defaults drop)
 
-    page.goto(f"{url}/?models={model}&problems=4&budget=4&verifier=majority")
+    page.goto(f"{url}/?models={model}&problems=4&budget=4&strategy=majority")
     run = page.get_by_role("button", name="Run")
     expect(run).to_be_enabled(timeout=60_000)
     expect(page.get_by_text("No samples cached for these settings yet")).to_be_visible(timeout=30_000)
@@ -123,3 +123,12 @@ def _sweep_and_check(page, url, model, artifacts):
     expect(page.locator(".js-plotly-plot")).to_have_count(3, timeout=60_000)
     expect(page.get_by_text("Needs cached samples from at least two model sizes")).to_be_visible()
     assert page.locator(".stException").count() == 0
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(artifacts / "size_vs_compute.png"), full_page=True)
+
+    # one problem under a scoring strategy: the sample cards, and which one best-of-N by self-likelihood picks
+    page.goto(f"{url}/inspector?model={model}&budget=4&strategy=best-of-N&strategy_scorer=self-likelihood")
+    expect(page.get_by_text("Pick (best-of-N · self-likelihood)")).to_be_visible(timeout=60_000)
+    expect(page.locator(".ttc-sample")).to_have_count(4)
+    assert page.locator(".stException").count() == 0
+    page.screenshot(path=str(artifacts / "inspector.png"), full_page=True)

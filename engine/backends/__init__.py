@@ -2,8 +2,9 @@
 
 A backend is opened for one resolved model (``ModelRef``) and offers:
 
-* ``spec``: a ``ModelSpec`` (name, parameter counts, device, fingerprint) that
-  the cache records, and from which FLOPs per token are computed;
+* ``spec``: a ``ModelSpec`` that the cache records: name, device, fingerprint,
+  and parameter counts when known (FLOPs per token = 2 x ``matmul_params``;
+  ``engine.compute`` adds attention from ``n_layers`` and ``d_model``);
 * ``generate(prompt, params, indices, prompt_key, max_batch) -> list[RawSample]``:
   samples ``indices`` of ``prompt`` under ``params``. Sample ``i`` must depend
   only on (model, prompt_key, params, i), never on which other indices share
@@ -51,8 +52,3 @@ def open_backend(ref: ModelRef, device: str | None = None) -> Backend:
     if ref.backend not in kinds():
         raise EngineError(f"model {ref.name!r}: unknown backend {ref.backend!r}; use one of {', '.join(kinds())}")
     return _OPENERS[ref.backend](ref, device)
-
-
-def flops_per_token(spec: ModelSpec) -> float:
-    """Weight FLOPs per token (2 per multiply-add); attention is added per sample by ``compute``."""
-    return 2.0 * spec.matmul_params

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from ..models.loader import RECORD_FILE, training_record
 from ..tasks import arith
 from .tokenizer import build_tokenizer
 
@@ -79,8 +80,8 @@ def packed_batches(tok, r: LMRecipe, seed: int):
 def train_lm(r: LMRecipe, out_dir: Path, ckpt_every: int = 100, progress: bool = True) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / "training_record.json").exists() and (out_dir / "model.safetensors").exists():
-        return json.loads((out_dir / "training_record.json").read_text())
+    if (out_dir / RECORD_FILE).exists() and (out_dir / "model.safetensors").exists():
+        return training_record(out_dir)
     torch.manual_seed(r.seed)
     tok = build_tokenizer()
     model = LlamaForCausalLM(model_config(r, tok))
@@ -140,6 +141,6 @@ def train_lm(r: LMRecipe, out_dir: Path, ckpt_every: int = 100, progress: bool =
         "steps": steps, "recipe": asdict(r), "device": "cpu", "torch_threads": torch.get_num_threads(),
         "data": "arith train stream (seeded, test questions excluded)",
     }
-    (out_dir / "training_record.json").write_text(json.dumps(record, indent=2))
+    (out_dir / RECORD_FILE).write_text(json.dumps(record, indent=2))
     ckpt.unlink(missing_ok=True)
     return record

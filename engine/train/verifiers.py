@@ -27,7 +27,7 @@ from transformers import LlamaConfig, LlamaForSequenceClassification, LlamaForTo
 
 from ..cache import SampleCache
 from ..models import SamplingParams, list_shipped
-from ..models.loader import MODELS_DIR
+from ..models.loader import MODELS_DIR, RECORD_FILE, training_record
 from ..runner import bar_updater, run
 from ..tasks import Task, arith
 from ..verifiers import step_end_offsets, verifier_text
@@ -223,12 +223,12 @@ def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path
     its AUROC by rerunning the same command.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    rec_path = out_dir / "training_record.json"
+    rec_path = out_dir / RECORD_FILE
     cls = LlamaForSequenceClassification if kind == "orm" else LlamaForTokenClassification
     tok = build_tokenizer()
     tok.padding_side = "right"
     if rec_path.exists() and (out_dir / "model.safetensors").exists():
-        record = json.loads(rec_path.read_text())
+        record = training_record(out_dir)
         model = cls.from_pretrained(out_dir)
     else:
         model, record = _fit(kind, cls, tok, r, train_rows, out_dir, progress)
@@ -339,4 +339,4 @@ def train_verifiers(out: Path = MODELS_DIR, quick: bool = False, progress: bool 
 def _ladder_names(out: Path) -> list[str]:
     if out == MODELS_DIR:
         return list_shipped()
-    return sorted(d.parent.name for d in out.glob("*/training_record.json") if d.parent.name != "verifiers")
+    return sorted(d.parent.name for d in out.glob(f"*/{RECORD_FILE}") if d.parent.name != "verifiers")
