@@ -106,8 +106,17 @@ def cmd_report(args) -> int:
                 print(f"\npass@{k} by difficulty level")
                 print(lv.to_string(float_format="{:.3f}".format))
     if exp.strategies != ("oracle",) or args.curves:
+        from tqdm import tqdm
+
         from .analysis import curves
-        cv = curves(cache, exp, ks=[k for k in ks if k <= params.n])
+        bars: dict = {}
+
+        def scoring(what, done, total):  # a bar per (model, scorer) that has samples to score
+            bar = bars.get(what) or bars.setdefault(what, tqdm(desc=what, total=total, unit="problem"))
+            bar.update(done - bar.n)
+            if done == total:
+                bar.close()
+        cv = curves(cache, exp, ks=[k for k in ks if k <= params.n], on_progress=scoring)
         table = cv.pivot_table(index=["model", "strategy"], columns="k", values="accuracy", sort=False)
         table.columns = [f"acc@{k}" for k in table.columns]
         print("\naccuracy by selection strategy (exact expectation over k-subsets of the cached samples)")

@@ -77,13 +77,21 @@ class CostModel:
     price_per_gpu_hour: dollars per device-hour, used unless ``price_per_mtok`` is set.
     price_per_mtok: dollars per million (prompt + completion) tokens; overrides time pricing.
     power_watts: average device draw while busy, for energy.
+    hardware: where device seconds come from: ``hardware.MEASURED`` (wall time recorded while
+      sampling) or a profile name from ``engine.hardware`` (a roofline projection from model size).
+    prefix_cache: count a problem's shared prompt once, however many samples are drawn (what
+      servers with prefix caching do: vLLM, SGLang); False counts it once per sample.
     """
 
     price_per_gpu_hour: float = DEFAULT_PRICE_PER_GPU_HOUR
     price_per_mtok: float | None = None
     power_watts: float = DEFAULT_GPU_POWER_WATTS
+    hardware: str = "measured on this machine"
+    prefix_cache: bool = True
 
     def __post_init__(self):
+        from .hardware import get
+        get(self.hardware)  # unknown profile: ConfigError naming the known ones
         _nonneg("price_per_gpu_hour", self.price_per_gpu_hour)
         if self.price_per_mtok is not None:
             _nonneg("price_per_mtok", self.price_per_mtok)

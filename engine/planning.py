@@ -30,3 +30,17 @@ def estimate_seconds(cache: SampleCache, exp, fallback_samples_per_s: float = 20
         todo = sum(len(v) for v in missing(cache, ref.fingerprint, task, problems, exp.params).values())
         total += todo / (cache.throughput(ref.fingerprint) or fallback_samples_per_s)
     return total
+
+
+def coverage(cache: SampleCache, exp) -> list[dict]:
+    """Per model of ``exp``: how many selected problems have a complete pool (``n`` samples), a partial one,
+    or none, and how many samples are cached: what a page says before it plots."""
+    task, problems = exp.load_task(), exp.selected()
+    out = []
+    for ref in exp.models:
+        todo = missing(cache, ref.fingerprint, task, problems, exp.params)
+        left = [len(v) for v in todo.values()]
+        out.append(dict(model=ref.name, selected=len(problems), complete=sum(m == 0 for m in left),
+                        partial=sum(0 < m < exp.params.n for m in left), none=sum(m == exp.params.n for m in left),
+                        samples=len(problems) * exp.params.n - sum(left)))
+    return out

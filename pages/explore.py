@@ -1,8 +1,7 @@
 """Explore: accuracy of each model size as the number of samples per problem grows."""
 import streamlit as st
 
-from engine import planning
-from engine.compute import CostModel
+from engine import planning, strategies
 from ui import common, figures
 from ui.common import URL
 from ui.sweep import SweepJob
@@ -25,11 +24,9 @@ with st.container(border=True):
         st.stop()
     strategy = common.strategy_picker()
     with st.expander("Cost assumptions"):
-        d1, d2 = st.columns(2)
-        price = d1.number_input("Device price ($/hour)", 0.0, 1000.0, 2.0, 0.1, key="price", bind=URL)
-        watts = d2.number_input("Device power (W)", 0.0, 5000.0, 65.0 if ctx["device"] == "cpu" else 300.0,
-                                5.0, key="watts", bind=URL)
-    exp = exp.replace(strategies=[strategy], cost=CostModel(price_per_gpu_hour=float(price), power_watts=float(watts)))
+        cost = common.cost_widgets(ctx["device"])
+    # the oracle rides along as the ceiling the verdict quotes; only the chosen strategy is plotted
+    exp = exp.replace(strategies=[strategy, "oracle"], cost=cost)
 
 problems = common.guarded(exp.selected)
 if problems is None:
@@ -47,7 +44,9 @@ def start_sweep():
 
 @st.fragment(run_every=1.0)
 def live_progress(job: SweepJob):
-    if job.done:
+    # rerun the whole page when the sweep ends or a model finishes, so its curves appear as they land
+    if job.done or len(job.results) != st.session_state.get("_results_seen", 0):
+        st.session_state["_results_seen"] = len(job.results)
         st.rerun()
     with st.status(f"Sampling {len(job.models)} model(s)…", expanded=True):
         st.progress(job.fraction(), text=job.status_line())
@@ -99,15 +98,16 @@ elif job is not None:
 # ---- results ---------------------------------------------------------------------
 if not models:
     st.stop()
-df = common.curves_for(ctx, exp)
-if df is None:
+both = common.curves_for(ctx, exp)
+if both is None:
     st.stop()
-if df.empty:
-    st.info("No samples cached for these settings yet: press **Run**.")
+if both.empty:
+    st.info("Sampling: curves appear here as each model finishes." if running else
+            "No samples cached for these settings yet: press **Run**.")
     st.stop()
-missing = sorted(set(models) - set(df["model"]))
-if missing:
-    st.caption(f"No samples yet for {', '.join(missing)}: press **Run** to add them.")
+common.data_notes(cache, exp)
+common.verdict_box(both)
+df = both[both["strategy"] == strategy]
 
 colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
 st.html(figures.legend_html(colors))
@@ -115,10 +115,18 @@ titles = ["Accuracy vs samples per problem", "Accuracy vs inference FLOPs", "Acc
 for col, title, fig in zip(st.columns(3), titles, figures.explore_figures(df, colors)):
     col.markdown(f"**{title}**")
     col.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key=f"chart_{title}")
+chosen = strategies.get(strategy)
+common.explain(*(["bands"] + (["coverage"] if chosen.needs_key else []) + (["weak_verifier"] if chosen.uses_scorer
+                                                                           else [])))
 
 budget = exp.params.n
-st.subheader(f"Cost at {budget} sample{'s' if budget > 1 else ''} per problem")
 summary = figures.cost_summary(df, budget)
+shown = sorted(summary["k"].unique())
+st.subheader(f"Cost at {shown[0]} sample{'s' if shown[0] > 1 else ''} per problem" if len(shown) == 1 else
+             "Cost at the largest sample count cached per model")
+if shown != [budget]:
+    st.caption(f"Asked for {budget} per problem; the table shows the largest k each model has for every "
+               "problem counted.")
 summary = summary.assign(dollars_per_1000=summary["dollars"] * 1000, wh_per_1000=summary["energy_wh"] * 1000)
 st.dataframe(summary[["model", "k", "accuracy", "flops", "latency_s", "dollars_per_1000", "wh_per_1000"]],
              hide_index=True, width="stretch", column_config={

@@ -2,7 +2,6 @@
 import streamlit as st
 
 from engine import analysis, strategies
-from engine.compute import DEFAULT_GPU_POWER_WATTS, CostModel
 from ui import common
 from ui.common import URL
 
@@ -21,14 +20,13 @@ with st.container(border=True):
                        help="Share of problems answered correctly, measured on the cached problems")
     latency = c2.number_input("Latency budget per query (s)", min_value=0.01, max_value=3600.0, value=2.0,
                               step=0.5, key="latency", bind=URL, help="p50 wall time for all samples of one query")
-    c1, c2, c3 = st.columns([1, 1, 1])
+    c1, c2 = st.columns([1, 1])
     pricing = c1.radio("Price per", PRICING, key="pricing", bind=URL, horizontal=True,
                        help="Rented hardware is billed by time; APIs by tokens")
     per_token = pricing == "million tokens"
-    price = c2.number_input(f"Price ($ per {pricing})",
-                            min_value=0.0, max_value=10000.0, value=2.0, step=0.1, key="price", bind=URL)
-    qpd = c3.number_input("Queries per day", min_value=0, max_value=10**10, value=10_000, step=1000, key="qpd",
+    qpd = c2.number_input("Queries per day", min_value=0, max_value=10**10, value=10_000, step=1000, key="qpd",
                           bind=URL)
+    cost = common.cost_widgets(ctx["device"], per_token=per_token)
     with st.expander("Which measurements to plan from"):
         exp = common.experiment_widgets(ctx["root"], lms, default_models=lms["names"])
     if exp is None:
@@ -44,8 +42,6 @@ if not exp.models:
     st.info("Pick at least one model under **Which measurements to plan from**.")
     st.stop()
 
-cost = CostModel(price_per_gpu_hour=0.0 if per_token else price, price_per_mtok=price if per_token else None,
-                 power_watts=DEFAULT_GPU_POWER_WATTS)
 exp = exp.replace(strategies=candidates, cost=cost)
 df = common.curves_or_stop(ctx, exp)
 
@@ -63,8 +59,8 @@ else:
     def card(title: str, r: dict, key: str) -> None:
         with st.container(border=True, key=key):
             st.markdown(f"**{title}**")
-            st.markdown(f"{r['model']} · {r['label']} · "
-                        f"{r['k']} sample{'s' if r['k'] > 1 else ''} per query")
+            st.markdown(f"{r['model']} · {r['label']} over {r['k']} samples per query" if r["k"] > 1 else
+                        f"{r['model']} · one sample per query (nothing to select)")
             a, b = st.columns(2)
             a.metric("Cost per 1,000 queries", f"${r['cost_per_1000']:,.4f}")
             b.metric("Cost per month", f"${r['cost_per_month']:,.2f}", help=f"{qpd:,} queries a day × 30 days")
@@ -82,8 +78,11 @@ else:
 
 # ---- every candidate --------------------------------------------------------------------
 with st.expander("Every cached configuration"):
-    view = df.assign(meets=(df["accuracy"] >= target / 100) & (df["latency_s"] <= latency),
-                     cost_per_1000=df["dollars"] * 1000, strategy=df["strategy"].map(strategies.short_label))
+    shown = analysis.candidates(df)
+    view = shown.assign(meets=(shown["accuracy"] >= target / 100) & (shown["latency_s"] <= latency),
+                       cost_per_1000=shown["dollars"] * 1000,
+                       strategy=[strategies.short_label(s) if k > 1 else "single sample"
+                                 for s, k in zip(shown["strategy"], shown["k"])])
     view = view.sort_values(["meets", "cost_per_1000"], ascending=[False, True])
     st.dataframe(view[["meets", "model", "strategy", "k", "accuracy", "latency_s", "cost_per_1000"]],
                  hide_index=True, width="stretch", key="plan_table", column_config={

@@ -2,7 +2,6 @@
 import streamlit as st
 
 from engine import analysis, strategies
-from engine.compute import CostModel
 from ui import common, figures
 from ui.common import URL
 
@@ -10,7 +9,7 @@ common.require_router()  # a deep link to a fresh server runs this file without 
 
 RATIOS = ["inference only", "0.001", "0.01", "0.1", "1", "10", "100"]
 
-ctx, _, lms = common.page_header(
+ctx, ctx_cache, lms = common.page_header(
     "Size vs compute", "For each compute budget, which model, number of samples and selection strategy gives the "
                        "best accuracy? Everything here is read from the cache: run sweeps on **Explore** to add "
                        "points.")
@@ -21,24 +20,25 @@ with st.container(border=True):
     if exp is None:
         st.stop()
     available = common.strategy_options()
-    c1, c2 = st.columns([2, 1])
-    chosen = c1.pills("Selection strategies", available, selection_mode="multi",
+    chosen = st.pills("Selection strategies", available, selection_mode="multi",
                       default=strategies.defaults(available), key="verifiers", bind=URL,
                       format_func=strategies.short_label,
-                      help=figures.strategy_help(available) + ". The oracle needs the answer key: deselect it "
-                                                              "for a frontier you could ship") \
+                      help=figures.strategy_help(available) + ". Strategies that need the answer key (the "
+                                                              "oracle) are drawn hollow, as a ceiling: never "
+                                                              "part of the frontier or the verdict") \
         or strategies.defaults(available)
-    with c2.expander("Cost assumptions"):
-        price = st.number_input("Device price ($/hour)", 0.0, 1000.0, 2.0, 0.1, key="price", bind=URL)
+    with st.expander("Cost assumptions"):
+        cost = common.cost_widgets(ctx["device"])
     note = common.missing_scorers_note()
     if note:
         st.caption(note)
-    exp = exp.replace(strategies=chosen, cost=CostModel(price_per_gpu_hour=float(price)))
+    exp = exp.replace(strategies=chosen, cost=cost)
 
 if not exp.models:
     st.info("Pick at least one model.")
     st.stop()
 df = common.curves_or_stop(ctx, exp)
+common.data_notes(ctx_cache, exp)
 
 # ---- amortised pretraining --------------------------------------------------------
 ratio_s = st.select_slider(
@@ -60,29 +60,45 @@ if ratio_s != "inference only":
                    f"{'it' if len(unknown) == 1 else 'them'}.")
 flops_title = "FLOPs per problem" + (" (inference + pretraining)" if xcol == "total_flops" else "")
 
+# ---- verdict ----------------------------------------------------------------------------
+by_level_all = common.curves_for(ctx, exp, by_level=True)
+if by_level_all is not None and xcol == "total_flops" and not by_level_all.empty:
+    by_level_all = common.guarded(analysis.with_pretraining, by_level_all, float(ratio_s))
+common.verdict_box(df, by_level_all, x=xcol, x_label=flops_title)
+
 # ---- frontier ------------------------------------------------------------------------
 st.subheader("Best accuracy at each budget")
 missing = sorted({m.name for m in exp.models} - set(df["model"]))
 if missing:
     st.caption(f"Nothing cached yet for {', '.join(missing)} at these settings.")
+deployable = df[[not strategies.get(s).needs_key for s in df["strategy"]]]
 colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
 symbols = figures.symbol_map(df["strategy"].unique())
 st.html(figures.legend_html(colors) + figures.strategy_legend_html(symbols))
 axes = [(xcol, flops_title, "log")] + figures.FRONTIER_AXES[1:]
 fronts = {}
 for col, (x, title, scale) in zip(st.columns(3), axes):
-    fronts[x] = front = analysis.frontier(df, x=x)
+    fronts[x] = front = analysis.frontier(deployable, x=x)
     col.markdown(f"**Accuracy vs {title}**")
     col.plotly_chart(figures.frontier_figure(df, front, x, title, scale, colors, symbols=symbols), width="stretch",
                      config={"displaylogo": False}, key=f"frontier_{x}")
+st.caption("The line is the frontier of what you could deploy: strategies that need no answer key. "
+           + common.EXPLAIN["coverage"])
 
 front = fronts[xcol]
+if front.empty:
+    st.info("Pick a strategy that needs no answer key (majority, best-of-N, weighted vote) to draw a frontier.")
+    st.stop()
 switches = figures.model_switches(front, xcol)
-if switches:
-    st.markdown("On FLOPs, the best model changes " + "; ".join(
-        f"from **{s['before']}** to **{s['after']}** at {s['x']:.3g} FLOPs per problem" for s in switches) + ".")
+owners = front.groupby("model", sort=False).size()
+if len(switches) <= 3:
+    st.markdown("On FLOPs, the best deployable option " + ("; ".join(
+        f"moves from **{s['before']}** to **{s['after']}** at {s['x']:.3g} FLOPs per problem" for s in switches)
+        if switches else f"is **{front['model'].iloc[-1]}** at every budget cached here") + ".")
 else:
-    st.markdown(f"On FLOPs, **{front['model'].iloc[-1]}** is the best model at every budget cached here.")
+    st.markdown(f"On FLOPs, the best deployable option changes model {len(switches)} times (curves this close "
+                "trade places within noise); points per model on the frontier: "
+                + ", ".join(f"{m} {n}" for m, n in owners.items()) + ".")
 st.dataframe(front.assign(strategy=front["strategy"].map(strategies.short_label))[
                  [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars", "latency_s"]],
              hide_index=True, width="stretch", key="frontier_table", column_config={
@@ -94,19 +110,22 @@ st.dataframe(front.assign(strategy=front["strategy"].map(strategies.short_label)
                  "dollars": st.column_config.NumberColumn("$ / problem", format="%.2e"),
                  "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f")})
 
-# ---- FLOPs-matched ---------------------------------------------------------------------
-st.subheader("FLOPs-matched: many samples from a smaller model, or one from the next size up?")
+# ---- who wins at equal compute ---------------------------------------------------------
+st.subheader("Who wins at equal compute?")
 ladder = df.drop_duplicates("model").sort_values("params")["model"].tolist()
-pairs = [f"{a} → {b}" for a, b in zip(ladder, ladder[1:])]
-if not pairs:
+if len(ladder) < 2:
     st.info("Needs cached samples from at least two model sizes.")
     st.stop()
-c1, c2 = st.columns([1, 2])
-pair = c1.selectbox("Smaller → next larger", pairs, key="pair", bind=URL)
-shippable = [s for s in exp.strategies if not strategies.get(s).needs_key] or list(exp.strategies)
-fm_strategy = c2.selectbox("Strategy for the smaller model's samples", shippable, key="fm_verifier", bind=URL,
+shippable = [s for s in exp.strategies if not strategies.get(s).needs_key]
+if not shippable:
+    st.info("Pick a strategy that needs no answer key to compare model sizes.")
+    st.stop()
+c1, c2, c3 = st.columns(3)
+small = c1.selectbox("Smaller model", ladder[:-1], key="small", bind=URL)
+larger = ladder[ladder.index(small) + 1:]
+large = c2.selectbox("Larger model", larger, index=len(larger) - 1, key="large", bind=URL)
+fm_strategy = c3.selectbox("Strategy for both", shippable, key="fm_verifier", bind=URL,
                            format_func=strategies.short_label)
-small, large = pair.split(" → ")
 by_level = common.curves_for(ctx, exp.replace(models=[exp.model(small), exp.model(large)],
                                               strategies=[fm_strategy]), by_level=True)
 if by_level is None:
@@ -120,12 +139,23 @@ if fm is None or fm.empty:
     st.info(f"Needs samples from both {small} and {large} at these settings.")
     st.stop()
 st.caption(f"Per level: {large} with 1 sample against {small} with the most samples that fit in the same "
-           f"{'total ' if xcol == 'total_flops' else ''}FLOPs (up to the sample budget), picked by "
+           f"{'total ' if xcol == 'total_flops' else ''}FLOPs (up to the sample budget), both picked by "
            f"{strategies.label(fm_strategy)}. Error bars: 95% bootstrap intervals.")
 st.plotly_chart(figures.flops_matched_figure(fm, colors), width="stretch", config={"displaylogo": False},
                 key="flops_matched")
 wins = (fm["winner"] == small).sum()
-st.markdown(f"**{small}** with more samples wins at {wins} of {len(fm)} level{'s' if len(fm) > 1 else ''}.")
+st.markdown(f"**{small}** with more samples wins at {wins} of {len(fm)} level{'s' if len(fm) > 1 else ''} "
+            f"against one sample of {large}.")
+eq = analysis.equal_compute(by_level, small, large, x=xcol)
+if not eq.empty:
+    st.markdown(f"**At every budget:** {large} with k samples against {small} with as many as fit the same "
+                f"{'total ' if xcol == 'total_flops' else ''}FLOPs (cell: {small}'s accuracy minus {large}'s).")
+    st.plotly_chart(figures.equal_compute_heatmap(eq, small, large), width="stretch",
+                    config={"displaylogo": False}, key="equal_compute")
+    pair_rows = df[(df["strategy"] == fm_strategy) & df["model"].isin([small, large])]
+    cross = analysis.crossover(analysis.equal_compute(pair_rows, small, large, x=xcol))
+    if cross is not None:
+        st.markdown(f"Crossover: from {cross:.3g} FLOPs per problem on, {large} wins at every larger budget.")
 st.dataframe(fm[["difficulty", "small_k", "small_accuracy", "small_flops", "large_accuracy", "large_flops",
                  "winner"]], hide_index=True, width="stretch", key="flops_matched_table", column_config={
     "small_k": st.column_config.NumberColumn(f"{small} samples"),

@@ -48,7 +48,13 @@ def test_curves_on_real_samples(filled, tiny_model, verifier):
     assert list(df.k) == [1, 2, 4, 8]
     assert ((df.lo <= df.accuracy + 1e-12) & (df.accuracy <= df.hi + 1e-12)).all()
     assert df.accuracy.between(0, 1).all()
-    assert np.allclose(df.flops / df.k, df.flops.iloc[0])  # linear in k
+    # the shared prompt is prefilled once (prefix caching): FLOPs = prompt + k x completion
+    per_k = np.diff(df.flops) / np.diff(df.k)
+    assert np.allclose(per_k, per_k[0]) and df.flops.iloc[0] > per_k[0]
+    linear = analysis.curves(cache, experiment(tiny_model, [verifier]).replace(
+        cost=compute.CostModel(prefix_cache=False)))
+    assert np.allclose(linear.flops / linear.k, linear.flops.iloc[0])  # once per sample: linear in k
+    assert np.allclose(linear.flops.iloc[0], df.flops.iloc[0])  # one sample costs the same either way
     assert (df.dollars > 0).all() and (df.energy_wh > 0).all() and (df.latency_s > 0).all()
     # the k=1 point is the plain mean correctness, whatever the verifier
     s = cache.samples()
@@ -160,3 +166,16 @@ def test_latency_model():
     assert latency(0.1, 2.0, 64, 65, "cuda") == pytest.approx(4.1)
     # CPU: compute bound, rows cost their share of the batch
     assert latency(0.1, 2.0, 64, 16, "cpu") == pytest.approx(0.1 + 0.5)
+
+
+def test_plan_offers_one_sample_once_and_names_the_binding_limit():
+    df = pd.concat([_table(), _table().assign(strategy="best_of_n:orm")])
+    p = analysis.recommend(df, target_accuracy=0.0, latency_budget_s=1, queries_per_day=1)
+    assert p["best"]["k"] == 1 and p["best"]["label"] == "a single sample"  # not "ORM best-of-N over 1 sample"
+    assert p["runner_up"]["k"] == 1 and "a single sample" in p["explanation"]
+    slow = analysis.recommend(df, target_accuracy=0.0, latency_budget_s=0.01, queries_per_day=1)
+    assert slow["best"] is None and "Latency is the binding limit" in slow["explanation"]
+    hard = analysis.recommend(df, target_accuracy=0.99, latency_budget_s=10, queries_per_day=1)
+    assert "Accuracy is the binding limit" in hard["explanation"]
+    both = analysis.recommend(df, target_accuracy=0.9, latency_budget_s=0.15, queries_per_day=1)
+    assert both["best"] is None and "relax one of the two" in both["explanation"]

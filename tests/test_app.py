@@ -264,25 +264,30 @@ def test_size_vs_compute_frontier_and_flops_matched(filled, no_learned_verifiers
     at = page(filled, "pages/size_vs_compute.py", **SMALL)
     assert not at.error, texts(at.error)
     assert at.multiselect(key="models").value == ["tiny-a", "tiny-b"]
-    assert at.pills(key="verifiers").value == ["oracle", "majority"]
+    assert at.pills(key="verifiers").value == ["oracle", "majority", "best_of_n:self-likelihood"]
     assert at.select_slider(key="ratio").value == "inference only"
     assert "orm, prm-min" in texts(at.caption) and "not trained yet" in texts(at.caption)
-    assert len(at.get("plotly_chart")) == 4  # frontier on FLOPs, dollars, latency + FLOPs-matched bars
+    # frontier on FLOPs, dollars, latency + FLOPs-matched bars + the equal-compute heatmap
+    assert len(at.get("plotly_chart")) == 5
     fig = chart(at, "frontier_flops")
     points = [t for t in fig["data"] if t["mode"] == "markers"]
     assert [t["name"] for t in points] == ["tiny-a", "tiny-b"]
-    assert sum(len(t["x"]) for t in points) == 2 * 2 * 3  # 2 models x 2 verifiers x k in 1, 2, 4
+    assert sum(len(t["x"]) for t in points) == 2 * 3 * 3  # 2 models x 3 strategies x k in 1, 2, 4
     assert fig["data"][-1]["name"] == "frontier" and fig["data"][-1]["line"]["shape"] == "hv"
     assert fig["layout"]["xaxis"]["type"] == "log"
     front = at.dataframe[0].value
     assert list(front.columns[:4]) == ["flops", "model", "strategy", "k"] and len(front) >= 1
+    assert "oracle" not in set(front["strategy"])  # the frontier is what you could deploy
     fm = at.dataframe[1].value
     assert list(fm["difficulty"]) == [1, 2, 3, 4] and (fm["small_k"] >= 1).all()
     bars = chart(at, "flops_matched")["data"]
     assert [b["name"] for b in bars] == ["tiny-a × N samples", "tiny-b × 1 sample"]
     assert list(bars[0]["x"]) == ["L1", "L2", "L3", "L4"] and "error_y" in bars[0]
-    assert at.selectbox(key="pair").value == "tiny-a → tiny-b"
+    heat = chart(at, "equal_compute")["data"][0]
+    assert heat["y"] == ["L1", "L2", "L3", "L4"] and heat["x"][0] == "tiny-b ×1"
+    assert at.selectbox(key="small").value == "tiny-a" and at.selectbox(key="large").value == "tiny-b"
     assert at.selectbox(key="fm_verifier").value == "majority"  # the oracle is no deployable strategy
+    assert "Verdict." in texts(at.markdown)
 
 
 def test_pretraining_ratio_moves_the_flops_axis(filled, no_learned_verifiers):
@@ -362,7 +367,10 @@ def test_planner_recommends_the_cheapest_and_a_runner_up(filled, no_learned_veri
     assert at.slider(key="target").value == 0 and at.number_input(key="qpd").value == 1000
     assert at.radio(key="pricing").value == "GPU-hour"
     table = plan_table(at)
-    assert table["meets"].all() and set(table["strategy"]) == {"majority"}  # no oracle: needs the answers
+    # no oracle (it needs the answers), and one sample is one option per model, whatever the strategy
+    assert table["meets"].all() and set(table["strategy"]) == {"majority", "best-of-N · self-likelihood",
+                                                               "single sample"}
+    assert (table[table["k"] == 1]["strategy"] == "single sample").all() and (table["k"] == 1).sum() == 2
     cheapest = table.sort_values("cost_per_1000").iloc[0]
     assert f"${cheapest.cost_per_1000:,.4f} per 1,000 queries" in texts(at.success)
     best = {}
@@ -372,7 +380,8 @@ def test_planner_recommends_the_cheapest_and_a_runner_up(filled, no_learned_veri
     assert best["Cost per month"] == f"${cheapest.cost_per_1000 * 30:,.2f}"  # 1000 a day x 30 days
     assert "Runner-up from another model size" in texts(at.markdown)
     other = table[table.model != cheapest.model].sort_values("cost_per_1000").iloc[0]
-    assert (f"{other.model} · majority vote" in texts(at.markdown))
+    how = "one sample per query" if other.k == 1 else f"over {other.k} samples per query"
+    assert f"{other.model} · " in texts(at.markdown) and how in texts(at.markdown)
 
 
 def test_planner_per_token_pricing(filled, no_learned_verifiers):
@@ -381,10 +390,17 @@ def test_planner_per_token_pricing(filled, no_learned_verifiers):
     assert at.radio(key="pricing").value == "million tokens"
     assert at.number_input(key="price").label == "Price ($ per million tokens)"
     table = plan_table(at)
-    # $1 per million tokens: cost per 1,000 queries = tokens per query / 1000, and tokens grow as k samples
+    # $1 per million tokens: cost per 1,000 queries = tokens per query / 1000; the prompt counts once
+    # (prefix caching), each sample adds its completion: cost = a + b k
+    for _, t in table.drop_duplicates(["model", "k"]).groupby("model"):
+        c = t.set_index("k")["cost_per_1000"].sort_index()
+        assert c[4] - c[2] == pytest.approx(2 * (c[2] - c[1]), rel=1e-6) and c[1] > c[2] - c[1]
+        assert 0.02 <= c[1] <= 0.2  # 20..200 tokens (prompt + up to 128 new) for one sample
+    at = page(filled, "pages/planner.py", target="0", latency="1000", pricing="million tokens", price="1",
+              prefix="false", **SMALL)
+    table = plan_table(at)
     per_sample = table["cost_per_1000"] / table["k"]
-    assert per_sample.groupby(table["model"]).nunique().eq(1).all()
-    assert per_sample.between(0.02, 0.2).all()  # 20..200 tokens (prompt + up to 128 new) per sample
+    assert per_sample.groupby(table["model"]).nunique().eq(1).all()  # once per sample: linear in k
 
 
 def test_planner_says_when_nothing_qualifies(filled, no_learned_verifiers):

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine import analysis, registry, scorers, strategies
+from engine import analysis, compute, hardware, planning, registry, scorers, strategies
+from engine.compute import CostModel
 from engine.cache import DEFAULT_PATH, SampleCache
 from engine.errors import EngineError
 from engine.experiment import Experiment
@@ -293,6 +294,93 @@ def curves_or_stop(ctx: dict, exp: Experiment) -> pd.DataFrame:
         nothing_cached("these models and settings", explore_link_params(exp))
         st.stop()
     return df
+
+
+def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
+    """Where device time comes from (measured, or projected onto a hardware profile), its price and power,
+    and the FLOPs convention. Empty price/power fields take the profile's figures. URL keys: hw, price,
+    watts, prefix."""
+    c1, c2, c3 = st.columns([2, 1, 1])
+    hw = c1.selectbox("Hardware", hardware.names(), key="hw", bind=URL,
+                      help="Measured: wall time recorded while sampling on this machine (small models on a "
+                           "busy CPU are overhead-bound, so it barely follows model size). A named accelerator: "
+                           "a roofline projection from each model's size (a projection, labelled as such).")
+    prof = hardware.get(hw)
+    default_price = prof.price_per_hour if prof else compute.DEFAULT_PRICE_PER_GPU_HOUR
+    default_watts = prof.watts if prof else (compute.DEFAULT_CPU_POWER_WATTS if device == "cpu"
+                                             else compute.DEFAULT_GPU_POWER_WATTS)
+    price = c2.number_input("Price ($ per million tokens)" if per_token else "Price ($ per device-hour)",
+                            min_value=0.0, max_value=10000.0, value=None, step=0.1, key="price", bind=URL,
+                            placeholder=f"{2.0 if per_token else default_price:g}")
+    watts = c3.number_input("Power (W)", min_value=0.0, max_value=5000.0, value=None, step=5.0, key="watts",
+                            bind=URL, placeholder=f"{default_watts:g}")
+    prefix = st.toggle("Count a problem's shared prompt once (prefix caching)", value=True, key="prefix", bind=URL,
+                       help="Servers such as vLLM and SGLang prefill a prompt once and share it across its "
+                            "samples; off counts the prompt once per sample (2 × params × (prompt + completion)).")
+    if prof:
+        st.caption(f"Projected onto {prof.name}: {prof.source}. Roofline lower bounds on time; "
+                   "a busy server fills decode batches with other queries.")
+    price = float(price if price is not None else (2.0 if per_token else default_price))
+    return CostModel(price_per_gpu_hour=0.0 if per_token else price, price_per_mtok=price if per_token else None,
+                     power_watts=float(watts if watts is not None else default_watts), hardware=hw,
+                     prefix_cache=bool(prefix))
+
+
+def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "flops",
+                x_label: str = "FLOPs per problem") -> None:
+    """The page's answer in words (``analysis.verdict``): a headline, a line per smaller model, levels where
+    it differs, and the coverage finding; nothing when the curves cannot answer (fewer than two models)."""
+    v = analysis.verdict(df, by_level, x=x, x_label=x_label)
+    if v["headline"] is None:
+        if df["model"].nunique() < 2:
+            st.caption("Pick at least two model sizes to see who wins at equal compute.")
+        return
+    with st.container(border=True, key="verdict"):
+        st.markdown(f"**Verdict.** {v['headline']}")
+        for line in v["lines"] + v["levels"]:
+            st.markdown(f"- {line}")
+        if v["coverage"]:
+            st.caption(v["coverage"])
+        st.caption(EXPLAIN["verdict"])
+
+
+def data_notes(cache: SampleCache, exp: Experiment, include_partial: bool = False) -> None:
+    """Say how much data stands behind the curves, and warn (naming the models) when it is less than selected."""
+    rows = guarded(planning.coverage, cache, exp)
+    if not rows:
+        return
+    short = [r for r in rows if r["complete"] < r["selected"]]
+    for r in short:
+        what = (f"**{r['model']}**: {r['complete']} of {r['selected']} selected problems have all "
+                f"{exp.params.n} samples cached")
+        if r["partial"]:
+            what += (f", {r['partial']} only some ({'counted at the k they have' if include_partial else 'left out'})")
+        st.warning(what + ". Run the sweep on **Explore** to fill the rest." if r["complete"] else
+                   what + ": nothing to plot for it yet.", icon=":material/data_alert:")
+    if not short:
+        st.caption(f"Every curve: {rows[0]['selected']} problems × {exp.params.n} samples per model, all cached.")
+
+
+# Short explanations shown in place (the app's own words; the papers behind them in brackets).
+EXPLAIN = {
+    "verdict": "Equal compute means equal inference FLOPs per problem (the shared prompt counted once). "
+               "\"Clearly\" means the 95% bootstrap intervals over problems do not overlap. Only strategies "
+               "that need no answer key decide the verdict (Snell et al. 2024; Brown et al. 2024).",
+    "coverage": "Coverage (pass@k, the oracle) is the share of problems where at least one of k samples is right. "
+                "It needs the answer key to find that sample, so it is a ceiling, not something you can ship; "
+                "majority vote and verifiers are how a deployed system picks (Brown et al. 2024, "
+                "\"Large Language Monkeys\").",
+    "weak_verifier": "A weak verifier can do worse with more samples: the more candidates it sees, the more "
+                     "likely a wrong one scores highest. Best-of-N is only as good as the scorer's ranking "
+                     "within one problem (Brown et al. 2024, sec. 4; Snell et al. 2024).",
+    "bands": "Shaded bands are 95% bootstrap intervals: problems resampled with replacement 1,000 times. "
+             "Curves whose bands overlap are not reliably different on this many problems.",
+}
+
+
+def explain(*keys: str) -> None:
+    """The short explanations, as one caption."""
+    st.caption(" ".join(EXPLAIN[k] for k in keys))
 
 
 def explore_link_params(exp: Experiment) -> dict:

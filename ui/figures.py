@@ -208,6 +208,32 @@ def flops_matched_figure(fm: pd.DataFrame, colors: dict[str, str] | None = None,
     return fig
 
 
+def equal_compute_heatmap(eq: pd.DataFrame, small: str, large: str, height: int = 300) -> go.Figure:
+    """Levels (rows) x budgets (columns: the larger model's k): small's accuracy minus large's, diverging
+    around zero (``engine.analysis.equal_compute``); each cell names its winner's sample counts."""
+    d = eq.assign(level=[("all" if pd.isna(v) else f"L{int(v)}") for v in eq["difficulty"]])
+    cols = sorted(d["large_k"].unique())
+    levels = list(dict.fromkeys(d["level"]))
+    z = [[None] * len(cols) for _ in levels]
+    text = [[""] * len(cols) for _ in levels]
+    for r in d.itertuples():
+        i, j = levels.index(r.level), cols.index(r.large_k)
+        z[i][j] = r.gap
+        text[i][j] = f"{r.small_k} vs {r.large_k}<br>{r.gap:+.0%}"
+    top = max(0.05, float(d["gap"].abs().max()))
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[f"{large} ×{k}" for k in cols], y=levels, text=text, texttemplate="%{text}",
+        colorscale=[[0, PALETTE[1]], [0.5, "#f7f7f7"], [1, PALETTE[0]]], zmin=-top, zmax=top,
+        colorbar=dict(title=dict(text=f"{small} − {large}"), tickformat="+.0%"),
+        hovertemplate="%{y}, budget of %{x}: " + html.escape(small) + " − " + html.escape(large)
+                      + " = %{z:+.1%}<extra></extra>"))
+    fig.update_layout(xaxis=dict(title="budget: the larger model's samples (the smaller gets as many as fit)",
+                                 type="category"),
+                      yaxis=dict(title="difficulty level", type="category", autorange="reversed"),
+                      height=height, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white")
+    return fig
+
+
 # ---- Problem inspector -------------------------------------------------------------
 CORRECT_COLOR = "#2CA58D"
 WRONG_COLOR = "#B8B8B8"

@@ -1,13 +1,16 @@
 """Everything the app plots, as DataFrames, one module per concept:
 
 - ``curves``: accuracy vs k (and its costs) per model and selection strategy;
-- ``frontier``: Pareto frontiers and FLOPs-matched comparisons of two sizes;
+- ``frontier``: Pareto frontiers, FLOPs-matched and equal-compute comparisons of two sizes;
 - ``planner``: the cheapest measured configuration that meets a target;
+- ``verdict``: who wins at equal compute, in words;
 - ``problem``: one problem's samples, the vote and a strategy's pick.
 """
 from .curves import curves, powers_of_two, with_pretraining
-from .frontier import flops_matched, frontier
-from .planner import recommend
+from .frontier import crossover, equal_compute, flops_matched, frontier
+from .planner import candidates, recommend
 from .problem import problem_view
+from .verdict import verdict
 
-__all__ = ["curves", "powers_of_two", "with_pretraining", "frontier", "flops_matched", "recommend", "problem_view"]
+__all__ = ["curves", "powers_of_two", "with_pretraining", "frontier", "flops_matched", "equal_compute", "crossover",
+           "candidates", "recommend", "problem_view", "verdict"]

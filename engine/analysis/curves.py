@@ -24,10 +24,14 @@ def powers_of_two(n: int) -> list[int]:
     return [2 ** i for i in range(int(math.log2(max(1, n))) + 1)]
 
 
-def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: bool = False) -> pd.DataFrame:
+def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: bool = False,
+           include_partial: bool = False, on_progress=None) -> pd.DataFrame:
     """Curves for ``exp`` (an ``Experiment``) from what is cached; never samples.
 
-    Scorers score cached samples they have not seen yet (and cache the scores).
+    Only problems whose pool is complete (``exp.params.n`` samples) count, unless ``include_partial``:
+    then a problem with m < n samples counts at k <= m. ``problems`` and ``samples`` on each row say how
+    many stand behind it. Scorers score cached samples they have not seen yet (and cache the scores);
+    ``on_progress(what, done, total)`` hears about that scoring, problem by problem.
     """
     task, problems = exp.load_task(), exp.selected()
     ks = list(ks or powers_of_two(exp.params.n))
@@ -35,6 +39,9 @@ def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: b
     rows = []
     for ref in exp.models:
         base = load_samples(cache, ref, task, problems, exp.params)
+        if not include_partial and not base.empty:
+            size = base.groupby("problem_id")["idx"].transform("count")
+            base = base[size >= exp.params.n]
         if base.empty:
             continue
         info = model_info(cache, ref)
@@ -44,26 +51,27 @@ def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: b
             if strat.scorer:
                 scorer = scorers.get(strat.scorer)
                 if strat.scorer not in scored:
-                    scored[strat.scorer] = scorer.score(cache, task, base)
+                    hook = (lambda d, t, what=f"{ref.name}: scoring with {strat.scorer}": on_progress(what, d, t)) \
+                        if on_progress else None
+                    scored[strat.scorer] = scorer.score(cache, task, base, on_progress=hook)
                 df, sparams = scored[strat.scorer], scorer.params
             df = accounting.per_sample(df, info, exp.cost, sparams)
-            probs = _per_problem(df, strat, ks)
+            probs = _per_problem(df, strat, ks, info, exp.cost, sparams)
             rows += _aggregate(probs, ks, by_level, dict(model=ref.name, params=int(info["params"]),
                                                         strategy=strat.spec), info)
     return pd.DataFrame(rows)
 
 
-def _per_problem(df: pd.DataFrame, strat, ks) -> list[dict]:
+COSTS = ("flops", "tokens", "sample_tokens", "device_s", "dollars", "energy_wh", "latency_s")
+
+
+def _per_problem(df: pd.DataFrame, strat, ks, info, cost, scorer_params) -> list[dict]:
     out = []
     for pid, grp in df.groupby("problem_id", sort=False):
         grp = grp.sort_values("idx")
         vals, se = strat.curve_se(strategies.Pool.from_frame(grp), ks)
-        first = grp.iloc[0]
-        out.append(dict(
-            problem_id=pid, difficulty=first["difficulty"], acc=vals, se=se,
-            cost1={c: grp[c].mean() for c in ("flops", "device_s", "tokens", "dollars", "energy_wh")},
-            lat=[accounting.latency(first["prefill_s"], first["decode_s"], int(first["batch_size"]), k,
-                                    first["device"]) for k in ks]))
+        out.append(dict(problem_id=pid, difficulty=grp["difficulty"].iloc[0], acc=vals, se=se, n=len(grp),
+                        costs=accounting.problem_costs(grp, info, ks, cost, scorer_params)))
     return out
 
 
@@ -78,6 +86,8 @@ def _aggregate(probs: list[dict], ks, by_level: bool, head: dict, info: dict) ->
             continue
         mat = np.vstack([p["acc"] for p in ps])
         se = np.vstack([p["se"] for p in ps])
+        costs = {c: np.vstack([p["costs"][c] for p in ps]) for c in COSTS}
+        sizes = np.array([p["n"] for p in ps])
         lo, hi = metrics.bootstrap_ci(mat)
         for j, k in enumerate(ks):
             col = mat[:, j]
@@ -86,11 +96,11 @@ def _aggregate(probs: list[dict], ks, by_level: bool, head: dict, info: dict) ->
             ok = ~np.isnan(col)
             row = dict(head, k=k, accuracy=float(np.mean(col[ok])), lo=float(lo[j]), hi=float(hi[j]),
                        mc_se=float(np.sqrt(np.sum(se[ok, j] ** 2)) / ok.sum()), problems=int(ok.sum()),
-                       latency_s=float(np.median([p["lat"][j] for p in ps])),
+                       samples=int(sizes[ok].sum()),
                        train_flops=float(info["training_flops"] or 0),
                        train_tokens=float(info["training_tokens"] or 0))
-            for c in ("flops", "device_s", "tokens", "dollars", "energy_wh"):
-                row[c] = k * float(np.mean([p["cost1"][c] for p in ps]))
+            for c in COSTS:  # latency: the median problem's wait; the rest: mean cost per problem
+                row[c] = float(np.median(costs[c][ok, j]) if c == "latency_s" else np.mean(costs[c][ok, j]))
             if by_level:
                 row["difficulty"] = int(lvl)
             rows.append(row)
@@ -110,7 +120,7 @@ def with_pretraining(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
     if ratio <= 0:
         raise EngineError(f"inference/pretraining token ratio must be positive, got {ratio}")
     out = df.copy()
-    t1 = out.tokens / out.k
+    t1 = out.sample_tokens if "sample_tokens" in out else out.tokens / out.k
     served = ratio * out.train_tokens / t1.where(t1 > 0, np.nan)
     out["pretrain_flops"] = (out.train_flops / served).fillna(0.0)
     out["total_flops"] = out.flops + out.pretrain_flops

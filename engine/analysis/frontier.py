@@ -38,3 +38,43 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops") ->
                         large_lo=float(big.lo.iloc[0]), large_hi=float(big.hi.iloc[0]),
                         winner=small if pick.accuracy > big.accuracy.iloc[0] else large))
     return pd.DataFrame(out)
+
+
+def equal_compute(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> pd.DataFrame:
+    """Who wins at equal compute, per difficulty level and budget.
+
+    Budgets are the costs (``x``) of ``large`` with k = 1, 2, 4, ... samples; at each, ``small`` takes its
+    most accurate point that costs no more. ``df`` holds one strategy's curves (by level or overall).
+    Rows: difficulty, budget, large_k, large_accuracy, small_k, small_accuracy, gap (small - large), winner.
+    """
+    out = []
+    levels = sorted(df["difficulty"].dropna().unique()) if "difficulty" in df else [None]
+    for lvl in levels:
+        d = df if lvl is None else df[df["difficulty"] == lvl]
+        sm = d[d["model"] == small]
+        for _, big in d[d["model"] == large].sort_values("k").iterrows():
+            within = sm[sm[x] <= big[x] * 1.0001]
+            if within.empty:
+                continue
+            pick = within.sort_values(["accuracy", "k"], ascending=[False, True]).iloc[0]
+            gap = float(pick["accuracy"] - big["accuracy"])
+            out.append(dict(difficulty=lvl, budget=float(big[x]), large_k=int(big["k"]),
+                            large_accuracy=float(big["accuracy"]), small_k=int(pick["k"]),
+                            small_accuracy=float(pick["accuracy"]), gap=gap,
+                            winner=small if gap > 0 else large if gap < 0 else "tie"))
+    return pd.DataFrame(out)
+
+
+def crossover(eq: pd.DataFrame) -> float | None:
+    """The smallest budget from which ``large`` wins at every larger budget (overall rows), if any."""
+    d = eq[eq["difficulty"].isna()] if "difficulty" in eq and eq["difficulty"].isna().any() else eq
+    if d.empty:
+        return None
+    by_budget = d.groupby("budget")["gap"].mean().sort_index()
+    large_wins = (by_budget < 0).to_numpy()
+    if not large_wins.any() or large_wins.all():
+        return None
+    for i in range(len(large_wins)):
+        if large_wins[i:].all():
+            return float(by_budget.index[i])
+    return None

@@ -17,21 +17,15 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
         raise EngineError(f"target accuracy must be between 0 and 1, got {target_accuracy}")
     if latency_budget_s <= 0 or queries_per_day < 0:
         raise EngineError("latency budget must be positive and queries per day non-negative")
-    if not df.empty:
-        df = df[[not strategies.get(s).needs_key for s in df.strategy]]
+    df = candidates(df)
     ok = df[(df.accuracy >= target_accuracy) & (df.latency_s <= latency_budget_s)].sort_values(cost_col)
     if ok.empty:
-        best = df.sort_values("accuracy", ascending=False).head(1)
-        hint = (f" The most accurate cached option is {best.model.iloc[0]} with "
-                f"{strategies.label(best.strategy.iloc[0])} at k={best.k.iloc[0]} ({best.accuracy.iloc[0]:.1%})."
-                if not best.empty else "")
-        return {"best": None, "runner_up": None,
-                "explanation": "No cached configuration meets both the accuracy target and the latency budget."
-                + hint + " Lower the target, raise the budget, or run larger sample budgets."}
+        return {"best": None, "runner_up": None, "explanation": _why_none(df, target_accuracy, latency_budget_s)}
 
     def describe(r):
         per_q = float(r[cost_col])
-        return dict(model=r.model, strategy=r.strategy, label=strategies.label(r.strategy), k=int(r.k),
+        label = strategies.label(r.strategy) if r.k > 1 else "a single sample"
+        return dict(model=r.model, strategy=r.strategy, label=label, k=int(r.k),
                     accuracy=float(r.accuracy), latency_s=float(r.latency_s), cost_per_query=per_q,
                     cost_per_1000=per_q * 1000, cost_per_month=per_q * queries_per_day * 30, flops=float(r.flops))
     best = describe(ok.iloc[0])
@@ -47,3 +41,34 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
     else:
         text += "; no other model size meets the target."
     return {"best": best, "runner_up": runner, "explanation": text}
+
+
+def candidates(df: pd.DataFrame) -> pd.DataFrame:
+    """Deployable rows (no answer key), with one sample counted once per model: at k=1 every strategy
+    returns that sample, so a "verifier over one sample" is not offered as a separate option."""
+    if df.empty:
+        return df
+    df = df[[not strategies.get(s).needs_key for s in df.strategy]]
+    return pd.concat([df[df.k > 1], df[df.k == 1].drop_duplicates("model")]).sort_index()
+
+
+def _why_none(df: pd.DataFrame, target: float, latency_budget_s: float) -> str:
+    """Which limit binds, and the option closest to meeting it."""
+    if df.empty:
+        return "Nothing is cached to plan from."
+    accurate = df[df.accuracy >= target]
+    fast = df[df.latency_s <= latency_budget_s]
+    base = "No cached configuration meets both the accuracy target and the latency budget."
+    if accurate.empty:
+        b = df.sort_values("accuracy", ascending=False).iloc[0]
+        return (f"{base} Accuracy is the binding limit: the most accurate cached option is {b.model} with "
+                f"{strategies.label(b.strategy)} at k={b.k} ({b.accuracy:.1%}). Lower the target, or measure "
+                "larger sample budgets or models.")
+    if fast.empty:
+        f = df.sort_values("latency_s").iloc[0]
+        return (f"{base} Latency is the binding limit: even the fastest option, {f.model} with "
+                f"{f.k} sample{'s' if f.k > 1 else ''}, takes {f.latency_s:.3g} s (p50). Raise the latency budget.")
+    b = accurate.sort_values("latency_s").iloc[0]
+    return (f"{base} Options that reach {target:.0%} take at least {b.latency_s:.3g} s ({b.model}, k={b.k}), "
+            f"and options within {latency_budget_s:g} s reach at most {fast.accuracy.max():.1%}: "
+            "relax one of the two.")

@@ -30,7 +30,7 @@ from ..plugins import load_all
 # Names kept from before strategies and scorers were split (old links and scripts keep working).
 ALIASES = {"orm": "best_of_n:orm", "prm": "best_of_n:prm-min"}
 # What a page preselects; each is dropped where its scorer is not available.
-DEFAULTS = ("oracle", "majority", "best_of_n:orm", "best_of_n:prm-min")
+DEFAULTS = ("oracle", "majority", "best_of_n:orm", "best_of_n:prm-min", "best_of_n:self-likelihood")
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,150 @@
+"""The verdict in words: at the compute of one sample from the largest model, does a smaller model with
+many samples and a deployable selection strategy do better?
+
+Only strategies that need no answer key count for the verdict (a deployed system has no key); the
+oracle, when measured, is quoted as the ceiling a perfect verifier would reach. "Clearly" means the
+two 95% bootstrap intervals do not overlap; otherwise the sentence says the difference is within noise.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import strategies
+
+TOL = 1.0001  # FLOPs within 0.01% count as equal (floating-point sums of the same costs)
+
+
+def _deployable(df: pd.DataFrame) -> pd.DataFrame:
+    return df[[not strategies.get(s).needs_key for s in df["strategy"]]]
+
+
+def _ceiling(df: pd.DataFrame) -> pd.DataFrame:
+    return df[[strategies.get(s).needs_key for s in df["strategy"]]]
+
+
+def _best_within(rows: pd.DataFrame, budget: float, x: str) -> pd.Series | None:
+    """The most accurate row within ``budget`` (ties: fewer samples)."""
+    within = rows[rows[x] <= budget * TOL]
+    if within.empty:
+        return None
+    return within.sort_values(["accuracy", "k"], ascending=[False, True]).iloc[0]
+
+
+def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> dict | None:
+    """``large`` with one sample against ``small``'s best deployable option at no more ``x``.
+
+    Returns None when either model lacks a deployable one-sample point. Keys: budget, large_acc,
+    large_lo/hi, small_k, small_strategy, small_acc, small_lo/hi, ceiling (oracle accuracy at that
+    budget, or None), winner (a model name, or None when within noise), clear (bool).
+    """
+    dep = _deployable(df)
+    big = dep[(dep["model"] == large) & (dep["k"] == 1)]
+    if big.empty:
+        return None
+    big = big.iloc[0]
+    budget = float(big[x])
+    best = _best_within(dep[dep["model"] == small], budget, x)
+    if best is None:
+        return None
+    ceil = _best_within(_ceiling(df)[lambda d: d["model"] == small], budget, x)
+    if best["lo"] > big["hi"]:
+        winner, clear = small, True
+    elif best["hi"] < big["lo"]:
+        winner, clear = large, True
+    else:
+        winner = small if best["accuracy"] > big["accuracy"] else large
+        clear = False
+    return dict(small=small, large=large, budget=budget, large_acc=float(big["accuracy"]),
+                large_lo=float(big["lo"]), large_hi=float(big["hi"]), small_k=int(best["k"]),
+                small_strategy=best["strategy"], small_acc=float(best["accuracy"]), small_lo=float(best["lo"]),
+                small_hi=float(best["hi"]), ceiling=None if ceil is None else float(ceil["accuracy"]),
+                ceiling_k=None if ceil is None else int(ceil["k"]), winner=winner, clear=clear)
+
+
+def sentence(c: dict, x_label: str = "FLOPs per problem") -> str:
+    """One comparison in words."""
+    k = c["small_k"]
+    small_how = (f"**{c['small']}** with {k} samples and {strategies.label(c['small_strategy'])}" if k > 1
+                 else f"**{c['small']}** with one sample")
+    head = (f"At {c['budget']:.3g} {x_label} (one sample of {c['large']}), **{c['large']}** once answers "
+            f"{c['large_acc']:.1%} and {small_how} answers {c['small_acc']:.1%}: ")
+    if c["clear"]:
+        verdict = f"**{c['winner']} wins**, clearly (the 95% intervals do not overlap)."
+    else:
+        verdict = (f"{c['winner']} is ahead by {abs(c['small_acc'] - c['large_acc']):.1%}, within noise "
+                   "(the 95% intervals overlap).")
+    tail = ""
+    if c["ceiling"] is not None and c["ceiling"] > c["small_acc"] + 0.005:
+        tail = (f" With a perfect verifier (an answer key, which no deployed system has) {c['small']} would "
+                f"reach {c['ceiling']:.1%} at the same compute.")
+    return head + verdict + tail
+
+
+def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "flops",
+            x_label: str = "FLOPs per problem") -> dict:
+    """The page's verdict from the curves on screen.
+
+    ``df``: curve rows of several models (``analysis.curves``); ``by_level``: the same per difficulty
+    level, for the levels where the answer differs. Returns ``headline`` (a sentence, or None when the
+    data cannot answer), ``lines`` (one sentence per smaller model), ``levels`` (where the level's winner
+    differs from the overall one), ``comparisons`` (the numbers) and ``coverage`` (the pass@k finding,
+    when the oracle was measured).
+    """
+    out = {"headline": None, "lines": [], "levels": [], "comparisons": [], "coverage": None}
+    if df.empty or df["model"].nunique() < 2:
+        return out
+    order = df.drop_duplicates("model").sort_values("params")["model"].tolist()
+    large = order[-1]
+    comps = [c for c in (compare(df, m, large, x) for m in order[:-1]) if c is not None]
+    if not comps:
+        return out
+    out["comparisons"] = comps
+    out["lines"] = [sentence(c, x_label) for c in comps]
+    winners = [c for c in comps if c["winner"] != large]
+    if winners:
+        best = max(winners, key=lambda c: c["small_acc"])
+        word = "beats" if best["clear"] else "edges out (within noise)"
+        out["headline"] = (f"A smaller model with more samples {word} the largest at equal compute: "
+                           f"{best['small']} × {best['small_k']} samples ({best['small_acc']:.1%}) vs "
+                           f"{large} × 1 ({best['large_acc']:.1%}).")
+    else:
+        clear = all(c["clear"] for c in comps)
+        out["headline"] = (f"At equal compute, running the largest model ({large}) once is "
+                           f"{'clearly ' if clear else ''}better than any smaller model with more samples "
+                           f"and a strategy that needs no answer key.")
+    if by_level is not None and not by_level.empty and "difficulty" in by_level:
+        for lvl in sorted(by_level["difficulty"].dropna().unique()):
+            d = by_level[by_level["difficulty"] == lvl]
+            flips = [c for c in (compare(d, m, large, x) for m in order[:-1])
+                     if c is not None and c["clear"] and c["winner"] != large]
+            if flips and not winners:
+                c = max(flips, key=lambda c: c["small_acc"])
+                out["levels"].append(f"Level {int(lvl)}: {c['small']} × {c['small_k']} samples "
+                                     f"({c['small_acc']:.1%}) beats {large} × 1 ({c['large_acc']:.1%}).")
+            elif winners and all(c is None or c["winner"] == large for c in
+                                 (compare(d, m, large, x) for m in order[:-1])):
+                big = _deployable(d)[lambda r: (r["model"] == large) & (r["k"] == 1)]
+                if not big.empty:
+                    out["levels"].append(f"Level {int(lvl)}: {large} once ({big['accuracy'].iloc[0]:.1%}) "
+                                         "beats every smaller model at equal compute.")
+    out["coverage"] = coverage_sentence(df, large)
+    return out
+
+
+def coverage_sentence(df: pd.DataFrame, large: str) -> str | None:
+    """Coverage (pass@k, needs the answer key) of each smaller model at its largest k against the largest's
+    pass@1, when every smaller model's coverage exceeds it (the Large Language Monkeys finding)."""
+    cov = _ceiling(df)
+    if cov.empty or large not in set(cov["model"]):
+        return None
+    one = cov[(cov["model"] == large) & (cov["k"] == 1)]
+    if one.empty:
+        return None
+    top = cov.sort_values("k").groupby("model").tail(1)
+    smaller = top[top["model"] != large].sort_values("params")
+    if smaller.empty or not (smaller["accuracy"] > one["accuracy"].iloc[0]).all():
+        return None
+    parts = ", ".join(f"{r.model} {r.accuracy:.1%} with {r.k}" for r in smaller.itertuples())
+    return (f"Coverage: with enough samples every smaller model *contains* a right answer more often than "
+            f"{large} gets one in a single try ({one['accuracy'].iloc[0]:.1%}): {parts} samples. Coverage needs "
+            "an answer key to pick the right sample; what a deployed system gets is the verdict above.")

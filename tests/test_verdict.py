@@ -1,0 +1,63 @@
+"""The verdict in words, on hand-made curves whose right answer is known."""
+import pandas as pd
+import pytest
+
+from engine.analysis.verdict import compare, coverage_sentence, verdict
+
+
+def curves(small_acc: dict, large_acc: dict, oracle: dict | None = None, width: float = 0.02) -> pd.DataFrame:
+    """small (1 FLOP per sample) and large (8 FLOPs per sample), majority vote, accuracy by k; optional oracle."""
+    rows = []
+    for model, params, per, accs, strategy in (("small", 1, 1.0, small_acc, "majority"),
+                                               ("large", 8, 8.0, large_acc, "majority"),
+                                               ("small", 1, 1.0, oracle or {}, "oracle"),
+                                               ("large", 8, 8.0, {1: large_acc[1]} if oracle else {}, "oracle")):
+        for k, a in accs.items():
+            rows.append(dict(model=model, params=params, strategy=strategy, k=k, accuracy=a, lo=a - width,
+                             hi=a + width, flops=per * k))
+    return pd.DataFrame(rows)
+
+
+def test_small_with_many_samples_clearly_wins():
+    df = curves({1: 0.3, 2: 0.3, 4: 0.5, 8: 0.7}, {1: 0.6})
+    c = compare(df, "small", "large")
+    assert c["small_k"] == 8 and c["winner"] == "small" and c["clear"] and c["budget"] == 8.0
+    v = verdict(df)
+    assert v["headline"].startswith("A smaller model with more samples beats the largest")
+    assert "small × 8 samples (70.0%)" in v["headline"] and "large × 1 (60.0%)" in v["headline"]
+    assert "**small wins**, clearly" in v["lines"][0] and "majority vote" in v["lines"][0]
+
+
+def test_large_once_wins_and_the_oracle_is_only_a_ceiling():
+    df = curves({1: 0.3, 2: 0.3, 4: 0.4, 8: 0.45}, {1: 0.6}, oracle={1: 0.3, 2: 0.45, 4: 0.6, 8: 0.75})
+    c = compare(df, "small", "large")
+    assert c["winner"] == "large" and c["clear"] and c["small_strategy"] == "majority"  # never the oracle
+    assert c["ceiling"] == 0.75 and c["ceiling_k"] == 8
+    v = verdict(df)
+    assert "running the largest model (large) once is clearly better" in v["headline"]
+    assert "would reach 75.0%" in v["lines"][0] and "answer key" in v["lines"][0]
+    assert "small 75.0% with 8 samples" in v["coverage"]
+
+
+def test_overlapping_intervals_are_called_noise():
+    df = curves({1: 0.3, 8: 0.61}, {1: 0.6}, width=0.05)
+    c = compare(df, "small", "large")
+    assert not c["clear"] and c["winner"] == "small"
+    assert "within noise" in verdict(df)["lines"][0] and "edges out (within noise)" in verdict(df)["headline"]
+
+
+def test_levels_where_the_answer_differs_are_named():
+    overall = curves({1: 0.3, 8: 0.5}, {1: 0.6})
+    easy = curves({1: 0.8, 8: 0.99}, {1: 0.9}).assign(difficulty=1)
+    hard = curves({1: 0.05, 8: 0.1}, {1: 0.4}).assign(difficulty=2)
+    v = verdict(overall, pd.concat([easy, hard]))
+    assert v["levels"] == ["Level 1: small × 8 samples (99.0%) beats large × 1 (90.0%)."]
+
+
+def test_nothing_to_say_without_two_models_or_a_budget():
+    assert verdict(curves({1: 0.3}, {1: 0.6})[lambda d: d.model == "small"])["headline"] is None
+    # the small model's cheapest point costs more than the large model's one sample: no comparison
+    df = curves({1: 0.3}, {1: 0.6})
+    df.loc[df.model == "small", "flops"] = 100.0
+    assert compare(df, "small", "large") is None and verdict(df)["headline"] is None
+    assert coverage_sentence(curves({1: 0.3}, {1: 0.6}), "large") is None
