@@ -68,7 +68,8 @@ def problem_costs(grp: pd.DataFrame, info: dict, ks: Sequence[int], cost: comput
     profile = hardware.get(cost.hardware)
     if profile is None:
         first = grp.iloc[0]
-        device_s = ks * float(grp["device_s"].mean())
+        # median over the problem's samples: one batch slowed by a burst of load does not set the cost
+        device_s = ks * float(grp["device_s"].median())
         latency_s = np.array([latency(first["prefill_s"], first["decode_s"], int(first["batch_size"]), int(k),
                                       first["device"]) for k in ks])
     else:

@@ -23,7 +23,8 @@ def missing(cache: SampleCache, model_fp: str, task: Task, problems: Sequence[Pr
 
 
 def estimate_seconds(cache: SampleCache, exp, fallback_samples_per_s: float = 20.0) -> float:
-    """Seconds to fill what ``exp`` lacks, from each model's measured throughput in this cache."""
+    """Seconds to fill what ``exp`` lacks, from each model's measured throughput in this cache
+    (``runner.probe`` measures models it has never timed; the fallback is only a guess)."""
     task, problems = exp.load_task(), exp.selected()
     total = 0.0
     for ref in exp.models:
@@ -44,3 +45,10 @@ def coverage(cache: SampleCache, exp) -> list[dict]:
                         partial=sum(0 < m < exp.params.n for m in left), none=sum(m == exp.params.n for m in left),
                         samples=len(problems) * exp.params.n - sum(left)))
     return out
+
+
+def problems_with_samples(cache: SampleCache, exp) -> list[str]:
+    """Ids of the task's problems that have any sample of ``exp``'s first model at its settings."""
+    task = exp.load_task()
+    have = cache.cached_indices(exp.models[0].fingerprint, task.name, exp.params.key(), [p.id for p in task.problems])
+    return [pid for pid, idx in have.items() if idx]

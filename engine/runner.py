@@ -106,3 +106,14 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
         if total:
             cache.finish_run(run_id, done, status)
     return RunResult(spec.name, spec.fingerprint, params.key(), done, cached, time.perf_counter() - t0, stopped)
+
+
+def probe(exp, cache: SampleCache, device: str | None = None, samples: int = 8,
+          stop_event: threading.Event | None = None) -> None:
+    """Measure the speed of every model of ``exp`` that this cache has never timed: ``samples`` samples of
+    its first selected problem (they are kept: the sweep that follows needs them anyway)."""
+    task, first = exp.load_task(), exp.selected()[:1]
+    for ref in exp.models:
+        if cache.throughput(ref.fingerprint) is None:
+            run(ref, task, first, exp.params.with_n(min(samples, exp.params.n)), cache, device=device,
+                stop_event=stop_event)

@@ -1,7 +1,7 @@
 """Explore: accuracy of each model size as the number of samples per problem grows."""
 import streamlit as st
 
-from engine import planning, strategies
+from engine import planning, runner, strategies
 from ui import common, figures
 from ui.common import URL
 from ui.sweep import SweepJob
@@ -63,6 +63,8 @@ job = st.session_state.get("sweep_job")
 running = job is not None and not job.done
 b1, b2 = st.columns([1, 4], vertical_alignment="center")
 if b1.button("Run", type="primary", icon=":material/play_arrow:", disabled=running or not models, key="run"):
+    with st.spinner("Measuring each new model's speed on a few samples…"):
+        common.guarded(runner.probe, exp, cache, ctx["device"])
     secs = common.guarded(planning.estimate_seconds, cache, exp)
     if secs is not None and secs > LONG_RUN_S:
         st.session_state["_confirm_run"] = (selection, secs)

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from engine import analysis, registry, strategies
+from engine import analysis, planning, registry, strategies
 from engine.experiment import Experiment
 from ui import common, figures
 from ui.common import URL
@@ -15,7 +15,7 @@ ctx = common.context()
 st.title("Problem inspector")
 st.caption("One problem up close: each sample's answer and reasoning, the vote, and the verifier's choice.")
 
-_, lms = common.cache_and_models(ctx)
+cache, lms = common.cache_and_models(ctx)
 
 # ---- controls -------------------------------------------------------------------
 with st.container(border=True):
@@ -25,10 +25,6 @@ with st.container(border=True):
     if task is None:
         st.stop()
     by_id = task.by_id()
-    # no format_func: a bound selectbox puts its label in the URL, and the id is the stable, short one
-    problem_id = st.selectbox("Problem (id)", list(by_id), key="problem", bind=URL,
-                              help="Explore samples the first problems of each level (…-L1-000, …-L2-000, …): "
-                                   "those are cached first")
     c1, c2 = st.columns([2, 1])
     params = common.sampling_widgets(c1, c2)
     strategy = common.strategy_picker()
@@ -38,6 +34,17 @@ with st.container(border=True):
     exp = common.guarded(Experiment.build, [model], task_name, params, strategies=[strategy], datasets=ctx["root"])
     if exp is None:
         st.stop()
+    sampled = common.guarded(planning.problems_with_samples, cache, exp) or []
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    only = c2.toggle(f"Only the {len(sampled)} problems with samples", value=bool(sampled), key="only_sampled",
+                     bind=URL, disabled=not sampled,
+                     help=f"Problems that have samples of {model} at these sampling settings")
+    linked = st.query_params.get("problem")  # a link to an unsampled problem still opens it (empty state)
+    ids = [i for i in by_id if i in set(sampled) or i == linked] if only and sampled else list(by_id)
+    # no format_func: a bound selectbox puts its label in the URL, and the id is the stable, short one
+    problem_id = c1.selectbox("Problem (id)", ids, key="problem", bind=URL,
+                              help="Explore samples the first problems of each level (…-L1-000, …-L2-000, …): "
+                                   "those are cached first")
 
 problem = by_id[problem_id]
 q1, q2 = st.columns([4, 1])

@@ -99,7 +99,8 @@ else:
     st.markdown(f"On FLOPs, the best deployable option changes model {len(switches)} times (curves this close "
                 "trade places within noise); points per model on the frontier: "
                 + ", ".join(f"{m} {n}" for m, n in owners.items()) + ".")
-st.dataframe(front.assign(strategy=front["strategy"].map(strategies.short_label))[
+st.dataframe(front.assign(strategy=[strategies.short_label(s) if k > 1 else "single sample"
+                             for s, k in zip(front["strategy"], front["k"])])[
                  [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars", "latency_s"]],
              hide_index=True, width="stretch", key="frontier_table", column_config={
                  xcol: st.column_config.NumberColumn(flops_title, format="%.3e"),
@@ -152,6 +153,9 @@ if not eq.empty:
                 f"{'total ' if xcol == 'total_flops' else ''}FLOPs (cell: {small}'s accuracy minus {large}'s).")
     st.plotly_chart(figures.equal_compute_heatmap(eq, small, large), width="stretch",
                     config={"displaylogo": False}, key="equal_compute")
+    if eq["capped"].any():
+        st.caption(f"+: the budget would buy {small} at least twice as many samples as the {exp.params.n} "
+                   "cached per problem; raise the sample budget (and run it on Explore) to see them.")
     pair_rows = df[(df["strategy"] == fm_strategy) & df["model"].isin([small, large])]
     cross = analysis.crossover(analysis.equal_compute(pair_rows, small, large, x=xcol))
     if cross is not None:

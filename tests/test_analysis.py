@@ -179,3 +179,18 @@ def test_plan_offers_one_sample_once_and_names_the_binding_limit():
     assert "Accuracy is the binding limit" in hard["explanation"]
     both = analysis.recommend(df, target_accuracy=0.9, latency_budget_s=0.15, queries_per_day=1)
     assert both["best"] is None and "relax one of the two" in both["explanation"]
+
+
+def test_probe_measures_a_new_model_before_the_estimate(tiny_model, tmp_path):
+    from engine.cache import SampleCache
+    from engine.runner import probe
+    cache = SampleCache(tmp_path / "c.duckdb")
+    exp = experiment(tiny_model, params=SP.with_n(16))
+    guess = planning.estimate_seconds(cache, exp)
+    assert guess == pytest.approx(6 * 16 / 20.0)  # nothing measured: the fixed guess
+    probe(exp, cache)
+    assert len(cache.samples()) == 8  # eight samples of the first problem, kept
+    rate = cache.throughput(exp.models[0].fingerprint)
+    assert planning.estimate_seconds(cache, exp) == pytest.approx((6 * 16 - 8) / rate)
+    probe(exp, cache)
+    assert len(cache.samples()) == 8  # measured once

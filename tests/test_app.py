@@ -446,3 +446,11 @@ def test_an_added_verifier_becomes_a_scorer_on_every_page(root, tiny_classifier,
         "my-rm" in at.selectbox(key="strategy_scorer").options
     at = page(root, "pages/size_vs_compute.py", models="tiny-a")
     assert "best-of-N · my-rm" in at.pills(key="verifiers").options
+
+
+def test_inspector_lists_only_problems_with_samples_by_default(filled, no_learned_verifiers):
+    at = page(filled, "pages/inspector.py", model="tiny-a", budget="4")
+    options = at.selectbox(key="problem").options
+    assert len(options) == 4 and at.toggle(key="only_sampled").value  # the 4 problems the fixture sampled
+    at.toggle(key="only_sampled").set_value(False).run()
+    assert len(at.selectbox(key="problem").options) == 500

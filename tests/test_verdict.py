@@ -25,7 +25,7 @@ def test_small_with_many_samples_clearly_wins():
     v = verdict(df)
     assert v["headline"].startswith("A smaller model with more samples beats the largest")
     assert "small × 8 samples (70.0%)" in v["headline"] and "large × 1 (60.0%)" in v["headline"]
-    assert "**small wins**, clearly" in v["lines"][0] and "majority vote" in v["lines"][0]
+    assert "**small wins** by 10.0 points" in v["lines"][0] and "majority vote" in v["lines"][0]
 
 
 def test_large_once_wins_and_the_oracle_is_only_a_ceiling():
@@ -39,11 +39,12 @@ def test_large_once_wins_and_the_oracle_is_only_a_ceiling():
     assert "small 75.0% with 8 samples" in v["coverage"]
 
 
-def test_overlapping_intervals_are_called_noise():
+def test_a_gap_inside_the_noise_is_called_noise():
     df = curves({1: 0.3, 8: 0.61}, {1: 0.6}, width=0.05)
     c = compare(df, "small", "large")
     assert not c["clear"] and c["winner"] == "small"
-    assert "within noise" in verdict(df)["lines"][0] and "edges out (within noise)" in verdict(df)["headline"]
+    assert "within noise" in verdict(df)["lines"][0]
+    assert verdict(df)["headline"].startswith("At equal compute the best smaller option only matches the largest")
 
 
 def test_levels_where_the_answer_differs_are_named():
@@ -61,3 +62,9 @@ def test_nothing_to_say_without_two_models_or_a_budget():
     df.loc[df.model == "small", "flops"] = 100.0
     assert compare(df, "small", "large") is None and verdict(df)["headline"] is None
     assert coverage_sentence(curves({1: 0.3}, {1: 0.6}), "large") is None
+
+
+def test_clear_means_the_difference_interval_excludes_zero():
+    # half-widths 0.1 each: se of the difference = hypot(0.1, 0.1) / 1.96 = 0.072; clear beyond 0.141
+    assert compare(curves({1: 0.3, 8: 0.75}, {1: 0.6}, width=0.1), "small", "large")["clear"]
+    assert not compare(curves({1: 0.3, 8: 0.73}, {1: 0.6}, width=0.1), "small", "large")["clear"]

@@ -364,8 +364,9 @@ def data_notes(cache: SampleCache, exp: Experiment, include_partial: bool = Fals
 # Short explanations shown in place (the app's own words; the papers behind them in brackets).
 EXPLAIN = {
     "verdict": "Equal compute means equal inference FLOPs per problem (the shared prompt counted once). "
-               "\"Clearly\" means the 95% bootstrap intervals over problems do not overlap. Only strategies "
-               "that need no answer key decide the verdict (Snell et al. 2024; Brown et al. 2024).",
+               "A winner by \"points\" is clear when the 95% interval of the difference excludes zero (from the "
+               "bootstrap intervals over problems). Only strategies that need no answer key decide the verdict "
+               "(Snell et al. 2024; Brown et al. 2024).",
     "coverage": "Coverage (pass@k, the oracle) is the share of problems where at least one of k samples is right. "
                 "It needs the answer key to find that sample, so it is a ceiling, not something you can ship; "
                 "majority vote and verifiers are how a deployed system picks (Brown et al. 2024, "

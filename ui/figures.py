@@ -219,7 +219,7 @@ def equal_compute_heatmap(eq: pd.DataFrame, small: str, large: str, height: int 
     for r in d.itertuples():
         i, j = levels.index(r.level), cols.index(r.large_k)
         z[i][j] = r.gap
-        text[i][j] = f"{r.small_k} vs {r.large_k}<br>{r.gap:+.0%}"
+        text[i][j] = f"{r.small_k}{'+' if r.capped else ''} vs {r.large_k}<br>{r.gap:+.0%}"
     top = max(0.05, float(d["gap"].abs().max()))
     fig = go.Figure(go.Heatmap(
         z=z, x=[f"{large} ×{k}" for k in cols], y=levels, text=text, texttemplate="%{text}",

@@ -45,7 +45,8 @@ def equal_compute(df: pd.DataFrame, small: str, large: str, x: str = "flops") ->
 
     Budgets are the costs (``x``) of ``large`` with k = 1, 2, 4, ... samples; at each, ``small`` takes its
     most accurate point that costs no more. ``df`` holds one strategy's curves (by level or overall).
-    Rows: difficulty, budget, large_k, large_accuracy, small_k, small_accuracy, gap (small - large), winner.
+    Rows: difficulty, budget, large_k, large_accuracy, small_k, small_accuracy, gap (small - large), winner,
+    capped (the budget would buy ``small`` at least twice its largest cached k: raise the sample budget).
     """
     out = []
     levels = sorted(df["difficulty"].dropna().unique()) if "difficulty" in df else [None]
@@ -58,9 +59,11 @@ def equal_compute(df: pd.DataFrame, small: str, large: str, x: str = "flops") ->
                 continue
             pick = within.sort_values(["accuracy", "k"], ascending=[False, True]).iloc[0]
             gap = float(pick["accuracy"] - big["accuracy"])
+            # every cached k fits the budget, and twice the largest would too: more samples were affordable
+            capped = len(within) == len(sm) and float(sm[x].max()) * 2 <= big[x] * 1.0001
             out.append(dict(difficulty=lvl, budget=float(big[x]), large_k=int(big["k"]),
                             large_accuracy=float(big["accuracy"]), small_k=int(pick["k"]),
-                            small_accuracy=float(pick["accuracy"]), gap=gap,
+                            small_accuracy=float(pick["accuracy"]), gap=gap, capped=bool(capped),
                             winner=small if gap > 0 else large if gap < 0 else "tie"))
     return pd.DataFrame(out)
 

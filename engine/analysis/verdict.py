@@ -3,9 +3,14 @@ many samples and a deployable selection strategy do better?
 
 Only strategies that need no answer key count for the verdict (a deployed system has no key); the
 oracle, when measured, is quoted as the ceiling a perfect verifier would reach. "Clearly" means the
-two 95% bootstrap intervals do not overlap; otherwise the sentence says the difference is within noise.
+difference's 95% interval excludes zero; that interval comes from the two curves' bootstrap intervals
+(each half-width / 1.96 taken as a standard error, added in quadrature). Treating the two models'
+estimates as independent ignores that they answer the same problems, which only widens the interval:
+a difference called clear is clear.
 """
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -47,13 +52,10 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> dict 
     if best is None:
         return None
     ceil = _best_within(_ceiling(df)[lambda d: d["model"] == small], budget, x)
-    if best["lo"] > big["hi"]:
-        winner, clear = small, True
-    elif best["hi"] < big["lo"]:
-        winner, clear = large, True
-    else:
-        winner = small if best["accuracy"] > big["accuracy"] else large
-        clear = False
+    gap = float(best["accuracy"] - big["accuracy"])
+    se = math.hypot((best["hi"] - best["lo"]) / (2 * 1.96), (big["hi"] - big["lo"]) / (2 * 1.96))
+    winner = small if gap > 0 else large
+    clear = abs(gap) > 1.96 * se
     return dict(small=small, large=large, budget=budget, large_acc=float(big["accuracy"]),
                 large_lo=float(big["lo"]), large_hi=float(big["hi"]), small_k=int(best["k"]),
                 small_strategy=best["strategy"], small_acc=float(best["accuracy"]), small_lo=float(best["lo"]),
@@ -68,11 +70,11 @@ def sentence(c: dict, x_label: str = "FLOPs per problem") -> str:
                  else f"**{c['small']}** with one sample")
     head = (f"At {c['budget']:.3g} {x_label} (one sample of {c['large']}), **{c['large']}** once answers "
             f"{c['large_acc']:.1%} and {small_how} answers {c['small_acc']:.1%}: ")
+    points = abs(c["small_acc"] - c["large_acc"]) * 100
     if c["clear"]:
-        verdict = f"**{c['winner']} wins**, clearly (the 95% intervals do not overlap)."
+        verdict = f"**{c['winner']} wins** by {points:.1f} points (95% interval of the difference excludes 0)."
     else:
-        verdict = (f"{c['winner']} is ahead by {abs(c['small_acc'] - c['large_acc']):.1%}, within noise "
-                   "(the 95% intervals overlap).")
+        verdict = f"{c['winner']} is ahead by {points:.1f} points, within noise on this many problems."
     tail = ""
     if c["ceiling"] is not None and c["ceiling"] > c["small_acc"] + 0.005:
         tail = (f" With a perfect verifier (an answer key, which no deployed system has) {c['small']} would "
@@ -100,11 +102,16 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
         return out
     out["comparisons"] = comps
     out["lines"] = [sentence(c, x_label) for c in comps]
-    winners = [c for c in comps if c["winner"] != large]
+    winners = [c for c in comps if c["winner"] != large and c["clear"]]
+    close = [c for c in comps if c["winner"] != large and not c["clear"]]
     if winners:
         best = max(winners, key=lambda c: c["small_acc"])
-        word = "beats" if best["clear"] else "edges out (within noise)"
-        out["headline"] = (f"A smaller model with more samples {word} the largest at equal compute: "
+        out["headline"] = (f"A smaller model with more samples beats the largest at equal compute: "
+                           f"{best['small']} × {best['small_k']} samples ({best['small_acc']:.1%}) vs "
+                           f"{large} × 1 ({best['large_acc']:.1%}).")
+    elif close:
+        best = max(close, key=lambda c: c["small_acc"])
+        out["headline"] = (f"At equal compute the best smaller option only matches the largest, within noise: "
                            f"{best['small']} × {best['small_k']} samples ({best['small_acc']:.1%}) vs "
                            f"{large} × 1 ({best['large_acc']:.1%}).")
     else:
@@ -117,16 +124,16 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
             d = by_level[by_level["difficulty"] == lvl]
             flips = [c for c in (compare(d, m, large, x) for m in order[:-1])
                      if c is not None and c["clear"] and c["winner"] != large]
-            if flips and not winners:
+            if flips and not winners and not close:
                 c = max(flips, key=lambda c: c["small_acc"])
                 out["levels"].append(f"Level {int(lvl)}: {c['small']} × {c['small_k']} samples "
                                      f"({c['small_acc']:.1%}) beats {large} × 1 ({c['large_acc']:.1%}).")
-            elif winners and all(c is None or c["winner"] == large for c in
-                                 (compare(d, m, large, x) for m in order[:-1])):
+            elif (winners or close) and all(c is None or (c["winner"] == large and c["clear"]) for c in
+                                            (compare(d, m, large, x) for m in order[:-1])):
                 big = _deployable(d)[lambda r: (r["model"] == large) & (r["k"] == 1)]
                 if not big.empty:
                     out["levels"].append(f"Level {int(lvl)}: {large} once ({big['accuracy'].iloc[0]:.1%}) "
-                                         "beats every smaller model at equal compute.")
+                                         "clearly beats every smaller model at equal compute.")
     out["coverage"] = coverage_sentence(df, large)
     return out
 
