@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP, model_fp VARCHAR,
     task VARCHAR, config_key VARCHAR, problems INTEGER, n INTEGER, generated INTEGER, status VARCHAR,
     device VARCHAR);
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS load_avg DOUBLE;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS cpus INTEGER;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS matmul_gflops DOUBLE;
 """
 
 _process_lock = threading.RLock()
@@ -129,10 +132,13 @@ class SampleCache:
             con.register("new_rows", df)
             con.execute("INSERT OR IGNORE INTO scores SELECT * FROM new_rows")
 
-    def start_run(self, run_id, model_fp, task, config_key, problems, n, device) -> None:
+    def start_run(self, run_id, model_fp, task, config_key, problems, n, device, load_avg=None, cpus=None,
+                  matmul_gflops=None) -> None:
+        """``load_avg``/``cpus``/``matmul_gflops``: how busy and how fast the machine was as the run began."""
         with self._conn() as con:
-            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        [run_id, _now(), None, model_fp, task, config_key, problems, n, 0, "running", device])
+            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [run_id, _now(), None, model_fp, task, config_key, problems, n, 0, "running", device,
+                         load_avg, cpus, matmul_gflops])
 
     def finish_run(self, run_id, generated: int, status: str) -> None:
         with self._conn() as con:
@@ -209,6 +215,13 @@ class SampleCache:
                        avg(s.correct::INT) AS mean_correct
                 FROM samples s LEFT JOIN models m USING (model_fp)
                 GROUP BY ALL ORDER BY model, task""").df()
+
+    def run_conditions(self, model_fps, task, config_key) -> pd.DataFrame:
+        """Runs that generated samples for these models, task and config, with the machine's load then."""
+        where, args = self._where(model_fp=list(model_fps), task=task, config_key=config_key)
+        with self._conn() as con:
+            return con.execute(f"SELECT r.*, m.name FROM runs r LEFT JOIN models m USING (model_fp) {where} "
+                               "AND generated > 0 ORDER BY started_at", args).df()
 
     def throughput(self, model_fp: str) -> float | None:
         """Measured samples per wall-clock second for a model (None if never sampled)."""

@@ -52,3 +52,21 @@ def problems_with_samples(cache: SampleCache, exp) -> list[str]:
     task = exp.load_task()
     have = cache.cached_indices(exp.models[0].fingerprint, task.name, exp.params.key(), [p.id for p in task.problems])
     return [pid for pid, idx in have.items() if idx]
+
+
+BUSY = 1.0  # load average per CPU above which timings are flagged
+
+
+def busy_timings(cache: SampleCache, exp) -> list[dict]:
+    """Models of ``exp`` whose samples were (partly) timed while the machine was busy: load average above
+    ``BUSY`` per CPU when a run began. Measured latency and dollars of those models may be inflated."""
+    task = exp.load_task()
+    runs = cache.run_conditions([m.fingerprint for m in exp.models], task.name, exp.params.key())
+    out = []
+    for name, g in runs.groupby("name", sort=False):
+        g = g[g["load_avg"].notna() & g["cpus"].notna()]
+        busy = g[g["load_avg"] > BUSY * g["cpus"]]
+        if not busy.empty:
+            out.append(dict(model=name, runs=len(g), busy=len(busy), load=float(busy["load_avg"].max()),
+                            cpus=int(busy["cpus"].iloc[0]), gflops=float(g["matmul_gflops"].median())))
+    return out

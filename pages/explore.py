@@ -100,6 +100,7 @@ elif job is not None:
 # ---- results ---------------------------------------------------------------------
 if not models:
     st.stop()
+common.data_notes(cache, exp)
 both = common.curves_for(ctx, exp)
 if both is None:
     st.stop()
@@ -107,7 +108,6 @@ if both.empty:
     st.info("Sampling: curves appear here as each model finishes." if running else
             "No samples cached for these settings yet: press **Run**.")
     st.stop()
-common.data_notes(cache, exp)
 common.verdict_box(both)
 df = both[both["strategy"] == strategy]
 

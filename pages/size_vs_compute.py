@@ -9,7 +9,7 @@ common.require_router()  # a deep link to a fresh server runs this file without 
 
 RATIOS = ["inference only", "0.001", "0.01", "0.1", "1", "10", "100"]
 
-ctx, ctx_cache, lms = common.page_header(
+ctx, _, lms = common.page_header(
     "Size vs compute", "For each compute budget, which model, number of samples and selection strategy gives the "
                        "best accuracy? Everything here is read from the cache: run sweeps on **Explore** to add "
                        "points.")
@@ -38,7 +38,6 @@ if not exp.models:
     st.info("Pick at least one model.")
     st.stop()
 df = common.curves_or_stop(ctx, exp)
-common.data_notes(ctx_cache, exp)
 
 # ---- amortised pretraining --------------------------------------------------------
 ratio_s = st.select_slider(

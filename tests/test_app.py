@@ -454,3 +454,43 @@ def test_inspector_lists_only_problems_with_samples_by_default(filled, no_learne
     assert len(options) == 4 and at.toggle(key="only_sampled").value  # the 4 problems the fixture sampled
     at.toggle(key="only_sampled").set_value(False).run()
     assert len(at.selectbox(key="problem").options) == 500
+
+
+def test_partial_data_is_named_and_left_out_unless_asked(filled, no_learned_verifiers):
+    # 6 problems selected, 4 sampled (one per level); a budget of 8 where 4 are cached
+    at = page(filled, "pages/size_vs_compute.py", models=["tiny-a", "tiny-b"], problems="6", budget="4")
+    warn = texts(at.warning)
+    assert "**tiny-a**: 4 of 6 selected problems" in warn and "**tiny-b**: 4 of 6" in warn
+    assert (at.dataframe[0].value["k"] <= 4).all()
+    at = page(filled, "pages/size_vs_compute.py", models=["tiny-a", "tiny-b"], problems="4", budget="8")
+    assert "0 of 4 selected problems have all 8 samples cached, 4 only some (left out)" in texts(at.warning)
+    assert "Nothing is cached" in texts(at.info)
+    at = page(filled, "pages/size_vs_compute.py", models=["tiny-a", "tiny-b"], problems="4", budget="8",
+              partial="true")
+    assert "counted at the k they have" in texts(at.warning) and len(at.get("plotly_chart")) >= 3
+
+
+def test_a_hardware_profile_makes_cost_follow_model_size(filled, no_learned_verifiers):
+    measured = page(filled, "pages/size_vs_compute.py", **SMALL)
+    at = page(filled, "pages/size_vs_compute.py", hw="NVIDIA H100 SXM", **SMALL)
+    assert not at.error, texts(at.error)
+    assert "Projected onto NVIDIA H100 SXM" in texts(at.caption)
+    dollars = chart(at, "frontier_dollars")
+    pts = {t["name"]: t for t in dollars["data"] if t["mode"] == "markers"}
+    # per k, the larger model (tiny-b) is never cheaper than the smaller one under the roofline
+    for (ka, xa), (kb, xb) in zip(sorted(zip([c[2] for c in pts["tiny-a"]["customdata"]], pts["tiny-a"]["x"])),
+                                  sorted(zip([c[2] for c in pts["tiny-b"]["customdata"]], pts["tiny-b"]["x"]))):
+        assert ka == kb and xb >= xa
+    assert chart(measured, "frontier_dollars")["data"][0]["x"] != dollars["data"][0]["x"]
+
+
+def test_the_verdict_names_the_winner_with_the_numbers_of_the_curves(filled, no_learned_verifiers):
+    from engine import analysis
+    from engine.experiment import Experiment
+    at = page(filled, "pages/size_vs_compute.py", **SMALL)
+    exp = Experiment.build(["tiny-a", "tiny-b"], "arith", SamplingParams(n=4, temperature=0.8), 4, (1, 2, 3, 4),
+                           strategies=["oracle", "majority", "best_of_n:self-likelihood"], datasets=str(filled))
+    v = analysis.verdict(analysis.curves(SampleCache(filled / "samples.duckdb"), exp))
+    md = texts(at.markdown)
+    assert f"**Verdict.** {v['headline']}" in md and v["lines"][0] in md
+    assert "tiny-b" in v["headline"]

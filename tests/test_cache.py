@@ -159,3 +159,17 @@ def test_export_and_clear(tiny_model, tiny_model_b, cache, task, tmp_path):
     con = duckdb.connect(str(cache.path))  # really on disk, readable by plain duckdb
     assert con.execute("select count(*) from samples").fetchone()[0] == 4
     con.close()
+
+
+def test_runs_record_how_busy_the_machine_was(cache, tiny_model):
+    from engine import planning
+    from engine.experiment import Experiment
+    exp = Experiment.build([tiny_model], "arith", SamplingParams(n=2, max_new_tokens=8), problems=2)
+    run(exp.models[0], exp.load_task(), exp.selected(), exp.params, cache)
+    runs = cache.runs()
+    assert runs["cpus"].iloc[0] >= 1 and runs["matmul_gflops"].iloc[0] > 0.1 and runs["load_avg"].notna().all()
+    # pretend the run began on an overloaded machine: the pages flag it
+    with cache._conn() as con:
+        con.execute("UPDATE runs SET load_avg = 100, cpus = 2")
+    busy = planning.busy_timings(cache, exp)
+    assert busy and busy[0]["model"] == "tiny-a" and busy[0]["busy"] == 1 and busy[0]["load"] == 100

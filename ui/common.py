@@ -81,14 +81,14 @@ def missing_scorers_note() -> str | None:
 
 
 @st.cache_data(show_spinner="Computing curves…", max_entries=32)
-def cached_curves(exp: Experiment, by_level: bool, task_version: float, cache_path: str,
+def cached_curves(exp: Experiment, by_level: bool, include_partial: bool, task_version: float, cache_path: str,
                   cache_version: int) -> pd.DataFrame:
     """``analysis.curves`` over what is cached (never samples; scorers score samples they have not seen).
 
     ``task_version`` and ``cache_version`` are in the key only so that a new dataset mapping or new
     samples invalidate the cached result.
     """
-    return analysis.curves(get_cache(cache_path), exp, by_level=by_level)
+    return analysis.curves(get_cache(cache_path), exp, by_level=by_level, include_partial=include_partial)
 
 
 # ---- errors ---------------------------------------------------------------------
@@ -251,6 +251,9 @@ def sampling_widgets(budget_col, temp_col) -> SamplingParams:
         max_new = b.number_input("Max new tokens", 1, 4096, 128, 16, key="max_tokens", bind=URL)
         seed = c.number_input("Seed", 0, 2 ** 31 - 1, 0, 1, key="seed", bind=URL,
                               help="Sample i of a problem is the same text for the same seed, whatever the budget")
+        st.toggle("Include partly sampled problems", value=False, key="partial", bind=URL,
+                  help="Off: only problems with all the samples of the budget count, so every model is measured "
+                       "on the same pools. On: a problem with m cached samples also counts, at k ≤ m.")
     return SamplingParams(n=int(budget), temperature=float(temperature), top_p=float(top_p),
                           max_new_tokens=int(max_new), seed=int(seed))
 
@@ -279,14 +282,23 @@ def experiment_widgets(root: str, lms: dict, default_models=None,
                    datasets=root)
 
 
+def include_partial() -> bool:
+    """The "Include partly sampled problems" toggle of ``sampling_widgets``."""
+    return bool(st.session_state.get("partial", False))
+
+
 def curves_for(ctx: dict, exp: Experiment, by_level: bool = False) -> pd.DataFrame | None:
     """``cached_curves`` for an experiment; None (message shown) on error."""
-    return guarded(cached_curves, exp, bool(by_level), registry.task_version(exp.task, ctx["root"]),
+    return guarded(cached_curves, exp, bool(by_level), include_partial(), registry.task_version(exp.task, ctx["root"]),
                    ctx["cache_path"], cache_version(ctx["cache_path"]))
 
 
 def curves_or_stop(ctx: dict, exp: Experiment) -> pd.DataFrame:
-    """``curves_for`` on a read-only page: stops the page, saying why, on an error or when nothing is cached."""
+    """``curves_for`` on a read-only page, after its data notes: stops the page, saying why, on an error or
+    when nothing is cached."""
+    cache = current_cache(ctx)
+    if cache is not None:
+        data_notes(cache, exp)
     df = curves_for(ctx, exp)
     if df is None:
         st.stop()
@@ -344,7 +356,7 @@ def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str =
         st.caption(EXPLAIN["verdict"])
 
 
-def data_notes(cache: SampleCache, exp: Experiment, include_partial: bool = False) -> None:
+def data_notes(cache: SampleCache, exp: Experiment) -> None:
     """Say how much data stands behind the curves, and warn (naming the models) when it is less than selected."""
     rows = guarded(planning.coverage, cache, exp)
     if not rows:
@@ -354,11 +366,17 @@ def data_notes(cache: SampleCache, exp: Experiment, include_partial: bool = Fals
         what = (f"**{r['model']}**: {r['complete']} of {r['selected']} selected problems have all "
                 f"{exp.params.n} samples cached")
         if r["partial"]:
-            what += (f", {r['partial']} only some ({'counted at the k they have' if include_partial else 'left out'})")
+            what += (f", {r['partial']} only some ({'counted at the k they have' if include_partial() else 'left out'})")
         st.warning(what + ". Run the sweep on **Explore** to fill the rest." if r["complete"] else
                    what + ": nothing to plot for it yet.", icon=":material/data_alert:")
     if not short:
         st.caption(f"Every curve: {rows[0]['selected']} problems × {exp.params.n} samples per model, all cached.")
+    if hardware.get(exp.cost.hardware) is None:
+        for b in guarded(planning.busy_timings, cache, exp) or []:
+            st.caption(f":material/speed: {b['model']}: {b['busy']} of {b['runs']} runs were timed on a busy machine "
+                       f"(load {b['load']:.1f} on {b['cpus']} CPUs), so its measured latency and dollars may be "
+                       "inflated. Pick a hardware profile under *Cost assumptions* for costs that follow model "
+                       "size.")
 
 
 # Short explanations shown in place (the app's own words; the papers behind them in brackets).
