@@ -53,7 +53,10 @@ def _experiment(args):
     params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p,
                             max_new_tokens=args.max_new_tokens, seed=args.seed)
     strategies = [s for s in getattr(args, "strategy", "oracle").split(",") if s.strip()]
-    exp = Experiment.build(_models(args.models), args.task, params, args.problems, levels, strategies)
+    from .compute import CostModel
+    cost = CostModel(hardware=getattr(args, "hardware", None) or "measured on this machine",
+                     prefix_cache=getattr(args, "prefix_cache", True))
+    exp = Experiment.build(_models(args.models), args.task, params, args.problems, levels, strategies, cost)
     exp.selected()  # fails early, with a message, on levels the task lacks
     return exp
 
@@ -108,7 +111,7 @@ def cmd_report(args) -> int:
     if exp.strategies != ("oracle",) or args.curves:
         from tqdm import tqdm
 
-        from .analysis import curves
+        from .analysis import curves, verdict
         bars: dict = {}
 
         def scoring(what, done, total):  # a bar per (model, scorer) that has samples to score
@@ -121,6 +124,9 @@ def cmd_report(args) -> int:
         table.columns = [f"acc@{k}" for k in table.columns]
         print("\naccuracy by selection strategy (exact expectation over k-subsets of the cached samples)")
         print(table.to_string(float_format="{:.3f}".format))
+        v = verdict(cv)
+        if v["headline"]:
+            print("\nverdict: " + "\n  ".join([v["headline"]] + v["lines"] + [v["coverage"] or ""]).replace("**", ""))
         if args.curves:
             cv.to_csv(args.curves, index=False)
             print(f"wrote {args.curves}")
@@ -205,6 +211,11 @@ def build_parser():
                    help="selection strategies to compare, comma-separated; a strategy that reads scores names "
                         "its scorer after a colon, e.g. oracle,majority,best_of_n:orm,weighted_majority:prm-min "
                         "(`python -m engine strategies` lists them)")
+    p.add_argument("--hardware", default=None,
+                   help="cost curves on a projected accelerator instead of measured time, e.g. 'NVIDIA H100 SXM' "
+                        "(see engine/hardware.py)")
+    p.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false",
+                   help="count each problem's prompt once per sample instead of once per problem")
     p.add_argument("--curves", type=Path, default=None,
                    help="write every curve point (what the app plots: accuracy, CI and costs per model, "
                         "strategy and k) to this CSV")

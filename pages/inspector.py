@@ -13,7 +13,7 @@ MAX_CARDS = 64
 
 ctx = common.context()
 st.title("Problem inspector")
-st.caption("One problem up close: each sample's answer and reasoning, the vote, and the verifier's choice.")
+st.caption("One problem up close: each sample's answer and reasoning, the vote, and the sample a strategy picks.")
 
 cache, lms = common.cache_and_models(ctx)
 
@@ -109,7 +109,7 @@ with h2:
     st.dataframe(figures.highlight_row(table, pick) if pick is not None else table, hide_index=True,
                  width="stretch", key="samples_table",
                  column_config={"idx": st.column_config.NumberColumn("#"),
-                                "score": st.column_config.NumberColumn("verifier score", format="%.3f"),
+                                "score": st.column_config.NumberColumn("score", format="%.3f"),
                                 "completion_tokens": st.column_config.NumberColumn("tokens")})
 
 # ---- the samples themselves ----------------------------------------------------------
