@@ -114,7 +114,7 @@ df = both[both["strategy"] == strategy]
 colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
 st.html(figures.legend_html(colors))
 titles = ["Accuracy vs samples per problem", "Accuracy vs inference FLOPs", "Accuracy vs latency"]
-for col, title, fig in zip(st.columns(3), titles, figures.explore_figures(df, colors)):
+for col, title, fig in zip(st.columns(3), titles, figures.explore_figures(df, colors, common.axis_titles(exp.cost))):
     col.markdown(f"**{title}**")
     col.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key=f"chart_{title}")
 chosen = strategies.get(strategy)

@@ -57,7 +57,9 @@ if ratio_s != "inference only":
     if unknown:
         st.caption(f"No training record (pretraining tokens) for {', '.join(unknown)}: nothing added for "
                    f"{'it' if len(unknown) == 1 else 'them'}.")
-flops_title = "FLOPs per problem" + (" (inference + pretraining)" if xcol == "total_flops" else "")
+named = common.axis_titles(exp.cost)
+flops_title = "FLOPs per problem" + (" (inference + pretraining)" if xcol == "total_flops" else
+                                     named["flops"].removeprefix("inference FLOPs per problem"))
 
 # ---- verdict ----------------------------------------------------------------------------
 by_level_all = common.curves_for(ctx, exp, by_level=True)
@@ -74,7 +76,7 @@ deployable = df[[not strategies.get(s).needs_key for s in df["strategy"]]]
 colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
 symbols = figures.symbol_map(df["strategy"].unique())
 st.html(figures.legend_html(colors) + figures.strategy_legend_html(symbols))
-axes = [(xcol, flops_title, "log")] + figures.FRONTIER_AXES[1:]
+axes = [(xcol, flops_title, "log")] + [(c, named.get(c, t), sc) for c, t, sc in figures.FRONTIER_AXES[1:]]
 fronts = {}
 for col, (x, title, scale) in zip(st.columns(3), axes):
     fronts[x] = front = analysis.frontier(deployable, x=x)

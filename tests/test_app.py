@@ -490,7 +490,8 @@ def test_the_verdict_names_the_winner_with_the_numbers_of_the_curves(filled, no_
     at = page(filled, "pages/size_vs_compute.py", **SMALL)
     exp = Experiment.build(["tiny-a", "tiny-b"], "arith", SamplingParams(n=4, temperature=0.8), 4, (1, 2, 3, 4),
                            strategies=["oracle", "majority", "best_of_n:self-likelihood"], datasets=str(filled))
-    v = analysis.verdict(analysis.curves(SampleCache(filled / "samples.duckdb"), exp))
+    v = analysis.verdict(analysis.curves(SampleCache(filled / "samples.duckdb"), exp),
+                         x_label="FLOPs per problem (prompt once)")
     md = texts(at.markdown)
     assert f"**Verdict.** {v['headline']}" in md and v["lines"][0] in md
     assert "tiny-b" in v["headline"]

@@ -338,6 +338,14 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
                      prefix_cache=bool(prefix))
 
 
+def axis_titles(cost: CostModel) -> dict[str, str]:
+    """Axis titles that say which FLOPs convention and which source of time a chart uses."""
+    prof = hardware.get(cost.hardware)
+    where = f" on {prof.name} (projected)" if prof else " (measured here)"
+    return {"flops": "inference FLOPs per problem" + (" (prompt once)" if cost.prefix_cache else " (prompt per sample)"),
+            "dollars": "dollars per problem" + where, "latency_s": "latency per problem, p50 (s)" + where}
+
+
 def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "flops",
                 x_label: str = "FLOPs per problem") -> None:
     """The page's answer in words (``analysis.verdict``): a headline, a line per smaller model, levels where
@@ -374,7 +382,8 @@ def data_notes(cache: SampleCache, exp: Experiment) -> None:
     if hardware.get(exp.cost.hardware) is None:
         for b in guarded(planning.busy_timings, cache, exp) or []:
             st.caption(f":material/speed: {b['model']}: {b['busy']} of {b['runs']} runs were timed on a busy machine "
-                       f"(load {b['load']:.1f} on {b['cpus']} CPUs), so its measured latency and dollars may be "
+                       f"(load {b['load']:.1f} on {b['cpus']} CPUs; a 512×512 matmul ran at {b['gflops']:.0f} "
+                       "GFLOP/s), so its measured latency and dollars may be "
                        "inflated. Pick a hardware profile under *Cost assumptions* for costs that follow model "
                        "size.")
 

@@ -69,10 +69,13 @@ def accuracy_figure(df: pd.DataFrame, x: str, x_title: str, scale: str = "linear
     return fig
 
 
-def explore_figures(df: pd.DataFrame, colors: dict[str, str] | None = None) -> list[go.Figure]:
-    """The Explore page's three charts: accuracy vs samples, vs FLOPs, vs latency."""
+def explore_figures(df: pd.DataFrame, colors: dict[str, str] | None = None,
+                    titles: dict[str, str] | None = None) -> list[go.Figure]:
+    """The Explore page's three charts: accuracy vs samples, vs FLOPs, vs latency (``titles`` overrides
+    axis titles by column, e.g. to name the FLOPs convention or a hardware projection)."""
     colors = colors or color_map(df["model"].unique())
-    return [accuracy_figure(df, col, title, scale, colors) for col, title, scale in EXPLORE_AXES]
+    titles = titles or {}
+    return [accuracy_figure(df, col, titles.get(col, title), scale, colors) for col, title, scale in EXPLORE_AXES]
 
 
 def legend_html(colors: dict[str, str]) -> str:
