@@ -68,3 +68,10 @@ def test_clear_means_the_difference_interval_excludes_zero():
     # half-widths 0.1 each: se of the difference = hypot(0.1, 0.1) / 1.96 = 0.072; clear beyond 0.141
     assert compare(curves({1: 0.3, 8: 0.75}, {1: 0.6}, width=0.1), "small", "large")["clear"]
     assert not compare(curves({1: 0.3, 8: 0.73}, {1: 0.6}, width=0.1), "small", "large")["clear"]
+
+
+def test_no_verdict_from_models_measured_on_different_problems():
+    df = curves({1: 0.3, 8: 0.7}, {1: 0.6}).assign(problems=40)
+    df.loc[df.model == "large", "problems"] = 1  # the large model is still being sampled
+    v = verdict(df)
+    assert v["headline"] is None and "different numbers of problems (small 40, large 1)" in v["pending"]

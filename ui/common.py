@@ -352,7 +352,9 @@ def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str =
     it differs, and the coverage finding; nothing when the curves cannot answer (fewer than two models)."""
     v = analysis.verdict(df, by_level, x=x, x_label=x_label)
     if v["headline"] is None:
-        if df["model"].nunique() < 2:
+        if v["pending"]:
+            st.info(v["pending"], icon=":material/hourglass_top:")
+        elif df["model"].nunique() < 2:
             st.caption("Pick at least two model sizes to see who wins at equal compute.")
         return
     with st.container(border=True, key="verdict"):

@@ -51,6 +51,8 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> dict 
     best = _best_within(dep[dep["model"] == small], budget, x)
     if best is None:
         return None
+    if "problems" in df and best["problems"] != big["problems"]:
+        return None  # measured on different problems (one model still being sampled): no fair comparison
     ceil = _best_within(_ceiling(df)[lambda d: d["model"] == small], budget, x)
     gap = float(best["accuracy"] - big["accuracy"])
     se = math.hypot((best["hi"] - best["lo"]) / (2 * 1.96), (big["hi"] - big["lo"]) / (2 * 1.96))
@@ -92,13 +94,18 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
     differs from the overall one), ``comparisons`` (the numbers) and ``coverage`` (the pass@k finding,
     when the oracle was measured).
     """
-    out = {"headline": None, "lines": [], "levels": [], "comparisons": [], "coverage": None}
+    out = {"headline": None, "lines": [], "levels": [], "comparisons": [], "coverage": None, "pending": None}
     if df.empty or df["model"].nunique() < 2:
         return out
     order = df.drop_duplicates("model").sort_values("params")["model"].tolist()
     large = order[-1]
     comps = [c for c in (compare(df, m, large, x) for m in order[:-1]) if c is not None]
     if not comps:
+        if "problems" in df and df.groupby("model")["problems"].max().nunique() > 1:
+            counts = df.groupby("model", sort=False)["problems"].max()
+            out["pending"] = ("No verdict yet: the models were measured on different numbers of problems ("
+                              + ", ".join(f"{m} {n}" for m, n in counts.items())
+                              + "); it appears once they share the same problems.")
         return out
     out["comparisons"] = comps
     out["lines"] = [sentence(c, x_label) for c in comps]
