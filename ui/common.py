@@ -395,14 +395,15 @@ EXPLAIN = {
     "verdict": "Equal compute means equal inference FLOPs per problem (the shared prompt counted once). "
                "A winner by \"points\" is clear when the 95% interval of the difference excludes zero (from the "
                "bootstrap intervals over problems). Only strategies that need no answer key decide the verdict "
-               "(Snell et al. 2024; Brown et al. 2024).",
+               "([Snell et al. 2024](https://arxiv.org/abs/2408.03314); [Brown et al. 2024](https://arxiv.org/abs/2407.21787)).",
     "coverage": "Coverage (pass@k, the oracle) is the share of problems where at least one of k samples is right. "
                 "It needs the answer key to find that sample, so it is a ceiling, not something you can ship; "
-                "majority vote and verifiers are how a deployed system picks (Brown et al. 2024, "
-                "\"Large Language Monkeys\").",
+                "majority vote and verifiers are how a deployed system picks ([Brown et al. 2024, "
+                "\"Large Language Monkeys\"](https://arxiv.org/abs/2407.21787)).",
     "weak_verifier": "A weak verifier can do worse with more samples: the more candidates it sees, the more "
                      "likely a wrong one scores highest. Best-of-N is only as good as the scorer's ranking "
-                     "within one problem (Brown et al. 2024, sec. 4; Snell et al. 2024).",
+                     "within one problem ([Brown et al. 2024](https://arxiv.org/abs/2407.21787), sec. 4; "
+                     "[Snell et al. 2024](https://arxiv.org/abs/2408.03314)).",
     "bands": "Shaded bands are 95% bootstrap intervals: problems resampled with replacement 1,000 times. "
              "Curves whose bands overlap are not reliably different on this many problems.",
 }
