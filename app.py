@@ -24,4 +24,5 @@ PAGES = [
 
 page = st.navigation(PAGES)
 common.set_context(common.sidebar())
+common.ensure_shipped(common.context())  # a new cache starts full: every page has plots on first open
 page.run()

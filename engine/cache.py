@@ -60,6 +60,11 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS matmul_gflops DOUBLE;
 _process_lock = threading.RLock()
 
 
+def _quote(path) -> str:
+    """A path inside a single-quoted SQL string literal."""
+    return str(path).replace("'", "''")
+
+
 def _now():
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -233,6 +238,50 @@ class SampleCache:
     def size_bytes(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
 
+    # ---- shipped sweeps: whole tables to and from Parquet -----------------------
+    def export_rows(self, table: str, path: str | Path, **filters) -> int:
+        """Write the rows of ``samples`` or ``scores`` matching ``filters`` to a zstd Parquet file, in key order."""
+        if table not in ("samples", "scores"):
+            raise EngineError(f"export_rows: no table {table!r}")
+        where, args = self._where(**filters)
+        key = "model_fp, problem_id, idx" if table == "samples" else "verifier_fp, model_fp, problem_id, idx"
+        with self._conn() as con:
+            df = con.execute(f"SELECT * FROM {table} {where} ORDER BY {key}", args).df()
+        if table == "samples":
+            df = df[SAMPLE_COLS]
+        out = duckdb.connect()  # in-memory: writing the file never holds the cache
+        try:
+            out.register("rows", df)
+            out.execute(f"COPY rows TO '{_quote(path)}' (FORMAT PARQUET, COMPRESSION ZSTD, COMPRESSION_LEVEL 19)")
+        finally:
+            out.close()
+        return len(df)
+
+    def import_rows(self, table: str, path: str | Path) -> int:
+        """Add the rows of a Parquet file to ``samples`` or ``scores``; rows already cached are kept as they are.
+        Returns how many were new."""
+        if table not in ("samples", "scores"):
+            raise EngineError(f"import_rows: no table {table!r}")
+        with self._conn() as con:
+            before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            con.execute(f"INSERT OR IGNORE INTO {table} SELECT * FROM read_parquet('{_quote(path)}')")
+            return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+
+    def put_model_row(self, row: dict) -> None:
+        """Record a model from a dict of the ``models`` table's columns (keeps an existing entry)."""
+        cols = ["model_fp", "name", "source", "params", "matmul_params", "family", "dtype", "n_layers", "d_model",
+                "training_flops", "training_tokens"]
+        with self._conn() as con:
+            con.execute("INSERT OR IGNORE INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [row.get(c) for c in cols] + [_now()])
+
+    def count(self, table: str = "samples", **filters) -> int:
+        if table not in ("samples", "scores"):
+            raise EngineError(f"count: no table {table!r}")
+        where, args = self._where(**filters)
+        with self._conn() as con:
+            return con.execute(f"SELECT count(*) FROM {table} {where}", args).fetchone()[0]
+
     # ---- export ---------------------------------------------------------------
     @staticmethod
     def export(df: pd.DataFrame, path: str | Path) -> Path:
@@ -244,7 +293,7 @@ class SampleCache:
         con = duckdb.connect()  # in-memory: exporting never touches the cache file
         try:
             con.register("result", df)
-            con.execute(f"COPY result TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT {fmt}"
+            con.execute(f"COPY result TO '{_quote(path)}' (FORMAT {fmt}"
                         + (", HEADER" if fmt == "CSV" else "") + ")")
         finally:
             con.close()

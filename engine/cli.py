@@ -147,6 +147,17 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_import_shipped(args) -> int:
+    from . import shipped
+    done = shipped.import_into(_cache(args))
+    if done["stale"]:
+        raise EngineError(f"the shipped sweeps are out of date for {', '.join(done['stale'])} (model files changed); "
+                          "rerun `python -m engine.train evaluate` and `python -m engine.train ship`")
+    print(f"imported {done['samples']:,} samples and {done['scores']:,} verifier scores "
+          f"({'already there' if not done['samples'] and not done['scores'] else 'new'})")
+    return 0
+
+
 def cmd_strategies(args) -> int:
     from . import scorers, strategies
     for cls in strategies.kinds():
@@ -226,6 +237,9 @@ def build_parser():
     p.set_defaults(fn=cmd_export)
     p = sub.add_parser("models", help="list shipped models and verifiers")
     p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("import-shipped", help="load the shipped ladder sweeps (data/sweeps) into the cache")
+    p.add_argument("--cache", type=Path, default=None)
+    p.set_defaults(fn=cmd_import_shipped)
     p = sub.add_parser("strategies", help="list selection strategies and scorers")
     p.set_defaults(fn=cmd_strategies)
     p = sub.add_parser("tasks", help="list built-in tasks")

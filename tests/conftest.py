@@ -8,6 +8,8 @@ from pathlib import Path
 # Tests use tiny models: one thread each is as fast and leaves the other core free
 # (two processes with two OpenMP threads each on two cores slow each other down many times over).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# App tests start from empty caches unless they ask for the shipped sweeps (tests/test_shipped.py does).
+os.environ.setdefault("TTC_SHIPPED", "0")
 
 import pytest
 

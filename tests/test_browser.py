@@ -46,17 +46,12 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
 
 
 @pytest.fixture
-def app_server(tmp_path, tiny_model):
-    """The app on a free port with an empty temporary cache; yields (url, model name)."""
-    from engine import registry
-    from engine.models import list_shipped
-    shipped = list_shipped()
-    if shipped:
-        model = shipped[0]
-    else:  # no ladder trained yet on this machine: register the tiny test model instead
-        model = registry.add_model(tiny_model, tmp_path)["name"]
+def app_server(tmp_path):
+    """The app on a free port with a new temporary cache; yields (url, model name)."""
+    model = "arith-s"
     port = _free_port()
-    env = {**os.environ, "TTC_CACHE": str(tmp_path / "samples.duckdb"), "PYTHONUNBUFFERED": "1"}
+    # a new user's first start: an empty cache that the app fills with the shipped sweeps
+    env = {**os.environ, "TTC_CACHE": str(tmp_path / "samples.duckdb"), "PYTHONUNBUFFERED": "1", "TTC_SHIPPED": "1"}
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -97,15 +92,21 @@ def test_explore_sweep_draws_three_charts(app_server):
 def _sweep_and_check(page, url, model, artifacts):
     from playwright.sync_api import expect
     # first request to the fresh server: a deep link to a page in pages/. Streamlit's legacy pages/ mode
-    # runs that file directly; the page must still come up through app.py, with the shared sidebar.
-    page.goto(f"{url}/size_vs_compute?models={model}&problems=4&budget=4")
+    # runs that file directly; the page must still come up through app.py, with the shared sidebar, and
+    # full: the shipped sweeps are loaded on first start, so nothing has to be run to see the answer.
+    page.goto(f"{url}/size_vs_compute?models=arith-s&models=arith-xl&problems=20&budget=16")
     expect(page.get_by_role("heading", name="Size vs compute")).to_be_visible(timeout=60_000)
     expect(page.get_by_role("textbox", name="Cache file")).to_be_visible()
     expect(page.get_by_test_id("stSidebarNav").get_by_text("Problem inspector")).to_be_visible()
-    expect(page.get_by_text("run sweeps on Explore first")).to_be_visible(timeout=30_000)
-    assert "/size_vs_compute?" in page.url and "budget=4" in page.url  # (params equal to defaults drop)
+    expect(page.locator(".js-plotly-plot")).to_have_count(5, timeout=120_000)  # frontiers, bars, heatmap
+    expect(page.get_by_text("Verdict.")).to_be_visible()
+    assert "/size_vs_compute?" in page.url and "budget=16" not in page.url  # (params equal to defaults drop)
+    assert page.locator(".stException").count() == 0
+    page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
+    page.screenshot(path=str(artifacts / "size_vs_compute.png"), full_page=True)
 
-    page.goto(f"{url}/?models={model}&problems=4&budget=4&strategy=majority")
+    # settings nothing has sampled yet: the page says so, Run fills the cache and draws the charts
+    page.goto(f"{url}/?models={model}&problems=4&budget=4&temp=0.5&strategy=majority")
     run = page.get_by_role("button", name="Run")
     expect(run).to_be_enabled(timeout=60_000)
     expect(page.get_by_text("No samples cached for these settings yet")).to_be_visible(timeout=30_000)
@@ -113,21 +114,13 @@ def _sweep_and_check(page, url, model, artifacts):
     charts = page.locator(".js-plotly-plot")
     expect(charts).to_have_count(3, timeout=240_000)
     expect(page.get_by_text("Cost at 4 samples per problem")).to_be_visible()
-    page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(artifacts / "explore.png"), full_page=True)
     assert page.get_by_test_id("stPlotlyChart").count() >= 3
     assert page.locator(".stException").count() == 0
 
-    # the read-only page now finds what the sweep cached: frontiers on FLOPs, dollars and latency
-    page.goto(f"{url}/size_vs_compute?models={model}&problems=4&budget=4")
-    expect(page.locator(".js-plotly-plot")).to_have_count(3, timeout=60_000)
-    expect(page.get_by_text("Needs cached samples from at least two model sizes")).to_be_visible()
-    assert page.locator(".stException").count() == 0
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(artifacts / "size_vs_compute.png"), full_page=True)
-
     # one problem under a scoring strategy: the sample cards, and which one best-of-N by self-likelihood picks
-    page.goto(f"{url}/inspector?model={model}&budget=4&strategy=best-of-N&strategy_scorer=self-likelihood")
+    page.goto(f"{url}/inspector?model={model}&budget=4&temp=0.5&strategy=best-of-N&strategy_scorer=self-likelihood")
     expect(page.get_by_text("Pick (best-of-N · self-likelihood)")).to_be_visible(timeout=60_000)
     expect(page.locator(".ttc-sample")).to_have_count(4)
     assert page.locator(".stException").count() == 0

@@ -7,13 +7,14 @@ sync and drops parameters that equal their default).
 from __future__ import annotations
 
 import io
+import os
 import runpy
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from engine import analysis, compute, hardware, planning, registry, scorers, strategies
+from engine import analysis, compute, hardware, planning, registry, scorers, shipped, strategies
 from engine.compute import CostModel
 from engine.cache import DEFAULT_PATH, SampleCache
 from engine.errors import EngineError
@@ -138,6 +139,31 @@ def sidebar() -> dict:
         st.caption(f"Sampling on **{device}**" + ("" if "cuda" in devices else " (no GPU visible)"))
     return {"cache_path": path.strip() or str(DEFAULT_PATH), "device": device,
             "root": str(registry.root_of(path.strip() or DEFAULT_PATH))}
+
+
+@st.cache_resource(show_spinner="Loading the shipped sweeps into the cache (first start only)…")
+def _import_shipped(cache_path: str) -> dict:
+    return shipped.import_into(get_cache(cache_path))
+
+
+def ensure_shipped(ctx: dict) -> None:
+    """Import the shipped ladder sweeps into this cache once per server and cache file (``TTC_SHIPPED=0``
+    turns it off), and say so the first time."""
+    if os.environ.get("TTC_SHIPPED", "1") == "0" or current_cache(ctx) is None:
+        return
+    done = guarded(_import_shipped, ctx["cache_path"])
+    if not done:
+        return
+    if done["samples"] and not st.session_state.get("_shipped_note"):
+        st.session_state["_shipped_note"] = True
+        st.toast(f"Loaded the shipped sweeps: {done['samples']:,} samples of the model ladder on the arith test set "
+                 f"(500 problems × 64 at temperature 0.8) and {done['scores']:,} verifier scores.",
+                 icon=":material/download_done:")
+    if done["stale"] and not st.session_state.get("_shipped_stale"):
+        st.session_state["_shipped_stale"] = True
+        st.toast(f"The shipped sweeps are out of date for {', '.join(done['stale'])} (model files changed): "
+                 "not loaded. Run `python -m engine.train evaluate` and `python -m engine.train ship`.",
+                 icon=":material/warning:")
 
 
 def set_context(ctx: dict) -> None:

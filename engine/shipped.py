@@ -1,0 +1,109 @@
+"""Precomputed sweeps that ship with the repository, so a new user sees every page full at once.
+
+``data/sweeps/`` holds the shipped ladder's samples on the whole ``arith`` test set
+(500 problems x 64 samples at temperature 0.8, the evaluation's setting) and every
+shipped verifier's scores of them, as zstd Parquet, with ``manifest.json`` saying
+what they are: each model's fingerprint and the cache's record of it, the
+sampling config, the verifiers' fingerprints, and row counts.
+
+``import_into(cache)`` adds them to a cache in seconds. It is idempotent and never
+overwrites: rows the cache already has (samples a user generated with the same
+keys are the same samples, since sampling is seeded per index) are kept as they
+are. Sweeps of a model whose files changed since they were written are skipped,
+and ``stale()`` names them. ``write(cache)`` (``python -m engine.train ship``)
+makes the files from a cache that holds the evaluation.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .cache import SampleCache
+from .errors import EngineError
+from .models.loader import MODELS_DIR, fingerprint, list_shipped
+from .models.params import SamplingParams
+from .planning import resolve_params
+from .tasks import get_task
+from .verifiers import VERIFIERS_DIR, shipped_verifiers
+
+SWEEPS_DIR = MODELS_DIR.parent / "sweeps"
+MANIFEST = SWEEPS_DIR / "manifest.json"
+SAMPLES_FILE = "samples.parquet"
+SCORES_FILE = "scores.parquet"
+TASK, N, TEMPERATURE = "arith", 64, 0.8
+MODEL_COLS = ["name", "params", "matmul_params", "family", "dtype", "n_layers", "d_model", "training_flops",
+              "training_tokens"]
+
+
+def manifest() -> dict | None:
+    try:
+        return json.loads(MANIFEST.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _params() -> SamplingParams:
+    return resolve_params(get_task(TASK), SamplingParams(n=N, temperature=TEMPERATURE))
+
+
+def stale(man: dict | None = None) -> list[str]:
+    """Shipped models whose files no longer match the sweeps (their samples would be of another model)."""
+    man = man or manifest() or {"models": []}
+    return [m["name"] for m in man["models"]
+            if not (MODELS_DIR / m["name"] / "config.json").exists()
+            or fingerprint(str(MODELS_DIR / m["name"])) != m["model_fp"]]
+
+
+def write(cache: SampleCache, out: Path = SWEEPS_DIR) -> dict:
+    """Write the shipped ladder's cached evaluation (and its verifier scores) to ``out``; fails if incomplete."""
+    params = _params()
+    task = get_task(TASK)
+    models = cache.models()
+    rows, fps = [], []
+    for name in list_shipped():
+        fp = fingerprint(str(MODELS_DIR / name))
+        have = cache.count(model_fp=fp, task=task.name, config_key=params.key())
+        if have < len(task.problems) * N:
+            raise EngineError(f"{name}: {have} of {len(task.problems) * N} samples cached; run "
+                              "`python -m engine.train evaluate` first")
+        rec = models[models["model_fp"] == fp].iloc[0]
+        rows.append({"model_fp": fp, **{c: (None if rec[c] != rec[c] else rec[c].item() if hasattr(rec[c], "item")
+                                            else rec[c]) for c in MODEL_COLS}})
+        fps.append(fp)
+    verifiers = {v: fingerprint(str(VERIFIERS_DIR / v)) for v in shipped_verifiers()}
+    out.mkdir(parents=True, exist_ok=True)
+    n_samples = cache.export_rows("samples", out / SAMPLES_FILE, model_fp=fps, task=task.name,
+                                  config_key=params.key())
+    n_scores = cache.export_rows("scores", out / SCORES_FILE, verifier_fp=list(verifiers.values()), model_fp=fps,
+                                 task=task.name, config_key=params.key())
+    man = {"command": "python -m engine.train ship", "task": task.name, "config_key": params.key(),
+           "params": params.identity() | {"n": N}, "models": rows, "verifiers": verifiers,
+           "samples": n_samples, "scores": n_scores}
+    (out / MANIFEST.name).write_text(json.dumps(man, indent=2) + "\n")
+    return man
+
+
+def import_into(cache: SampleCache, sweeps: Path = SWEEPS_DIR) -> dict:
+    """Add the shipped sweeps to ``cache``: {"samples": new rows, "scores": new rows, "stale": [models]}.
+
+    Nothing is imported while any shipped model's files differ from the sweeps (``stale``). Cheap when
+    already done (two counts), so the app calls it on every start.
+    """
+    out = {"samples": 0, "scores": 0, "stale": []}
+    try:
+        man = json.loads((sweeps / MANIFEST.name).read_text())
+    except (OSError, json.JSONDecodeError):
+        return out
+    out["stale"] = stale(man)
+    if out["stale"]:
+        return out
+    keys = dict(model_fp=[m["model_fp"] for m in man["models"]], task=man["task"], config_key=man["config_key"])
+    if (cache.count("samples", **keys) >= man["samples"]
+            and cache.count("scores", verifier_fp=list(man["verifiers"].values()), **keys) >= man["scores"]):
+        return out
+    for m in man["models"]:
+        cache.put_model_row({**m, "source": str(MODELS_DIR / m["name"])})
+    cache.put_config(SamplingParams(**man["params"]))
+    out["samples"] = cache.import_rows("samples", sweeps / SAMPLES_FILE)
+    out["scores"] = cache.import_rows("scores", sweeps / SCORES_FILE)
+    return out

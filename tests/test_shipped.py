@@ -1,0 +1,93 @@
+"""The precomputed sweeps that ship in data/sweeps: they match the shipped models, reproduce, and load safely."""
+import json
+
+import pandas as pd
+import pytest
+
+from engine import shipped
+from engine.backends import open_backend
+from engine.cache import SampleCache
+from engine.experiment import Experiment
+from engine.models import SamplingParams
+from engine.models.loader import MODELS_DIR, fingerprint, list_shipped
+from engine.verifiers import VERIFIERS_DIR
+
+MAN = shipped.manifest()
+pytestmark = pytest.mark.skipif(MAN is None, reason="no shipped sweeps (python -m engine.train ship)")
+
+
+def test_sweeps_match_the_shipped_model_and_verifier_files():
+    assert [m["name"] for m in MAN["models"]] == list_shipped()
+    assert shipped.stale() == [], "a model changed since the sweeps were written: rerun evaluate and ship"
+    for name, fp in MAN["verifiers"].items():
+        assert fingerprint(str(VERIFIERS_DIR / name)) == fp, f"verifier {name} changed: rerun ship"
+    assert MAN["samples"] == len(MAN["models"]) * 500 * 64
+    samples = pd.read_parquet(shipped.SWEEPS_DIR / shipped.SAMPLES_FILE)
+    assert len(samples) == MAN["samples"] and not samples.duplicated(["model_fp", "problem_id", "idx"]).any()
+    assert set(samples.model_fp) == {m["model_fp"] for m in MAN["models"]}
+    assert (samples.config_key == MAN["config_key"]).all()
+    assert sum(p.stat().st_size for p in shipped.SWEEPS_DIR.iterdir()) < 30e6
+
+
+@pytest.mark.parametrize("model,problem", [("arith-s", "arith-L3-007"), ("arith-xl", "arith-L5-011")])
+def test_regenerating_a_cell_reproduces_the_shipped_samples(model, problem):
+    """Same model, prompt, config and sample index: the same text, on this CPU (README: how rarely other
+    hardware differs)."""
+    exp = Experiment.build([model], "arith", SamplingParams(n=64, temperature=0.8))
+    assert exp.params.key() == MAN["config_key"]
+    task = exp.load_task()
+    backend = open_backend(exp.models[0], device="cpu")
+    raws = backend.generate(task.prompt(task.by_id()[problem]), exp.params, range(16), prompt_key=f"arith/{problem}")
+    ship = pd.read_parquet(shipped.SWEEPS_DIR / shipped.SAMPLES_FILE,
+                           filters=[("model_fp", "==", exp.models[0].fingerprint), ("problem_id", "==", problem)])
+    ship = ship.sort_values("idx").head(16)
+    assert [r.text for r in raws] == ship.text.tolist()
+    assert [r.completion_tokens for r in raws] == ship.completion_tokens.tolist()
+
+
+def test_import_is_fast_idempotent_and_never_overwrites(tmp_path):
+    cache = SampleCache(tmp_path / "c.duckdb")
+    fp = MAN["models"][0]["model_fp"]
+    mine = dict(model_fp=fp, task="arith", problem_id="arith-L1-000", config_key=MAN["config_key"], idx=0,
+                text="my own sample", answer="1", correct=False, prompt_tokens=1, completion_tokens=1, logprob=0.0,
+                prefill_s=0.0, decode_s=0.0, batch_size=1, finish="eos", device="cpu")
+    cache.write_samples([mine])
+    done = shipped.import_into(cache)
+    assert done["samples"] == MAN["samples"] - 1 and done["scores"] == MAN["scores"] and done["stale"] == []
+    kept = cache.samples(model_fp=fp, problem_ids=["arith-L1-000"], max_idx=1)
+    assert kept.text.tolist() == ["my own sample"]
+    assert shipped.import_into(cache) == {"samples": 0, "scores": 0, "stale": []}
+    models = cache.models()
+    assert list(models.name) == list_shipped() and models.source.str.startswith(str(MODELS_DIR)).all()
+
+
+def test_a_cache_with_the_sweeps_draws_every_page_without_running_anything(tmp_path):
+    from engine import analysis
+    cache = SampleCache(tmp_path / "c.duckdb")
+    shipped.import_into(cache)
+    exp = Experiment.build(list_shipped(), "arith", SamplingParams(n=16, temperature=0.8), problems=50,
+                           strategies=["oracle", "majority", "best_of_n:orm", "best_of_n:prm-min"])
+    df = analysis.curves(cache, exp)
+    assert set(df.model) == set(list_shipped()) and (df.problems == 50).all()
+    assert len(cache.scores(MAN["verifiers"]["orm"])) == MAN["samples"]  # scored already: no waiting
+
+
+def test_stale_sweeps_are_not_loaded(tmp_path):
+    man = json.loads(shipped.MANIFEST.read_text())
+    man["models"][0]["model_fp"] = "0" * 16  # as if arith-s had been retrained since
+    d = tmp_path / "sweeps"
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps(man))
+    cache = SampleCache(tmp_path / "c.duckdb")
+    assert shipped.import_into(cache, d) == {"samples": 0, "scores": 0, "stale": ["arith-s"]}
+    assert cache.count() == 0
+
+
+def test_the_app_starts_full(tmp_path, monkeypatch):
+    from tests.test_app import make_app
+    monkeypatch.setenv("TTC_SHIPPED", "1")
+    at = make_app(tmp_path)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("plotly_chart")) == 3 and "Verdict." in " ".join(m.value for m in at.markdown)
+    assert SampleCache(tmp_path / "samples.duckdb").count() == MAN["samples"]
