@@ -16,7 +16,6 @@ measured), or from a roofline projection onto a named accelerator
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -35,30 +34,40 @@ def per_sample(df: pd.DataFrame, info: dict, cost: compute.CostModel, scorer_par
                      dollars=cost.dollars(device_s, tokens), energy_wh=cost.energy_wh(device_s))
 
 
-def latency(prefill_s: float, decode_s: float, batch_size: int, k: int, device: str) -> float:
-    """Wall time to get k samples of one prompt, from one measured batch.
+def latency(prefill_s, decode_s, batch_size, k, device):
+    """Wall time to get k samples of one prompt, from one measured batch (scalars or arrays).
 
     A GPU decodes a batch in about the same time whatever its row count (up to
     the batch cap), so k samples cost ceil(k / batch) batches. A CPU is compute
     bound: a batch's time grows with its rows, so k rows cost k/batch of it.
     """
-    b = max(1, batch_size)
-    if str(device).startswith("cuda"):
-        return prefill_s + math.ceil(k / b) * decode_s
-    return prefill_s + decode_s * k / b
+    b = np.maximum(1, np.asarray(batch_size, dtype=np.float64))
+    gpu = np.char.startswith(np.asarray(device, dtype=str), "cuda")
+    out = np.asarray(prefill_s, dtype=np.float64) + np.where(gpu, np.ceil(k / b), k / b) * decode_s
+    return float(out) if out.ndim == 0 else out
 
 
-def problem_costs(grp: pd.DataFrame, info: dict, ks: Sequence[int], cost: compute.CostModel,
+# How one problem's samples are summarised for its costs (medians resist a batch slowed by load).
+PER_PROBLEM = {"prompt_tokens": "first", "completion_tokens": "mean", "flops": "mean", "device_s": "median",
+               "prefill_s": "first", "decode_s": "first", "batch_size": "first", "device": "first"}
+
+
+def per_problem(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per problem (in first-seen order) of ``per_sample`` output: what ``problem_costs`` reads."""
+    return df.groupby("problem_id", sort=False).agg(**{c: (c, how) for c, how in PER_PROBLEM.items()})
+
+
+def problem_costs(pp: pd.DataFrame, info: dict, ks: Sequence[int], cost: compute.CostModel,
                   scorer_params: int = 0) -> dict[str, np.ndarray]:
-    """Per k in ``ks``: flops, tokens, device_s, dollars, energy_wh and latency_s of k samples of one problem
-    (``grp``: that problem's cached samples with ``per_sample`` columns; means stand for one sample)."""
-    ks = np.asarray(ks, dtype=np.float64)
+    """[problems, len(ks)] arrays: flops, tokens, sample_tokens, device_s, latency_s, dollars and energy_wh of
+    k samples of each problem (``pp`` from ``per_problem``: means stand for one sample)."""
+    ks = np.asarray(ks, dtype=np.float64)[None, :]
     n, layers, width = info["matmul_params"], info["n_layers"], info["d_model"]
-    prompt = float(grp["prompt_tokens"].iloc[0])
-    completion = float(grp["completion_tokens"].mean())
-    prompt_flops = compute.flops_per_sample(n, prompt, 0, layers, width)
-    gen_flops = float(grp["flops"].mean()) - prompt_flops - 2.0 * scorer_params * (prompt + completion)
+    prompt = pp["prompt_tokens"].to_numpy(np.float64)[:, None]
+    completion = pp["completion_tokens"].to_numpy(np.float64)[:, None]
+    prompt_flops = compute.flops_per_sample(n, prompt, np.zeros_like(prompt), layers, width)
     scorer_flops = 2.0 * scorer_params * (prompt + completion)  # a verifier reads each sample whole
+    gen_flops = pp["flops"].to_numpy(np.float64)[:, None] - prompt_flops - scorer_flops
     if cost.prefix_cache:
         flops = prompt_flops + ks * (gen_flops + scorer_flops)
         tokens = prompt + ks * completion
@@ -67,17 +76,16 @@ def problem_costs(grp: pd.DataFrame, info: dict, ks: Sequence[int], cost: comput
         tokens = ks * (prompt + completion)
     profile = hardware.get(cost.hardware)
     if profile is None:
-        first = grp.iloc[0]
-        # median over the problem's samples: one batch slowed by a burst of load does not set the cost
-        device_s = ks * float(grp["device_s"].median())
-        latency_s = np.array([latency(first["prefill_s"], first["decode_s"], int(first["batch_size"]), int(k),
-                                      first["device"]) for k in ks])
+        device_s = ks * pp["device_s"].to_numpy(np.float64)[:, None]
+        latency_s = latency(pp["prefill_s"].to_numpy(np.float64)[:, None], pp["decode_s"].to_numpy(np.float64)[:, None],
+                            pp["batch_size"].to_numpy(np.float64)[:, None], ks, pp["device"].to_numpy(str)[:, None])
     else:
         layers, width = (0.0, 0.0) if compute._missing(layers) else (float(layers), float(width))
-        both = np.array([hardware.sampling_s(profile, n, layers, width, prompt, completion, int(k)) for k in ks])
+        device_s, latency_s = hardware.sampling_s(profile, n, layers, width, prompt, completion, ks)
         scoring = ks * scorer_flops / profile.peak_flops
-        device_s, latency_s = both[:, 0] + scoring, both[:, 1] + scoring
-    return {"flops": flops, "tokens": tokens, "sample_tokens": np.full(ks.shape, prompt + completion),
-            "device_s": device_s, "latency_s": latency_s,
+        device_s, latency_s = device_s + scoring, latency_s + scoring
+    shape = np.broadcast_shapes(flops.shape, tokens.shape)
+    return {"flops": flops, "tokens": tokens, "sample_tokens": np.broadcast_to(prompt + completion, shape),
+            "device_s": device_s, "latency_s": np.broadcast_to(latency_s, shape),
             "dollars": np.asarray(cost.dollars(device_s, tokens), dtype=np.float64),
             "energy_wh": np.asarray(cost.energy_wh(device_s), dtype=np.float64)}

@@ -22,8 +22,9 @@ are lower bounds on time and cost, to compare model sizes, not to quote prices.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+import numpy as np
 
 MEASURED = "measured on this machine"
 
@@ -73,30 +74,31 @@ def decode_step_s(p: Profile, matmul_params: float, n_layers: float, d_model: fl
     flops = batch * (2.0 * matmul_params + 4.0 * n_layers * d_model * context)
     kv = 2.0 * n_layers * d_model * context * p.bytes_per_value
     moved = matmul_params * p.bytes_per_value + batch * kv
-    return max(flops / p.peak_flops, moved / p.mem_bandwidth)
+    return np.maximum(flops / p.peak_flops, moved / p.mem_bandwidth)
 
 
 def prefill_s(p: Profile, matmul_params: float, n_layers: float, d_model: float, prompt_tokens: float) -> float:
     """Seconds to prefill one prompt: all its tokens in one pass (compute-bound unless tiny)."""
     flops = 2.0 * matmul_params * prompt_tokens + 2.0 * n_layers * d_model * prompt_tokens * (prompt_tokens + 1)
-    return max(flops / p.peak_flops, matmul_params * p.bytes_per_value / p.mem_bandwidth)
+    return np.maximum(flops / p.peak_flops, matmul_params * p.bytes_per_value / p.mem_bandwidth)
 
 
-def sampling_s(p: Profile, matmul_params: float, n_layers: float, d_model: float, prompt_tokens: float,
-               completion_tokens: float, k: int) -> tuple[float, float]:
+def sampling_s(p: Profile, matmul_params: float, n_layers: float, d_model: float, prompt_tokens,
+               completion_tokens, k):
     """(device seconds charged, latency seconds) for k samples of one prompt of ``prompt_tokens``, each
     ``completion_tokens`` long.
 
     Charged time assumes a busy server that fills every decode batch (``max_batch`` rows, other queries'
     rows included), so a query pays its rows' share of each step, plus its own prefill: what throughput
     pricing looks like. Latency is what this query waits on an otherwise idle server: the prefill, then
-    ceil(k / max_batch) rounds of ``completion_tokens`` steps with its own k rows.
+    ceil(k / max_batch) rounds of ``completion_tokens`` steps with its own k rows. Token counts and k may
+    be arrays (they broadcast).
     """
     ctx = prompt_tokens + completion_tokens / 2.0   # mean context over the completion
     pre = prefill_s(p, matmul_params, n_layers, d_model, prompt_tokens)
     full = decode_step_s(p, matmul_params, n_layers, d_model, p.max_batch, ctx)
     charged = pre + k * completion_tokens * full / p.max_batch
-    batch = max(1, min(k, p.max_batch))
+    batch = np.maximum(1, np.minimum(k, p.max_batch))
     own = decode_step_s(p, matmul_params, n_layers, d_model, batch, ctx)
-    latency = pre + math.ceil(k / batch) * completion_tokens * own
+    latency = pre + np.ceil(k / batch) * completion_tokens * own
     return charged, latency

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import Counter
+from functools import lru_cache
 from typing import Hashable, Sequence
 
 import numpy as np
@@ -258,6 +259,12 @@ def _check_vote_range(n: int, k: int) -> None:
 
 
 def _majority_exact(a: int, others: list[int], z: int, k: int) -> float:
+    # the expectation depends on the class sizes only, and pools repeat them a lot (all-agree, one stray...)
+    return _majority_cached(a, tuple(sorted(others)), z, k)
+
+
+@lru_cache(maxsize=65536)
+def _majority_cached(a: int, others: tuple, z: int, k: int) -> float:
     if a == 0:
         return 0.0
     n = a + sum(others) + z

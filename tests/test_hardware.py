@@ -53,10 +53,10 @@ def test_a_larger_model_is_never_cheaper_or_faster_per_problem(profile):
     for k in (1, 4, 64):
         dollars, latency = [], []
         for n, layers, width in ladder:
-            grp = pd.DataFrame({"prompt_tokens": [60] * 4, "completion_tokens": [37] * 4, "flops": [1.0] * 4})
-            c = accounting.problem_costs(grp, {"matmul_params": n, "n_layers": layers, "d_model": width}, [k], cost)
-            dollars.append(c["dollars"][0])
-            latency.append(c["latency_s"][0])
+            pp = pd.DataFrame({"prompt_tokens": [60], "completion_tokens": [37.0], "flops": [1.0]})  # one problem
+            c = accounting.problem_costs(pp, {"matmul_params": n, "n_layers": layers, "d_model": width}, [k], cost)
+            dollars.append(c["dollars"][0, 0])
+            latency.append(c["latency_s"][0, 0])
         assert all(a <= b for a, b in zip(dollars, dollars[1:])), (profile, k, dollars)
         assert all(a <= b for a, b in zip(latency, latency[1:])), (profile, k, latency)
 

@@ -44,6 +44,7 @@ def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: b
             base = base[size >= exp.params.n]
         if base.empty:
             continue
+        base = base.sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
         info = model_info(cache, ref)
         scored: dict[str, pd.DataFrame] = {}
         for strat in chosen:
@@ -53,54 +54,61 @@ def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: b
                 if strat.scorer not in scored:
                     hook = (lambda d, t, what=f"{ref.name}: scoring with {strat.scorer}": on_progress(what, d, t)) \
                         if on_progress else None
-                    scored[strat.scorer] = scorer.score(cache, task, base, on_progress=hook)
+                    scored[strat.scorer] = scorer.score(cache, task, base, on_progress=hook) \
+                        .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
                 df, sparams = scored[strat.scorer], scorer.params
             df = accounting.per_sample(df, info, exp.cost, sparams)
-            probs = _per_problem(df, strat, ks, info, exp.cost, sparams)
-            rows += _aggregate(probs, ks, by_level, dict(model=ref.name, params=int(info["params"]),
-                                                        strategy=strat.spec), info)
+            pp = accounting.per_problem(df)
+            acc, se = _accuracy(df, strat, ks)
+            costs = accounting.problem_costs(pp, info, ks, exp.cost, sparams)
+            levels = df.groupby("problem_id", sort=False)["difficulty"].first().to_numpy()
+            sizes = df.groupby("problem_id", sort=False)["idx"].count().to_numpy()
+            rows += _aggregate(acc, se, costs, levels, sizes, ks, by_level,
+                               dict(model=ref.name, params=int(info["params"]), strategy=strat.spec), info)
     return pd.DataFrame(rows)
 
 
 COSTS = ("flops", "tokens", "sample_tokens", "device_s", "dollars", "energy_wh", "latency_s")
 
 
-def _per_problem(df: pd.DataFrame, strat, ks, info, cost, scorer_params) -> list[dict]:
-    out = []
-    for pid, grp in df.groupby("problem_id", sort=False):
-        grp = grp.sort_values("idx")
-        vals, se = strat.curve_se(strategies.Pool.from_frame(grp), ks)
-        out.append(dict(problem_id=pid, difficulty=grp["difficulty"].iloc[0], acc=vals, se=se, n=len(grp),
-                        costs=accounting.problem_costs(grp, info, ks, cost, scorer_params)))
-    return out
+def _accuracy(df: pd.DataFrame, strat, ks) -> tuple[np.ndarray, np.ndarray]:
+    """[problems, len(ks)] expected accuracy and Monte Carlo standard error, problems in first-seen order
+    (``df`` sorted by problem, then sample index)."""
+    bounds = np.flatnonzero(np.r_[True, df["problem_id"].to_numpy()[1:] != df["problem_id"].to_numpy()[:-1],
+                                  True])
+    answers = [None if a is None or a != a else a for a in df["answer"].to_numpy(object)]
+    correct = df["correct"].to_numpy(bool)
+    scores = df["score"].to_numpy(np.float64) if "score" in df else None
+    acc, se = [], []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        pool = strategies.Pool(tuple(answers[a:b]), correct[a:b], None if scores is None else scores[a:b])
+        v, e = strat.curve_se(pool, ks)
+        acc.append(v)
+        se.append(e)
+    return np.vstack(acc), np.vstack(se)
 
 
-def _aggregate(probs: list[dict], ks, by_level: bool, head: dict, info: dict) -> list[dict]:
-    groups = [(None, probs)]
+def _aggregate(mat, se, costs, levels, sizes, ks, by_level: bool, head: dict, info: dict) -> list[dict]:
+    groups = [(None, np.ones(len(mat), bool))]
     if by_level:
-        groups = [(lvl, [p for p in probs if p["difficulty"] == lvl])
-                  for lvl in sorted({p["difficulty"] for p in probs if not pd.isna(p["difficulty"])})]
+        groups = [(lvl, levels == lvl) for lvl in sorted({v for v in levels if not pd.isna(v)})]
     rows = []
-    for lvl, ps in groups:
-        if not ps:
+    for lvl, sel in groups:
+        if not sel.any():
             continue
-        mat = np.vstack([p["acc"] for p in ps])
-        se = np.vstack([p["se"] for p in ps])
-        costs = {c: np.vstack([p["costs"][c] for p in ps]) for c in COSTS}
-        sizes = np.array([p["n"] for p in ps])
-        lo, hi = metrics.bootstrap_ci(mat)
+        m, e, size = mat[sel], se[sel], sizes[sel]
+        lo, hi = metrics.bootstrap_ci(m)
         for j, k in enumerate(ks):
-            col = mat[:, j]
-            if np.all(np.isnan(col)):
+            ok = ~np.isnan(m[:, j])
+            if not ok.any():
                 continue
-            ok = ~np.isnan(col)
-            row = dict(head, k=k, accuracy=float(np.mean(col[ok])), lo=float(lo[j]), hi=float(hi[j]),
-                       mc_se=float(np.sqrt(np.sum(se[ok, j] ** 2)) / ok.sum()), problems=int(ok.sum()),
-                       samples=int(sizes[ok].sum()),
-                       train_flops=float(info["training_flops"] or 0),
+            row = dict(head, k=k, accuracy=float(np.mean(m[ok, j])), lo=float(lo[j]), hi=float(hi[j]),
+                       mc_se=float(np.sqrt(np.sum(e[ok, j] ** 2)) / ok.sum()), problems=int(ok.sum()),
+                       samples=int(size[ok].sum()), train_flops=float(info["training_flops"] or 0),
                        train_tokens=float(info["training_tokens"] or 0))
             for c in COSTS:  # latency: the median problem's wait; the rest: mean cost per problem
-                row[c] = float(np.median(costs[c][ok, j]) if c == "latency_s" else np.mean(costs[c][ok, j]))
+                col = costs[c][sel][ok, j]
+                row[c] = float(np.median(col) if c == "latency_s" else np.mean(col))
             if by_level:
                 row["difficulty"] = int(lvl)
             rows.append(row)
