@@ -235,18 +235,17 @@ def build_parser():
     _common(p)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(fn=cmd_export)
-    p = sub.add_parser("models", help="list shipped models and verifiers")
-    p.set_defaults(fn=cmd_models)
-    p = sub.add_parser("import-shipped", help="load the shipped ladder sweeps (data/sweeps) into the cache")
-    p.add_argument("--cache", type=Path, default=None)
-    p.set_defaults(fn=cmd_import_shipped)
-    p = sub.add_parser("strategies", help="list selection strategies and scorers")
-    p.set_defaults(fn=cmd_strategies)
-    p = sub.add_parser("tasks", help="list built-in tasks")
-    p.set_defaults(fn=cmd_tasks)
-    p = sub.add_parser("stats", help="what the cache holds")
-    p.add_argument("--cache", type=Path, default=None)
-    p.set_defaults(fn=cmd_stats)
+    simple = [("models", "list shipped models and verifiers", cmd_models, False),
+              ("import-shipped", "load the shipped ladder sweeps (data/sweeps) into the cache", cmd_import_shipped,
+               True),
+              ("strategies", "list selection strategies and scorers", cmd_strategies, False),
+              ("tasks", "list built-in tasks", cmd_tasks, False),
+              ("stats", "what the cache holds", cmd_stats, True)]
+    for name, text, fn, takes_cache in simple:
+        p = sub.add_parser(name, help=text)
+        if takes_cache:
+            p.add_argument("--cache", type=Path, default=None)
+        p.set_defaults(fn=fn)
     p = sub.add_parser("clear", help="delete cached samples of one model and/or task")
     p.add_argument("--model", default=None)
     p.add_argument("--task", default=None)
