@@ -140,18 +140,20 @@ fm = analysis.flops_matched(by_level, small, large, x=xcol) if by_level is not N
 if fm is None or fm.empty:
     st.info(f"Needs samples from both {small} and {large} at these settings.")
     st.stop()
-st.caption(f"Per level: {large} with 1 sample against {small} with the most samples that fit in the same "
-           f"{'total ' if xcol == 'total_flops' else ''}FLOPs (up to the sample budget), both picked by "
+st.caption(f"Per level: {large} with 1 sample against {small}'s best option (number of samples) that fits in "
+           f"the same {'total ' if xcol == 'total_flops' else ''}FLOPs, up to the sample budget, both picked by "
            f"{strategies.label(fm_strategy)}. Error bars: 95% bootstrap intervals.")
 st.plotly_chart(figures.flops_matched_figure(fm, colors), width="stretch", config={"displaylogo": False},
                 key="flops_matched")
-wins = (fm["winner"] == small).sum()
-st.markdown(f"**{small}** with more samples wins at {wins} of {len(fm)} level{'s' if len(fm) > 1 else ''} "
-            f"against one sample of {large}.")
+won, lost = fm[fm["winner"] == small], fm[fm["winner"] == large]
+st.markdown(f"Against one sample of {large}, **{small}** with more samples wins clearly at "
+            f"{int(won['clear'].sum())} of {len(fm)} level{'s' if len(fm) > 1 else ''} and loses clearly at "
+            f"{int(lost['clear'].sum())}; the rest are within noise on this many problems.")
 eq = analysis.equal_compute(by_level, small, large, x=xcol)
 if not eq.empty:
-    st.markdown(f"**At every budget:** {large} with k samples against {small} with as many as fit the same "
-                f"{'total ' if xcol == 'total_flops' else ''}FLOPs (cell: {small}'s accuracy minus {large}'s).")
+    st.markdown(f"**At every budget:** {large} with k samples against {small}'s best option within the same "
+                f"{'total ' if xcol == 'total_flops' else ''}FLOPs (cell: samples of each, and {small}'s accuracy "
+                f"minus {large}'s).")
     st.plotly_chart(figures.equal_compute_heatmap(eq, small, large), width="stretch",
                     config={"displaylogo": False}, key="equal_compute")
     if eq["capped"].any():
@@ -162,7 +164,7 @@ if not eq.empty:
     if cross is not None:
         st.markdown(f"Crossover: from {cross:.3g} FLOPs per problem on, {large} wins at every larger budget.")
 st.dataframe(fm[["difficulty", "small_k", "small_accuracy", "small_flops", "large_accuracy", "large_flops",
-                 "winner"]], hide_index=True, width="stretch", key="flops_matched_table", column_config={
+                 "winner", "clear"]], hide_index=True, width="stretch", key="flops_matched_table", column_config={
     "small_k": st.column_config.NumberColumn(f"{small} samples"),
     "small_accuracy": st.column_config.NumberColumn(f"{small} accuracy", format="percent"),
     "small_flops": st.column_config.NumberColumn(f"{small} FLOPs", format="%.3e"),

@@ -75,3 +75,22 @@ def test_no_verdict_from_models_measured_on_different_problems():
     df.loc[df.model == "large", "problems"] = 1  # the large model is still being sampled
     v = verdict(df)
     assert v["headline"] is None and "different numbers of problems (small 40, large 1)" in v["pending"]
+
+
+def test_a_lead_within_noise_is_not_called_better():
+    df = curves({1: 0.3, 8: 0.55}, {1: 0.6}, width=0.05)  # large leads by 5 points, intervals of +-5
+    c = compare(df, "small", "large")
+    assert c["winner"] == "large" and not c["clear"]
+    assert verdict(df)["headline"] == ("At equal compute, no smaller model with more samples beats the largest "
+                                       "(large) once; its lead over small is within noise on this many problems.")
+
+
+def test_flops_matched_and_equal_compute_use_the_verdicts_rule():
+    from engine.analysis import equal_compute, flops_matched
+    df = curves({1: 0.3, 2: 0.6, 4: 0.5, 8: 0.5}, {1: 0.6}).assign(difficulty=1)
+    fm = flops_matched(df, "small", "large")
+    eq = equal_compute(df, "small", "large")
+    c = compare(df, "small", "large")
+    # the best option within 8 FLOPs is k=2 (0.6), not the most samples (k=8, 0.5): a tie with large
+    assert fm.small_k.iloc[0] == eq.small_k.iloc[0] == c["small_k"] == 2
+    assert fm.winner.iloc[0] == "tie" and not fm.clear.iloc[0]

@@ -19,24 +19,33 @@ def frontier(df: pd.DataFrame, x: str = "flops", y: str = "accuracy") -> pd.Data
 
 
 def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> pd.DataFrame:
-    """Per difficulty level: ``large`` with 1 sample vs ``small`` at the largest k within the same FLOPs."""
+    """Per difficulty level: ``large`` with 1 sample vs ``small``'s best option that costs no more.
+
+    The same rule as the verdict and ``equal_compute``: the most accurate point within the budget (ties:
+    fewer samples). ``winner`` is a model name or "tie"; ``clear`` says whether the 95% interval of the
+    difference excludes zero (``verdict.gap_is_clear``).
+    """
+    from .verdict import best_within, gap_is_clear
     out = []
     levels = sorted(df.difficulty.unique()) if "difficulty" in df else [None]
     for lvl in levels:
         d = df if lvl is None else df[df.difficulty == lvl]
         big = d[(d.model == large) & (d.k == 1)]
-        sm = d[d.model == small]
-        if big.empty or sm.empty:
+        if big.empty:
             continue
-        budget = float(big[x].iloc[0])
-        within = sm[sm[x] <= budget * 1.0001]
-        pick = within.sort_values("k").iloc[-1] if not within.empty else sm.sort_values("k").iloc[0]
-        out.append(dict(difficulty=lvl, large=large, large_accuracy=float(big.accuracy.iloc[0]),
-                        large_flops=budget, small=small, small_k=int(pick.k),
-                        small_accuracy=float(pick.accuracy), small_flops=float(pick[x]),
-                        small_lo=float(pick.lo), small_hi=float(pick.hi),
-                        large_lo=float(big.lo.iloc[0]), large_hi=float(big.hi.iloc[0]),
-                        winner=small if pick.accuracy > big.accuracy.iloc[0] else large))
+        big = big.iloc[0]
+        pick = best_within(d[d.model == small], float(big[x]), x)
+        if pick is None:
+            pick = d[d.model == small].sort_values("k").iloc[0] if (d.model == small).any() else None
+        if pick is None:
+            continue
+        gap = float(pick.accuracy - big.accuracy)
+        out.append(dict(difficulty=lvl, large=large, large_accuracy=float(big.accuracy), large_flops=float(big[x]),
+                        small=small, small_k=int(pick.k), small_accuracy=float(pick.accuracy),
+                        small_flops=float(pick[x]), small_lo=float(pick.lo), small_hi=float(pick.hi),
+                        large_lo=float(big.lo), large_hi=float(big.hi),
+                        winner=small if gap > 0 else large if gap < 0 else "tie",
+                        clear=gap_is_clear(pick, big)))
     return pd.DataFrame(out)
 
 
@@ -44,10 +53,11 @@ def equal_compute(df: pd.DataFrame, small: str, large: str, x: str = "flops") ->
     """Who wins at equal compute, per difficulty level and budget.
 
     Budgets are the costs (``x``) of ``large`` with k = 1, 2, 4, ... samples; at each, ``small`` takes its
-    most accurate point that costs no more. ``df`` holds one strategy's curves (by level or overall).
+    most accurate point that costs no more (ties: fewer samples), as in the verdict. ``df`` holds one strategy's curves (by level or overall).
     Rows: difficulty, budget, large_k, large_accuracy, small_k, small_accuracy, gap (small - large), winner,
     capped (the budget would buy ``small`` at least twice its largest cached k: raise the sample budget).
     """
+    from .verdict import best_within
     out = []
     levels = sorted(df["difficulty"].dropna().unique()) if "difficulty" in df else [None]
     for lvl in levels:
@@ -55,9 +65,9 @@ def equal_compute(df: pd.DataFrame, small: str, large: str, x: str = "flops") ->
         sm = d[d["model"] == small]
         for _, big in d[d["model"] == large].sort_values("k").iterrows():
             within = sm[sm[x] <= big[x] * 1.0001]
-            if within.empty:
+            pick = best_within(sm, float(big[x]), x)
+            if pick is None:
                 continue
-            pick = within.sort_values(["accuracy", "k"], ascending=[False, True]).iloc[0]
             gap = float(pick["accuracy"] - big["accuracy"])
             # every cached k fits the budget, and twice the largest would too: more samples were affordable
             capped = len(within) == len(sm) and float(sm[x].max()) * 2 <= big[x] * 1.0001

@@ -27,7 +27,14 @@ def _ceiling(df: pd.DataFrame) -> pd.DataFrame:
     return df[[strategies.get(s).needs_key for s in df["strategy"]]]
 
 
-def _best_within(rows: pd.DataFrame, budget: float, x: str) -> pd.Series | None:
+def gap_is_clear(a: pd.Series, b: pd.Series) -> bool:
+    """Whether accuracy ``a`` differs from ``b`` beyond noise: the difference's 95% interval (from the two
+    bootstrap intervals, each half-width / 1.96 a standard error, added in quadrature) excludes zero."""
+    se = math.hypot((a["hi"] - a["lo"]) / (2 * 1.96), (b["hi"] - b["lo"]) / (2 * 1.96))
+    return bool(abs(float(a["accuracy"] - b["accuracy"])) > 1.96 * se)
+
+
+def best_within(rows: pd.DataFrame, budget: float, x: str) -> pd.Series | None:
     """The most accurate row within ``budget`` (ties: fewer samples)."""
     within = rows[rows[x] <= budget * TOL]
     if within.empty:
@@ -48,16 +55,15 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> dict 
         return None
     big = big.iloc[0]
     budget = float(big[x])
-    best = _best_within(dep[dep["model"] == small], budget, x)
+    best = best_within(dep[dep["model"] == small], budget, x)
     if best is None:
         return None
     if "problems" in df and best["problems"] != big["problems"]:
         return None  # measured on different problems (one model still being sampled): no fair comparison
-    ceil = _best_within(_ceiling(df)[lambda d: d["model"] == small], budget, x)
+    ceil = best_within(_ceiling(df)[lambda d: d["model"] == small], budget, x)
     gap = float(best["accuracy"] - big["accuracy"])
-    se = math.hypot((best["hi"] - best["lo"]) / (2 * 1.96), (big["hi"] - big["lo"]) / (2 * 1.96))
     winner = small if gap > 0 else large
-    clear = abs(gap) > 1.96 * se
+    clear = gap_is_clear(best, big)
     return dict(small=small, large=large, budget=budget, large_acc=float(big["accuracy"]),
                 large_lo=float(big["lo"]), large_hi=float(big["hi"]), small_k=int(best["k"]),
                 small_strategy=best["strategy"], small_acc=float(best["accuracy"]), small_lo=float(best["lo"]),
@@ -121,11 +127,13 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
         out["headline"] = (f"At equal compute the best smaller option only matches the largest, within noise: "
                            f"{best['small']} × {best['small_k']} samples ({best['small_acc']:.1%}) vs "
                            f"{large} × 1 ({best['large_acc']:.1%}).")
+    elif all(c["clear"] for c in comps):
+        out["headline"] = (f"At equal compute, running the largest model ({large}) once is clearly better than "
+                           "any smaller model with more samples and a strategy that needs no answer key.")
     else:
-        clear = all(c["clear"] for c in comps)
-        out["headline"] = (f"At equal compute, running the largest model ({large}) once is "
-                           f"{'clearly ' if clear else ''}better than any smaller model with more samples "
-                           f"and a strategy that needs no answer key.")
+        noisy = [c["small"] for c in comps if not c["clear"]]
+        out["headline"] = (f"At equal compute, no smaller model with more samples beats the largest ({large}) once; "
+                           f"its lead over {', '.join(noisy)} is within noise on this many problems.")
     if by_level is not None and not by_level.empty and "difficulty" in by_level:
         for lvl in sorted(by_level["difficulty"].dropna().unique()):
             d = by_level[by_level["difficulty"] == lvl]
