@@ -68,22 +68,29 @@ def problem_costs(pp: pd.DataFrame, info: dict, ks: Sequence[int], cost: compute
     prompt_flops = compute.flops_per_sample(n, prompt, np.zeros_like(prompt), layers, width)
     scorer_flops = 2.0 * scorer_params * (prompt + completion)  # a verifier reads each sample whole
     gen_flops = pp["flops"].to_numpy(np.float64)[:, None] - prompt_flops - scorer_flops
+    # one sample needs no choosing: a scorer runs only when there are at least two samples to rank
+    scoring = np.where(ks > 1, ks, 0.0) * scorer_flops
     if cost.prefix_cache:
-        flops = prompt_flops + ks * (gen_flops + scorer_flops)
+        flops = prompt_flops + ks * gen_flops + scoring
         tokens = prompt + ks * completion
     else:
-        flops = ks * (prompt_flops + gen_flops + scorer_flops)
+        flops = ks * (prompt_flops + gen_flops) + scoring
         tokens = ks * (prompt + completion)
     profile = hardware.get(cost.hardware)
     if profile is None:
-        device_s = ks * pp["device_s"].to_numpy(np.float64)[:, None]
+        per_sample = pp["device_s"].to_numpy(np.float64)[:, None]
+        # the scorer's time is not measured: charge its FLOPs at the rate this machine sampled at
+        rate = per_sample / np.maximum(pp["flops"].to_numpy(np.float64)[:, None] - scorer_flops, 1.0)
+        scoring_s = scoring * rate
+        device_s = ks * per_sample + scoring_s
         latency_s = latency(pp["prefill_s"].to_numpy(np.float64)[:, None], pp["decode_s"].to_numpy(np.float64)[:, None],
-                            pp["batch_size"].to_numpy(np.float64)[:, None], ks, pp["device"].to_numpy(str)[:, None])
+                            pp["batch_size"].to_numpy(np.float64)[:, None], ks,
+                            pp["device"].to_numpy(str)[:, None]) + scoring_s
     else:
         layers, width = (0.0, 0.0) if compute._missing(layers) else (float(layers), float(width))
         device_s, latency_s = hardware.sampling_s(profile, n, layers, width, prompt, completion, ks)
-        scoring = ks * scorer_flops / profile.peak_flops
-        device_s, latency_s = device_s + scoring, latency_s + scoring
+        scoring_s = scoring / profile.peak_flops
+        device_s, latency_s = device_s + scoring_s, latency_s + scoring_s
     shape = np.broadcast_shapes(flops.shape, tokens.shape)
     return {"flops": flops, "tokens": tokens, "sample_tokens": np.broadcast_to(prompt + completion, shape),
             "device_s": device_s, "latency_s": np.broadcast_to(latency_s, shape),

@@ -194,3 +194,27 @@ def test_probe_measures_a_new_model_before_the_estimate(tiny_model, tmp_path):
     assert planning.estimate_seconds(cache, exp) == pytest.approx((6 * 16 - 8) / rate)
     probe(exp, cache)
     assert len(cache.samples()) == 8  # measured once
+
+
+def test_a_scorer_costs_nothing_at_one_sample_and_its_compute_everywhere_else(filled, tiny_model):
+    cache, _ = filled
+    both = analysis.curves(cache, experiment(tiny_model, ["majority", "best_of_n:self-likelihood"]))
+    from engine.scorers import Scorer, register
+    # a scorer with parameters (as a learned verifier has) reads each sample: 2 x params x tokens each
+    learned = type("Heavy", (Scorer,), {"name": "heavy", "label": "heavy", "short": "heavy", "params": 1000,
+                                        "score": lambda self, c, t, s, on_progress=None: s.assign(
+                                            score=1.0, step_scores=[[] for _ in range(len(s))])})
+    register("heavy", learned)
+    try:
+        heavy = analysis.curves(cache, experiment(tiny_model, ["majority", "best_of_n:heavy"])).set_index(
+            ["strategy", "k"])
+    finally:
+        from engine import scorers
+        scorers._REGISTRY.pop("heavy")
+        scorers._instances.pop("heavy", None)
+    for c in ("flops", "device_s", "dollars", "latency_s"):
+        assert heavy[c]["best_of_n:heavy", 1] == pytest.approx(heavy[c]["majority", 1])  # nothing to rank
+        assert heavy[c]["best_of_n:heavy", 8] > heavy[c]["majority", 8]  # the verifier's work is charged
+    extra = heavy.flops["best_of_n:heavy", 8] - heavy.flops["majority", 8]
+    tokens = both[both.strategy == "majority"].set_index("k").sample_tokens[8]
+    assert extra == pytest.approx(8 * 2 * 1000 * tokens, rel=1e-9)
