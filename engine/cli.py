@@ -147,6 +147,23 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_scorers(args) -> int:
+    import pandas as pd
+
+    from . import scorers
+    from .analysis.scorer_quality import scorer_quality
+    exp = _experiment(args)
+    names = [n.strip() for n in args.scorer.split(",") if n.strip()] or scorers.available()
+    q = scorer_quality(_cache(args), exp, names)
+    if q.empty:
+        raise EngineError("no cached samples for these models and settings; run `python -m engine sweep` first")
+    with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
+        print(q.to_string(index=False))
+    print("\nwithin_problem_auroc: chance that a right sample outscores a wrong one of the same problem "
+          "(what best-of-N needs; 0.5 = guessing), over problems with both")
+    return 0
+
+
 def cmd_import_shipped(args) -> int:
     from . import shipped
     done = shipped.import_into(_cache(args))
@@ -231,6 +248,10 @@ def build_parser():
                    help="write every curve point (what the app plots: accuracy, CI and costs per model, "
                         "strategy and k) to this CSV")
     p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("scorers", help="how well each scorer ranks cached samples (pooled and within a problem)")
+    _common(p)
+    p.add_argument("--scorer", default="", help="comma-separated scorers (default: every available one)")
+    p.set_defaults(fn=cmd_scorers)
     p = sub.add_parser("export", help="write cached samples to .parquet or .csv")
     _common(p)
     p.add_argument("--out", type=Path, required=True)

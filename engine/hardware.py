@@ -6,7 +6,7 @@ number. A profile instead projects time from each model's size with the roofline
 model (Williams et al. 2009, "Roofline: an insightful visual performance model"):
 a step takes as long as the slower of its arithmetic and its memory traffic,
 
-    step time = max(FLOPs / peak FLOP/s, bytes moved / memory bandwidth).
+    step time = overhead + max(FLOPs / peak FLOP/s, bytes moved / memory bandwidth).
 
 * Decode, one step for a batch of b rows at context length c: FLOPs = b x (2 x
   matmul params + 4 x layers x d_model x c); bytes = the weights once + each row's
@@ -27,6 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 MEASURED = "measured on this machine"
+# An assumption, not a datasheet figure: a serving engine spends on the order of half a millisecond per
+# decode step outside the model's arithmetic (scheduling, sampling, kernel launches). For models as small
+# as the shipped ladder it is most of the step; for billion-parameter models the roofline term dominates.
+GPU_STEP_OVERHEAD = 5e-4
 
 
 @dataclass(frozen=True)
@@ -39,18 +43,21 @@ class Profile:
     watts: float               # typical board / package power under load
     max_batch: int             # rows decoded together at most
     source: str
+    step_overhead_s: float = 0.0   # fixed cost of every forward pass (scheduling, kernel launches)
 
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("NVIDIA H100 SXM", 989e12, 3.35e12, 2, 3.00, 700, 256,
-            "NVIDIA H100 Tensor Core GPU datasheet (2023): 989 TFLOP/s dense BF16, 3.35 TB/s HBM3, up to 700 W"),
+            "NVIDIA H100 Tensor Core GPU datasheet (2023): 989 TFLOP/s dense BF16, 3.35 TB/s HBM3, up to 700 W",
+            GPU_STEP_OVERHEAD),
     Profile("NVIDIA A100 80GB SXM", 312e12, 2.039e12, 2, 1.80, 400, 256,
-            "NVIDIA A100 datasheet (2021): 312 TFLOP/s dense BF16, 2,039 GB/s HBM2e, 400 W"),
+            "NVIDIA A100 datasheet (2021): 312 TFLOP/s dense BF16, 2,039 GB/s HBM2e, 400 W", GPU_STEP_OVERHEAD),
     Profile("NVIDIA L4", 121e12, 300e9, 2, 0.80, 72, 128,
-            "NVIDIA L4 datasheet (2023): 121 TFLOP/s dense BF16 (242 with sparsity), 300 GB/s GDDR6, 72 W"),
+            "NVIDIA L4 datasheet (2023): 121 TFLOP/s dense BF16 (242 with sparsity), 300 GB/s GDDR6, 72 W",
+            GPU_STEP_OVERHEAD),
     Profile("Laptop CPU (8 cores)", 1.0e12, 100e9, 4, 0.05, 45, 64,
             "an 8-core laptop CPU with AVX-512/AMX-class FP32 throughput ~1 TFLOP/s and LPDDR5 ~100 GB/s, "
-            "45 W package power; price: the laptop amortised over three years"),
+            "45 W package power; price: the laptop amortised over three years", 1e-4),
 )}
 
 
@@ -74,13 +81,13 @@ def decode_step_s(p: Profile, matmul_params: float, n_layers: float, d_model: fl
     flops = batch * (2.0 * matmul_params + 4.0 * n_layers * d_model * context)
     kv = 2.0 * n_layers * d_model * context * p.bytes_per_value
     moved = matmul_params * p.bytes_per_value + batch * kv
-    return np.maximum(flops / p.peak_flops, moved / p.mem_bandwidth)
+    return p.step_overhead_s + np.maximum(flops / p.peak_flops, moved / p.mem_bandwidth)
 
 
 def prefill_s(p: Profile, matmul_params: float, n_layers: float, d_model: float, prompt_tokens: float) -> float:
     """Seconds to prefill one prompt: all its tokens in one pass (compute-bound unless tiny)."""
     flops = 2.0 * matmul_params * prompt_tokens + 2.0 * n_layers * d_model * prompt_tokens * (prompt_tokens + 1)
-    return np.maximum(flops / p.peak_flops, matmul_params * p.bytes_per_value / p.mem_bandwidth)
+    return p.step_overhead_s + np.maximum(flops / p.peak_flops, matmul_params * p.bytes_per_value / p.mem_bandwidth)
 
 
 def sampling_s(p: Profile, matmul_params: float, n_layers: float, d_model: float, prompt_tokens,

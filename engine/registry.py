@@ -50,7 +50,8 @@ def verifier_quality() -> list[dict]:
         if not held:
             continue
         rows.append({"verifier": name, "unit": held.get("unit"), "source": "all held-out",
-                     "auroc": held.get("auroc"), "n": held.get("n"), "positive_rate": None})
+                     "auroc": held.get("auroc"), "n": held.get("n"), "positive_rate": None,
+                     "gold_beats_nudged": (held.get("gold_beats_corrupted") or {}).get("all")})
         for src, v in (held.get("per_source") or {}).items():
             rows.append({"verifier": name, "unit": held.get("unit"), "source": src, "auroc": v.get("auroc"),
                          "n": v.get("n"), "positive_rate": v.get("positive_rate")})

@@ -100,7 +100,7 @@ elif job is not None:
 # ---- results ---------------------------------------------------------------------
 if not models:
     st.stop()
-common.data_notes(cache, exp)
+common.data_notes(cache, exp, running=running)
 both = common.curves_for(ctx, exp)
 if both is None:
     st.stop()
@@ -134,9 +134,9 @@ st.dataframe(summary[["model", "k", "accuracy", "flops", "latency_s", "dollars_p
              hide_index=True, width="stretch", column_config={
                  "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
                  "flops": st.column_config.NumberColumn("FLOPs / problem", format="%.3e"),
-                 "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f"),
-                 "dollars_per_1000": st.column_config.NumberColumn("$ / 1000 problems", format="%.4f"),
-                 "wh_per_1000": st.column_config.NumberColumn("Wh / 1000 problems", format="%.3f")})
+                 "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3g"),
+                 "dollars_per_1000": st.column_config.NumberColumn("$ / 1000 problems", format="%.3g"),
+                 "wh_per_1000": st.column_config.NumberColumn("Wh / 1000 problems", format="%.3g")})
 
 with st.expander("All curve points"):
     st.dataframe(df, hide_index=True, width="stretch")

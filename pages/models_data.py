@@ -78,13 +78,40 @@ def quality_section():
     vq = registry.verifier_quality()
     if vq:
         st.subheader("How good the verifiers are")
-        st.dataframe(vq, hide_index=True, width="stretch", column_order=["verifier", "unit", "source", "auroc", "n"],
-                     column_config={"auroc": st.column_config.NumberColumn("held-out AUROC", format="%.3f"),
-                                    "n": st.column_config.NumberColumn("held-out items")})
-        st.caption("AUROC: the chance that a correct solution (ORM) or step (PRM) scores above a wrong one; "
-                   "0.5 is guessing, 1.0 is perfect. It bounds what best-of-N with that verifier can gain over "
-                   "majority vote. Measured on held-out samples from each ladder model (gold/corrupted are "
-                   "one-class sources, so they have no AUROC).")
+        st.dataframe(vq, hide_index=True, width="stretch",
+                     column_order=["verifier", "unit", "source", "auroc", "n", "gold_beats_nudged"],
+                     column_config={"auroc": st.column_config.NumberColumn("held-out AUROC (pooled)", format="%.3f"),
+                                    "n": st.column_config.NumberColumn("held-out items"),
+                                    "gold_beats_nudged": st.column_config.NumberColumn(
+                                        "gold beats a nudged copy", format="percent")})
+        st.caption("Pooled AUROC mixes problems, so it partly measures \"this problem looks easy\". Best-of-N "
+                   "needs a scorer that ranks the samples *of one problem*; the last column checks exactly that "
+                   "(a correct solution against the same solution with one result nudged): near 50% is guessing.")
+    quality = common.guarded(scorer_quality_table, ctx["cache_path"], common.cache_version(ctx["cache_path"]))
+    if quality is not None and not quality.empty:
+        st.subheader("How well each scorer ranks the samples of one problem")
+        st.dataframe(quality, hide_index=True, width="stretch", key="scorer_quality", column_config={
+            "pooled_auroc": st.column_config.NumberColumn("AUROC pooled over problems", format="%.3f"),
+            "within_problem_auroc": st.column_config.NumberColumn("AUROC within a problem", format="%.3f"),
+            "problems": st.column_config.NumberColumn("problems with right and wrong samples")})
+        st.caption("On the shipped sweeps (every ladder model, 500 problems × 64 samples at temperature 0.8; "
+                   "`python -m engine scorers --models ladder --problems 500 --n 64`). Within a problem is what "
+                   "best-of-N relies on: a scorer near 0.5 there picks a wrong sample about as often as a right "
+                   "one, and more candidates give it more wrong ones to prefer, so its best-of-N falls as N grows.")
+
+
+@st.cache_data(show_spinner="Measuring each scorer on the shipped sweeps…", max_entries=4)
+def scorer_quality_table(cache_path: str, cache_version: int):
+    from engine import scorers, shipped
+    from engine.analysis.scorer_quality import scorer_quality
+    from engine.experiment import Experiment
+    from engine.models import SamplingParams, list_shipped
+    man = shipped.manifest()
+    if man is None or not list_shipped():
+        return None
+    exp = Experiment.build(list_shipped(), man["task"], SamplingParams(n=man["params"]["n"],
+                                                                     temperature=man["params"]["temperature"]))
+    return scorer_quality(common.get_cache(cache_path), exp, scorers.available())
 
 
 def datasets_section():

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from engine import analysis, strategies
+from engine.analysis.planner import money
 from ui import common
 from ui.common import URL
 
@@ -62,8 +63,8 @@ else:
             st.markdown(f"{r['model']} · {r['label']} over {r['k']} samples per query" if r["k"] > 1 else
                         f"{r['model']} · one sample per query (nothing to select)")
             a, b = st.columns(2)
-            a.metric("Cost per 1,000 queries", f"${r['cost_per_1000']:,.4f}")
-            b.metric("Cost per month", f"${r['cost_per_month']:,.2f}", help=f"{qpd:,} queries a day × 30 days")
+            a.metric("Cost per 1,000 queries", money(r["cost_per_1000"]))
+            b.metric("Cost per month", money(r["cost_per_month"]), help=f"{qpd:,} queries a day × 30 days")
             a.metric("Accuracy", f"{r['accuracy']:.1%}")
             b.metric("Latency (p50)", f"{r['latency_s']:.2f} s")
 

@@ -172,7 +172,8 @@ def test_plan_offers_one_sample_once_and_names_the_binding_limit():
     df = pd.concat([_table(), _table().assign(strategy="best_of_n:orm")])
     p = analysis.recommend(df, target_accuracy=0.0, latency_budget_s=1, queries_per_day=1)
     assert p["best"]["k"] == 1 and p["best"]["label"] == "a single sample"  # not "ORM best-of-N over 1 sample"
-    assert p["runner_up"]["k"] == 1 and "a single sample" in p["explanation"]
+    assert p["runner_up"]["k"] == 1 and "with one sample reaches" in p["explanation"]
+    assert "over 1 sample" not in p["explanation"]
     slow = analysis.recommend(df, target_accuracy=0.0, latency_budget_s=0.01, queries_per_day=1)
     assert slow["best"] is None and "Latency is the binding limit" in slow["explanation"]
     hard = analysis.recommend(df, target_accuracy=0.99, latency_budget_s=10, queries_per_day=1)
@@ -218,3 +219,31 @@ def test_a_scorer_costs_nothing_at_one_sample_and_its_compute_everywhere_else(fi
     extra = heavy.flops["best_of_n:heavy", 8] - heavy.flops["majority", 8]
     tokens = both[both.strategy == "majority"].set_index("k").sample_tokens[8]
     assert extra == pytest.approx(8 * 2 * 1000 * tokens, rel=1e-9)
+
+
+def test_within_problem_auroc_against_brute_force():
+    from engine.analysis.scorer_quality import auroc, within_problem_auroc
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"problem_id": np.repeat(["a", "b", "c", "d"], 6), "score": rng.choice([0.1, 0.5, 0.9], 24),
+                       "correct": rng.random(24) < 0.5})
+    df.loc[df.problem_id == "d", "correct"] = True  # one class only: left out
+
+    def brute(d):
+        p, n = d[d.correct].score.to_numpy(), d[~d.correct].score.to_numpy()
+        return np.mean([(x > y) + 0.5 * (x == y) for x in p for y in n])
+    expect = [brute(d) for _, d in df.groupby("problem_id") if 0 < d.correct.sum() < len(d)]
+    got, n = within_problem_auroc(df)
+    assert n == len(expect) and got == pytest.approx(np.mean(expect))
+    assert auroc(df.score.to_numpy(), df.correct.to_numpy()) == pytest.approx(brute(df))
+    # a scorer that only knows which problem is easy: perfect pooled, chance within each problem
+    easy = pd.DataFrame({"problem_id": ["e"] * 4 + ["h"] * 4, "correct": [1, 1, 1, 0, 1, 0, 0, 0],
+                         "score": [0.9] * 4 + [0.1] * 4}).astype({"correct": bool})
+    assert within_problem_auroc(easy)[0] == 0.5 and auroc(easy.score.to_numpy(), easy.correct.to_numpy()) > 0.7
+
+
+def test_plan_warns_when_the_interval_reaches_below_the_target():
+    df = _table()
+    p = analysis.recommend(df, target_accuracy=0.5, latency_budget_s=0.15, queries_per_day=1)
+    assert "may fall short" in p["explanation"]  # lo = accuracy - 0.05 < 0.5 for the cheapest that meets 0.5
+    sure = analysis.recommend(df, target_accuracy=0.15, latency_budget_s=0.15, queries_per_day=1)
+    assert "may fall short" not in sure["explanation"]

@@ -65,6 +65,12 @@ def test_report_compares_strategies_like_the_app(swept, tmp_path, tiny_model):
     assert df[df.k == 1].accuracy.nunique() == 1
 
 
+def test_scorers_command_reports_within_problem_quality(swept):
+    db, common, _, _ = swept
+    out = cli("scorers", *common, "--scorer", "self-likelihood").stdout
+    assert "within_problem_auroc" in out and "self-likelihood" in out and "tiny-a" in out
+
+
 def test_strategies_command_lists_strategies_and_scorers():
     out = cli("strategies").stdout
     assert "weighted_majority:SCORER" in out and "self-likelihood" in out and "ties" in out

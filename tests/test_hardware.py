@@ -66,3 +66,10 @@ def test_unknown_profile_is_a_clear_error():
         CostModel(hardware="abacus")
     assert hardware.get(hardware.MEASURED) is None and hardware.names()[0] == hardware.MEASURED
     assert all(p.source for p in hardware.PROFILES.values())
+
+
+def test_step_overhead_adds_to_every_forward_pass():
+    slow = hardware.Profile("slow", 1e12, 1e11, 2, 3.6, 100, 8, "made up", step_overhead_s=0.001)
+    assert hardware.decode_step_s(slow, 1e9, 0, 0, 1, 0) == pytest.approx(0.021)
+    assert hardware.prefill_s(slow, 1e9, 0, 0, 1000) == pytest.approx(2.001)
+    assert all(p.step_overhead_s > 0 for p in hardware.PROFILES.values())

@@ -367,7 +367,7 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
 def axis_titles(cost: CostModel) -> dict[str, str]:
     """Axis titles that say which FLOPs convention and which source of time a chart uses."""
     prof = hardware.get(cost.hardware)
-    where = f" on {prof.name} (projected)" if prof else " (measured here)"
+    where = f", {prof.name.removeprefix('NVIDIA ').split()[0]} projection" if prof else " (measured here)"
     return {"flops": "inference FLOPs per problem" + (" (prompt once)" if cost.prefix_cache else " (prompt per sample)"),
             "dollars": "dollars per problem" + where, "latency_s": "latency per problem, p50 (s)" + where}
 
@@ -392,28 +392,32 @@ def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str =
         st.caption(EXPLAIN["verdict"])
 
 
-def data_notes(cache: SampleCache, exp: Experiment) -> None:
-    """Say how much data stands behind the curves, and warn (naming the models) when it is less than selected."""
+def data_notes(cache: SampleCache, exp: Experiment, running: bool = False) -> None:
+    """Say how much data stands behind the curves, and warn (naming the models) when it is less than selected.
+    ``running``: a sweep is filling the cache now (on Explore), so say that instead of asking for one."""
     rows = guarded(planning.coverage, cache, exp)
     if not rows:
         return
+    if not running and not any(r["samples"] for r in rows):
+        return  # nothing at all: the page's empty state says so, once
+    fill = ("sampling is under way: curves update as each model finishes." if running else
+            "press **Run** on **Explore** to fill the rest.")
     short = [r for r in rows if r["complete"] < r["selected"]]
     for r in short:
         what = (f"**{r['model']}**: {r['complete']} of {r['selected']} selected problems have all "
                 f"{exp.params.n} samples cached")
         if r["partial"]:
             what += (f", {r['partial']} only some ({'counted at the k they have' if include_partial() else 'left out'})")
-        st.warning(what + ". Run the sweep on **Explore** to fill the rest." if r["complete"] else
-                   what + ": nothing to plot for it yet.", icon=":material/data_alert:")
+        st.warning(f"{what}; {fill}" if r["complete"] else f"{what}: nothing to plot for it yet; {fill}",
+                   icon=":material/data_alert:")
     if not short:
         st.caption(f"Every curve: {rows[0]['selected']} problems × {exp.params.n} samples per model, all cached.")
     if hardware.get(exp.cost.hardware) is None:
         for b in guarded(planning.busy_timings, cache, exp) or []:
             st.caption(f":material/speed: {b['model']}: {b['busy']} of {b['runs']} runs were timed on a busy machine "
                        f"(load {b['load']:.1f} on {b['cpus']} CPUs; a 512×512 matmul ran at {b['gflops']:.0f} "
-                       "GFLOP/s), so its measured latency and dollars may be "
-                       "inflated. Pick a hardware profile under *Cost assumptions* for costs that follow model "
-                       "size.")
+                       "GFLOP/s), so its measured latency and dollars may be inflated. Pick a hardware profile "
+                       "under *Cost assumptions* for costs that follow model size.")
 
 
 # Short explanations shown in place (the app's own words; the papers behind them in brackets).

@@ -7,6 +7,11 @@ from .. import strategies
 from ..errors import EngineError
 
 
+def money(x: float) -> str:
+    """Dollars readable at any scale: cents for whole dollars, three significant digits below."""
+    return f"${x:,.2f}" if abs(x) >= 1 else f"${x:.3g}"
+
+
 def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float, queries_per_day: float,
               cost_col: str = "dollars") -> dict:
     """Best row of ``curves`` output meeting both limits, and the best one from another model size.
@@ -25,21 +30,26 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
     def describe(r):
         per_q = float(r[cost_col])
         label = strategies.label(r.strategy) if r.k > 1 else "a single sample"
-        return dict(model=r.model, strategy=r.strategy, label=label, k=int(r.k),
+        return dict(model=r.model, strategy=r.strategy, label=label, k=int(r.k), lo=float(r.lo), hi=float(r.hi),
+                    problems=int(r.get("problems", 0)),
                     accuracy=float(r.accuracy), latency_s=float(r.latency_s), cost_per_query=per_q,
                     cost_per_1000=per_q * 1000, cost_per_month=per_q * queries_per_day * 30, flops=float(r.flops))
     best = describe(ok.iloc[0])
     other = ok[ok.model != best["model"]]
     runner = describe(other.iloc[0]) if not other.empty else None
-    text = (f"{best['model']} with {best['label']} over {best['k']} "
-            f"sample{'s' if best['k'] > 1 else ''} reaches {best['accuracy']:.1%} at ${best['cost_per_1000']:.4f} "
+    def how(r):
+        return "one sample" if r["k"] == 1 else f"{r['label']} over {r['k']} samples"
+    text = (f"{best['model']} with {how(best)} reaches {best['accuracy']:.1%} at {money(best['cost_per_1000'])} "
             f"per 1,000 queries")
     if runner:
         ratio = runner["cost_per_1000"] / best["cost_per_1000"] if best["cost_per_1000"] > 0 else float("inf")
         text += (f", {ratio:.1f}x cheaper than the best {runner['model']} option "
-                 f"({runner['label']}, k={runner['k']}, {runner['accuracy']:.1%}).")
+                 f"({how(runner)}, {runner['accuracy']:.1%}).")
     else:
         text += "; no other model size meets the target."
+    if best["lo"] < target_accuracy:
+        text += (f" Measured on {best['problems'] or 'few'} problems, its 95% interval ({best['lo']:.0%}-"
+                 f"{best['hi']:.0%}) reaches below the target: it may fall short; measure more problems to be sure.")
     return {"best": best, "runner_up": runner, "explanation": text}
 
 
