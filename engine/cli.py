@@ -96,8 +96,22 @@ def cmd_report(args) -> int:
     from .results import report, report_by_level
     exp = _experiment(args)
     task, problems, params, cache = exp.load_task(), exp.selected(), exp.params, _cache(args)
-    ks = sorted({int(k) for k in args.k.split(",")})
+    try:
+        ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
+    except ValueError:
+        raise EngineError(f"--k must be comma-separated integers, got {args.k!r}") from None
+    if not ks or ks[0] < 1:
+        raise EngineError(f"--k values must be at least 1, got {args.k!r}")
     df = report(cache, exp.models, task, problems, params, ks=ks)
+    for r in df.itertuples():  # say what was asked and not measured, instead of dropping it quietly
+        if r.problems < len(problems) or r.n < params.n:
+            print(f"note: {r.model}: {r.problems} of {len(problems)} problems and {r.n} of {params.n} samples per "
+                  "problem are cached; the table uses what is there (`python -m engine sweep` fills the rest)",
+                  file=sys.stderr)
+    skipped = [k for k in ks if k > int(df["n"].min())]
+    if skipped:
+        print(f"note: k={','.join(map(str, skipped))} skipped: only {int(df['n'].min())} samples per problem",
+              file=sys.stderr)
     cols = ["model", "params", "problems", "n"] + [c for c in df.columns if c.startswith("pass@") and "_" not in c] \
         + ["completion_tokens_mean", "flops_per_sample", "device_s_total"]
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
@@ -122,7 +136,9 @@ def cmd_report(args) -> int:
         cv = curves(cache, exp, ks=[k for k in ks if k <= params.n], on_progress=scoring)
         table = cv.pivot_table(index=["model", "strategy"], columns="k", values="accuracy", sort=False)
         table.columns = [f"acc@{k}" for k in table.columns]
-        print("\naccuracy by selection strategy (exact expectation over k-subsets of the cached samples)")
+        print("\naccuracy by selection strategy (exact expectation over k-subsets of the cached samples); "
+              f"costs in --curves and the verdict: {exp.cost.hardware}, FLOPs with the prompt counted "
+              f"{'once per problem (prefix caching)' if exp.cost.prefix_cache else 'once per sample'}")
         print(table.to_string(float_format="{:.3f}".format))
         v = verdict(cv)
         if v["headline"]:
@@ -178,7 +194,7 @@ def cmd_import_shipped(args) -> int:
 def cmd_strategies(args) -> int:
     from . import scorers, strategies
     for cls in strategies.kinds():
-        print(f"{cls.name + (':SCORER' if cls.uses_scorer else ''):22s} {cls.help}")
+        print(f"{cls.name + (':SCORER' if cls.uses_scorer else ''):26s} {cls.help}")
     print("\nscorers: " + ", ".join(scorers.available()) + " (or the path of a verifier directory)")
     return 0
 

@@ -34,7 +34,12 @@ def test_report_table_and_csv(swept, tmp_path, tiny_model):
     db, common, _, _ = swept
     out = tmp_path / "r.csv"
     r = cli("report", *common, "--k", "1,2,8,64", "--csv", str(out))
-    assert "pass@1" in r.stdout and "pass@8" in r.stdout and "pass@64" not in r.stdout  # k>n skipped
+    assert "pass@1" in r.stdout and "pass@8" in r.stdout and "pass@64" not in r.stdout  # k>n skipped ...
+    assert "note: k=64 skipped: only 8 samples per problem" in r.stderr                  # ... and said so
+    asked = list(common)
+    asked[asked.index("--n") + 1] = "16"
+    more = cli("report", *asked, "--k", "1")
+    assert "8 of 16 samples per problem are cached" in more.stderr
     df = pd.read_csv(out)
     assert len(df) == 1 and df.n.iloc[0] == 8 and df.problems.iloc[0] == 4
     assert 0 <= df["pass@1"].iloc[0] <= df["pass@2"].iloc[0] <= df["pass@8"].iloc[0] <= 1
@@ -92,6 +97,9 @@ def test_export(swept, tmp_path):
     (["report", "--models", "/no/such/dir", "--problems", "1"], "not a local directory"),
     (["frobnicate"], "invalid choice"),
     (["report", "--problems", "1", "--strategy", "psychic"], "unknown strategy"),
+    (["sweep", "--models", "arith-zz", "--problems", "1"], "unknown model 'arith-zz': not a shipped model (arith-s"),
+    (["report", "--problems", "1", "--k", "abc"], "--k must be comma-separated integers"),
+    (["report", "--problems", "1", "--hardware", "abacus"], "unknown hardware profile"),
     (["report", "--problems", "1", "--strategy", "best_of_n"], "needs a scorer"),
     (["report", "--problems", "1", "--strategy", "best_of_n:nope"], "unknown scorer"),
 ])

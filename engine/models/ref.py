@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ModelError
 from .loader import check_local, fingerprint, hub_fingerprint, is_local_source, resolve_source
 
 
@@ -28,6 +29,12 @@ def resolve_model(model: "ModelRef | str", source: str | None = None, backend: s
     if isinstance(model, ModelRef):
         return model
     src = source or resolve_source(model)
+    if not is_local_source(src) and "/" not in src:
+        # hub ids are "org/name"; a bare name that is neither shipped nor a directory is a typo, and asking
+        # the hub about it offline costs a minute of retries
+        from .loader import list_shipped
+        raise ModelError(f"unknown model {model!r}: not a shipped model ({', '.join(list_shipped()) or 'none'}), "
+                         "not a directory, and not a hub id (those look like org/name)")
     if is_local_source(src):
         path = Path(src).expanduser()
         check_local(path, model)
