@@ -66,8 +66,8 @@ def quality_section():
     if ev:
         st.subheader("How good the shipped ladder is")
         s = ev["settings"]
-        rows = [{"model": m["name"], "params": m["params"], **{k: m[k] for k in ("pass@1", "pass@8", "pass@64")},
-                 **{f"L{lv} pass@1": v for lv, v in m["levels"].items()}} for m in ev["models"]]
+        rows = [{"model": m["name"], "params": m["params"], **{k: round(m[k], 3) for k in ("pass@1", "pass@8", "pass@64")},
+                 **{f"L{lv} pass@1": round(v, 3) for lv, v in m["levels"].items()}} for m in ev["models"]]
         pct = {c: st.column_config.NumberColumn(c, format="percent") for c in rows[0] if c not in ("model", "params")}
         st.dataframe(rows, hide_index=True, width="stretch",
                      column_config={"params": st.column_config.NumberColumn("parameters", format="compact"), **pct})

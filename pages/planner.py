@@ -1,7 +1,7 @@
 """Planner: the cheapest cached configuration that meets an accuracy target within a latency budget."""
 import streamlit as st
 
-from engine import analysis, strategies
+from engine import analysis, hardware, strategies
 from engine.analysis.planner import money
 from ui import common
 from ui.common import URL
@@ -91,5 +91,6 @@ with st.expander("Every cached configuration"):
                      "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
                      "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f"),
                      "cost_per_1000": st.column_config.NumberColumn("$ / 1000 queries", format="%.4f")})
-st.caption("Costs: device time measured while sampling, at your price (or tokens × your per-token price). "
-           "Latency and accuracy are as measured on this machine and the cached problems.")
+st.caption(("Costs: device time measured while sampling" if hardware.get(cost.hardware) is None else
+            f"Costs: device time projected onto {cost.hardware}") + ", at your price (or tokens × your per-token "
+           "price). Accuracy is as measured on the cached problems.")

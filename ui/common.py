@@ -356,8 +356,11 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
                        help="Servers such as vLLM and SGLang prefill a prompt once and share it across its "
                             "samples; off counts the prompt once per sample (2 × params × (prompt + completion)).")
     if prof:
-        st.caption(f"Projected onto {prof.name}: {prof.source}. Roofline lower bounds on time; "
-                   "a busy server fills decode batches with other queries.")
+        st.caption(f"Projected onto {prof.name}: {prof.source}. Roofline time plus an assumed "
+                   f"{prof.step_overhead_s * 1e3:g} ms of overhead per forward pass; a busy server fills decode "
+                   "batches with other queries. Models as small as the shipped ladder are overhead-bound there: "
+                   "projected time follows the tokens generated more than the parameters (FLOPs stay the "
+                   "size-faithful axis).")
     price = float(price if price is not None else (2.0 if per_token else default_price))
     return CostModel(price_per_gpu_hour=0.0 if per_token else price, price_per_mtok=price if per_token else None,
                      power_watts=float(watts if watts is not None else default_watts), hardware=hw,
