@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP, model_fp VARCHAR,
     task VARCHAR, config_key VARCHAR, problems INTEGER, n INTEGER, generated INTEGER, status VARCHAR,
     device VARCHAR);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS load_avg DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS cpus INTEGER;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS matmul_gflops DOUBLE;
@@ -79,6 +80,30 @@ class SampleCache:
             raise EngineError(f"cache: cannot create {self.path.parent}: {e.strerror}") from None
         with self._conn() as con:
             con.execute(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """One-time repairs of caches written by older versions, each recorded in ``meta``."""
+        with self._conn() as con:
+            if con.execute("SELECT count(*) FROM meta WHERE key = 'pad_truncation_dropped'").fetchone()[0]:
+                return
+            # Older samplers cut a completion at a *sampled* pad token (finish "length", fewer tokens than
+            # max_new_tokens). Drop those samples and their scores, so the next top-up regenerates them whole.
+            dropped = 0
+            for key, params_json in con.execute("SELECT config_key, params_json FROM configs").fetchall():
+                limit = json.loads(params_json).get("max_new_tokens")
+                if limit is None:
+                    continue
+                bad = ("FROM samples s WHERE s.config_key = ? AND s.finish = 'length' AND s.completion_tokens < ?")
+                n = con.execute(f"SELECT count(*) {bad}", [key, limit]).fetchone()[0]
+                if n:
+                    con.execute("DELETE FROM scores sc WHERE EXISTS (SELECT 1 " + bad + " AND s.model_fp = sc.model_fp "
+                                "AND s.task = sc.task AND s.problem_id = sc.problem_id AND s.idx = sc.idx "
+                                "AND s.config_key = sc.config_key)", [key, limit])
+                    con.execute("DELETE FROM samples WHERE config_key = ? AND finish = 'length' "
+                                "AND completion_tokens < ?", [key, limit])
+                    dropped += n
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('pad_truncation_dropped', ?)", [str(dropped)])
 
     @contextmanager
     def _conn(self):

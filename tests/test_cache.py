@@ -173,3 +173,25 @@ def test_runs_record_how_busy_the_machine_was(cache, tiny_model):
         con.execute("UPDATE runs SET load_avg = 100, cpus = 2")
     busy = planning.busy_timings(cache, exp)
     assert busy and busy[0]["model"] == "tiny-a" and busy[0]["busy"] == 1 and busy[0]["load"] == 100
+
+
+def test_samples_cut_at_a_sampled_pad_token_are_dropped_once(tmp_path):
+    import duckdb
+    from engine.cache import SCHEMA
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))  # a cache as an older version wrote it (no meta table yet)
+    con.execute(SCHEMA.split("CREATE TABLE IF NOT EXISTS meta")[0])
+    con.execute("INSERT INTO configs VALUES ('k1', '{\"max_new_tokens\": 16}')")
+    rows = [("m", "t", "p", "k1", i, "x", "1", True, 5, ct, -1.0, 0.0, 0.0, 1, fin, "cpu", None)
+            for i, (ct, fin) in enumerate([(16, "length"), (7, "length"), (7, "eos"), (3, "stop")])]
+    con.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    con.executemany("INSERT INTO scores VALUES ('v','m','t','p','k1',?,0.5,'[]')", [[i] for i in range(4)])
+    con.close()
+    cache = SampleCache(path)
+    assert sorted(cache.samples().idx) == [0, 2, 3]  # idx 1: "length" with 7 < 16 tokens, cut at a pad
+    assert sorted(cache.scores("v").idx) == [0, 2, 3]
+    cache.write_samples([dict(zip(["model_fp", "task", "problem_id", "config_key", "idx", "text", "answer", "correct",
+                                   "prompt_tokens", "completion_tokens", "logprob", "prefill_s", "decode_s",
+                                   "batch_size", "finish", "device"],
+                                  ["m", "t", "p", "k1", 9, "x", "1", True, 5, 2, -1.0, 0.0, 0.0, 1, "length", "cpu"]))])
+    assert 9 in set(SampleCache(path).samples().idx)  # the repair runs once, not on every open

@@ -124,3 +124,13 @@ def test_task_grading_roundtrip():
     p = t.problems[0]
     assert t.grade(p, p.solution) == (p.answer, True)
     assert t.grade(p, "1+1=2\n#### 99999")[1] is False
+
+
+def test_a_sampled_pad_token_does_not_cut_the_completion():
+    from engine.models.sampling import completion_length
+    eos, pad = 3, 0
+    assert completion_length([5, 0, 7, 8], eos, pad) == (4, "length")      # pad sampled mid-way: kept
+    assert completion_length([5, 6, 0, 0], eos, pad) == (2, "length")      # trailing pads: a row stopped early
+    assert completion_length([5, 0, 7, 3, 0], eos, pad) == (4, "eos")      # up to and including EOS
+    assert completion_length([5, 6, 3, 3], eos, eos) == (3, "eos")
+    assert completion_length([0, 0], eos, pad) == (0, "length")

@@ -70,6 +70,22 @@ class _SeededPicker(LogitsProcessor):
         return out
 
 
+def completion_length(toks: list[int], eos: int, pad: int) -> tuple[int, str]:
+    """(tokens the sample generated, "eos" or "length") from a generated row.
+
+    Up to and including the first EOS. Without one, ``generate`` fills a row that stopped early (a stop
+    string) with pad tokens, so only the *trailing* run of pads is padding: a pad token the model sampled
+    mid-completion is part of it (cutting there would truncate text, tokens and log-probability).
+    """
+    if eos in toks:
+        return toks.index(eos) + 1, "eos"
+    n = len(toks)
+    if pad != eos:
+        while n and toks[n - 1] == pad:
+            n -= 1
+    return n, "length"
+
+
 def _prefill(model, ids: torch.Tensor):
     """KV cache of all prompt tokens but the last (generate feeds that one)."""
     if ids.shape[1] < 2:
@@ -136,11 +152,7 @@ def _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s) -> l
     samples = []
     for j, idx in enumerate(rows):
         toks = new[j].tolist()
-        n_tok, finish = len(toks), "length"
-        if eos in toks:
-            n_tok, finish = toks.index(eos) + 1, "eos"
-        elif pad in toks and pad != eos:
-            n_tok = toks.index(pad)
+        n_tok, finish = completion_length(toks, eos, pad)
         text = tok.decode(toks[:n_tok], skip_special_tokens=True)
         for s in params.stop:
             pos = text.find(s)
