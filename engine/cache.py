@@ -56,9 +56,20 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS load_avg DOUBLE;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS cpus INTEGER;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS matmul_gflops DOUBLE;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS pid INTEGER;
 """
 
 _process_lock = threading.RLock()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _quote(path) -> str:
@@ -81,6 +92,19 @@ class SampleCache:
         with self._conn() as con:
             con.execute(SCHEMA)
         self._migrate()
+        self._mark_interrupted()
+
+    def _mark_interrupted(self) -> None:
+        """Runs still "running" that no live process of this machine owns were killed: say so.
+
+        A run records its process id; one whose process is gone (kill -9, a crash, a closed laptop) would
+        otherwise stay "running" forever. Its finished batches are in the cache.
+        """
+        with self._conn() as con:
+            rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running'").fetchall()
+            dead = [r for r, pid in rows if pid is not None and not _alive(int(pid))]
+            for run_id in dead:
+                con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
 
     def _migrate(self) -> None:
         """One-time repairs of caches written by older versions, each recorded in ``meta``."""
@@ -166,9 +190,9 @@ class SampleCache:
                   matmul_gflops=None) -> None:
         """``load_avg``/``cpus``/``matmul_gflops``: how busy and how fast the machine was as the run began."""
         with self._conn() as con:
-            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            con.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         [run_id, _now(), None, model_fp, task, config_key, problems, n, 0, "running", device,
-                         load_avg, cpus, matmul_gflops])
+                         load_avg, cpus, matmul_gflops, os.getpid()])
 
     def finish_run(self, run_id, generated: int, status: str) -> None:
         with self._conn() as con:

@@ -23,7 +23,17 @@ def _models(arg: str) -> list[str]:
         if not names:
             raise EngineError("no shipped models found under data/models; pass --models DIR[,DIR]")
         return names
-    return [m.strip() for m in arg.split(",") if m.strip()]
+    names = [m.strip() for m in arg.split(",") if m.strip()]
+    if not names:
+        raise EngineError(f"--models names no model ({arg!r}): give shipped names, directories or hub ids, "
+                          "comma-separated, or 'ladder'")
+    return names
+
+
+def _writable(path: Path | None, flag: str) -> None:
+    """Fail before any work when an output file could not be written."""
+    if path is not None and not Path(path).expanduser().resolve().parent.is_dir():
+        raise EngineError(f"{flag} {path}: the folder {Path(path).parent} does not exist")
 
 
 def _common(p):
@@ -94,6 +104,8 @@ def cmd_report(args) -> int:
     import pandas as pd
 
     from .results import report, report_by_level
+    _writable(args.csv, "--csv")
+    _writable(args.curves, "--curves")
     exp = _experiment(args)
     task, problems, params, cache = exp.load_task(), exp.selected(), exp.params, _cache(args)
     try:
@@ -219,6 +231,7 @@ def cmd_export(args) -> int:
     import pandas as pd
 
     from .results import load_samples
+    _writable(args.out, "--out")
     exp = _experiment(args)
     cache = _cache(args)
     df = pd.concat([load_samples(cache, m, exp.load_task(), exp.selected(), exp.params) for m in exp.models])

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 from .backends import open_backend
 from .cache import SampleCache
+from .errors import ConfigError
 from .models import SamplingParams
 from .models.ref import ModelRef, resolve_model
 from .planning import missing, resolve_params
@@ -79,6 +80,8 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
     current batch.
     """
     params = resolve_params(task, params)
+    if not isinstance(max_batch, int) or max_batch < 1:
+        raise ConfigError(f"the batch size must be a whole number of at least 1, got {max_batch!r}")
     backend = open_backend(resolve_model(model), device=device)
     spec = backend.spec
     cache.put_model(spec)
@@ -119,6 +122,9 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
             if stopped:
                 break
         status = "stopped" if stopped else "done"
+    except KeyboardInterrupt:
+        status = "stopped"  # Ctrl-C is the user stopping the run, not an error; finished batches are kept
+        raise
     finally:
         if total:
             cache.finish_run(run_id, done, status)

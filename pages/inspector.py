@@ -50,7 +50,7 @@ problem = by_id[problem_id]
 q1, q2 = st.columns([4, 1])
 with q1.container(border=True):
     level = f" (difficulty L{problem.difficulty})" if problem.difficulty is not None else ""
-    st.markdown(f"**{problem_id}**{level}")
+    st.text(f"{problem_id}{level}")  # ids come from user data: shown as text, never rendered as markdown
     st.text(problem.question)
 q2.metric("Gold answer", str(problem.answer))
 

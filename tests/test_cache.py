@@ -195,3 +195,26 @@ def test_samples_cut_at_a_sampled_pad_token_are_dropped_once(tmp_path):
                                    "batch_size", "finish", "device"],
                                   ["m", "t", "p", "k1", 9, "x", "1", True, 5, 2, -1.0, 0.0, 0.0, 1, "length", "cpu"]))])
     assert 9 in set(SampleCache(path).samples().idx)  # the repair runs once, not on every open
+
+
+def test_a_killed_run_is_marked_interrupted_and_ctrl_c_is_a_stop(tmp_path, tiny_model):
+    import subprocess
+    import sys
+    path = tmp_path / "c.duckdb"
+    cache = SampleCache(path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cache.start_run("r1", "m", "t", "k", 1, 1, "cpu")
+    with cache._conn() as con:  # as if the process that started it had been killed
+        con.execute("UPDATE runs SET pid = ? WHERE run_id = 'r1'", [dead.pid])
+    cache.start_run("r2", "m", "t", "k", 1, 1, "cpu")  # this process: alive, left alone
+    runs = SampleCache(path).runs().set_index("run_id")
+    assert runs.status["r1"] == "interrupted" and runs.status["r2"] == "running"
+
+    def interrupt(progress):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_model, get_task("arith"), get_task("arith").problems[:2], SamplingParams(n=2, max_new_tokens=4),
+            cache, max_batch=1, on_progress=interrupt)
+    last = cache.runs().iloc[-1]
+    assert last.status == "stopped" and last.generated == 1  # the finished batch is kept and counted
