@@ -72,6 +72,52 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class CacheError(EngineError):
+    """The cache file cannot be used as it is (damaged, not a DuckDB file)."""
+
+    def __init__(self, path, detail: str):
+        super().__init__(f"cache {path} cannot be used: {detail}. Nothing was deleted. Move it aside "
+                         f"(mv '{path}' '{path}.broken') to start a fresh cache (the shipped sweeps reload on "
+                         "the next start), or restore it from a backup.")
+        self.path = Path(path)
+
+
+def _damaged(path, e: Exception) -> CacheError:
+    return CacheError(path, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}")
+
+
+_SQLITE = b"SQLite format 3\x00"
+
+
+def _check_is_duckdb(path: Path) -> None:
+    """Refuse files that are clearly not DuckDB databases before DuckDB tries to (it would fetch an extension
+    for a SQLite file)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise CacheError(path, e.strerror or "unreadable") from None
+    if head.startswith(_SQLITE):
+        raise CacheError(path, "it is a SQLite database, not a DuckDB file")
+    if not head:
+        raise CacheError(path, "the file is empty")
+
+
+def move_aside(path: str | Path) -> Path:
+    """Rename a damaged cache file (and its WAL) out of the way, never deleting it; returns the new path."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.broken-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    with _process_lock:
+        try:
+            path.rename(target)
+            wal = Path(str(path) + ".wal")
+            if wal.exists():
+                wal.rename(Path(str(target) + ".wal"))
+        except OSError as e:
+            raise EngineError(f"cache {path}: could not move it aside: {e.strerror}") from None
+    return target
+
+
 def _quote(path) -> str:
     """A path inside a single-quoted SQL string literal."""
     return str(path).replace("'", "''")
@@ -82,9 +128,18 @@ def _now():
 
 
 class SampleCache:
-    def __init__(self, path: str | Path = DEFAULT_PATH, busy_timeout: float = 60.0):
+    """``read_only``: open an existing file for reading only (also chosen when the file is not writable)."""
+
+    def __init__(self, path: str | Path = DEFAULT_PATH, busy_timeout: float = 60.0, read_only: bool = False):
         self.path = Path(path)
         self.busy_timeout = busy_timeout
+        if self.path.exists():
+            _check_is_duckdb(self.path)
+        self.read_only = read_only or (self.path.exists() and not os.access(self.path, os.W_OK))
+        if self.read_only:
+            if not self.path.exists():
+                raise EngineError(f"cache {self.path}: no such file to open read-only")
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -131,24 +186,33 @@ class SampleCache:
 
     @contextmanager
     def _conn(self):
+        """One short-lived connection; every DuckDB error becomes one ``CacheError`` naming the file."""
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.01
         with _process_lock:
             while True:
                 try:
-                    con = duckdb.connect(str(self.path))
+                    con = duckdb.connect(str(self.path), read_only=getattr(self, "read_only", False))
                     break
                 except duckdb.IOException as e:
                     msg = str(e)
-                    if "lock" not in msg.lower() or time.monotonic() > deadline:
-                        if "lock" in msg.lower():
-                            raise CacheBusyError(f"cache {self.path} stayed locked by another process for "
-                                                 f"{self.busy_timeout:.0f}s; try again when it finishes.") from None
-                        raise EngineError(f"cache {self.path}: {msg.splitlines()[0]}") from None
-                    time.sleep(delay * (1 + random.random()))
-                    delay = min(delay * 2, 0.5)
+                    if "lock" in msg.lower() and time.monotonic() <= deadline:
+                        time.sleep(delay * (1 + random.random()))
+                        delay = min(delay * 2, 0.5)
+                        continue
+                    if "lock" in msg.lower():
+                        raise CacheBusyError(f"cache {self.path} stayed locked by another process for "
+                                             f"{self.busy_timeout:.0f}s; try again when it finishes.") from None
+                    raise _damaged(self.path, e) from None
+                except duckdb.Error as e:
+                    raise _damaged(self.path, e) from None
             try:
                 yield con
+            except duckdb.Error as e:
+                if getattr(self, "read_only", False) and "read-only" in str(e).lower():
+                    raise EngineError(f"cache {self.path} is open read-only: it can be read, not written. "
+                                      "Point the app or --cache at a writable file to sample.") from None
+                raise _damaged(self.path, e) from None
             finally:
                 con.close()
 

@@ -505,3 +505,15 @@ def test_the_verdict_names_the_winner_with_the_numbers_of_the_curves(filled, no_
     md = texts(at.markdown)
     assert f"**Verdict.** {v['headline']}" in md and v["lines"][0] in md
     assert "tiny-b" in v["headline"]
+
+
+def test_a_damaged_cache_offers_to_move_it_aside(tmp_path):
+    import os
+    bad = tmp_path / "samples.duckdb"
+    bad.write_bytes(os.urandom(1 << 14))
+    at = make_app(tmp_path)
+    at.run()
+    assert not at.exception and "cannot be used" in texts(at.error) and "Nothing was deleted" in texts(at.error)
+    at.button(key="move_aside").click().run()
+    assert not at.exception and "Moved to" in texts(at.success)
+    assert not bad.exists() and list(tmp_path.glob("samples.duckdb.broken-*"))

@@ -218,3 +218,56 @@ def test_a_killed_run_is_marked_interrupted_and_ctrl_c_is_a_stop(tmp_path, tiny_
             cache, max_batch=1, on_progress=interrupt)
     last = cache.runs().iloc[-1]
     assert last.status == "stopped" and last.generated == 1  # the finished batch is kept and counted
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "sqlite", "empty"])
+def test_a_damaged_cache_is_one_message_and_is_never_deleted(tmp_path, damage, tiny_model):
+    import os
+    import sqlite3
+    from engine.cache import CacheError, move_aside
+    path = tmp_path / "c.duckdb"
+    if damage == "random":
+        path.write_bytes(os.urandom(1 << 16))
+    elif damage == "truncated":
+        cache = SampleCache(path)
+        run(tiny_model, get_task("arith"), get_task("arith").problems[:3], SamplingParams(n=4, max_new_tokens=8),
+            cache)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "sqlite":
+        sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.commit()
+    else:
+        path.write_bytes(b"")
+    before = path.read_bytes()
+    with pytest.raises(CacheError) as err:
+        c = SampleCache(path)
+        c.stats()  # some damage only shows when the file is read
+        c.samples()
+    msg = str(err.value)
+    assert str(path) in msg and "Nothing was deleted" in msg and "mv " in msg and "\n" not in msg
+    assert path.read_bytes() == before  # untouched
+    moved = move_aside(path)
+    assert not path.exists() and moved.read_bytes() == before
+    assert SampleCache(path).count() == 0  # a fresh cache starts where the damaged one was
+
+
+def test_a_read_only_cache_can_be_read_not_written(tmp_path, tiny_model):
+    path = tmp_path / "c.duckdb"
+    cache = SampleCache(path)
+    run(tiny_model, get_task("arith"), get_task("arith").problems[:2], SamplingParams(n=2, max_new_tokens=8), cache)
+    ro = SampleCache(path, read_only=True)
+    assert len(ro.samples()) == 4 and not ro.stats().empty
+    with pytest.raises(EngineError, match="open read-only"):
+        ro.write_samples([cache.samples().iloc[0].drop("created_at").to_dict()])
+
+
+def test_the_cli_names_a_damaged_cache_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    bad = tmp_path / "bad.duckdb"
+    bad.write_bytes(b"\x00garbage" * 1000)
+    r = subprocess.run([sys.executable, "-m", "engine", "stats", "--cache", str(bad)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "cannot be used" in r.stderr

@@ -16,7 +16,7 @@ import streamlit as st
 
 from engine import analysis, compute, hardware, planning, registry, scorers, shipped, strategies
 from engine.compute import CostModel
-from engine.cache import DEFAULT_PATH, SampleCache
+from engine.cache import DEFAULT_PATH, CacheError, SampleCache, move_aside
 from engine.errors import EngineError
 from engine.experiment import Experiment
 from engine.models import SamplingParams
@@ -179,7 +179,21 @@ def context() -> dict:
 
 
 def current_cache(ctx: dict) -> SampleCache | None:
-    return guarded(get_cache, ctx["cache_path"])
+    """The sidebar's cache; None after showing why not. A damaged file gets a button that moves it aside
+    (never deletes it) so the app can start a fresh cache."""
+    try:
+        return get_cache(ctx["cache_path"])
+    except CacheError as e:
+        st.error(str(e))
+        if st.button("Move the damaged file aside and start a fresh cache", key="move_aside",
+                     icon=":material/drive_file_move:"):
+            moved = guarded(move_aside, e.path) if e.path.exists() else None
+            if moved:
+                st.success(f"Moved to {moved}. Reload the page to start with a fresh cache.")
+        return None
+    except EngineError as e:
+        st.error(str(e))
+        return None
 
 
 def cache_version(path: str) -> int:
