@@ -38,6 +38,9 @@ def models_section():
             })
     quality_section()
     st.subheader("Add a model")
+    if common.SERVER_MODE:
+        st.info("Hosted mode: models are added by the host (a server never loads a directory a visitor names).")
+        return
     with st.form("add_model", clear_on_submit=False):
         path = st.text_input("Local model directory", key="add_model_path",
                              placeholder="/path/to/model (config.json + weights, Hugging Face format)")

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_app(root: Path, **params) -> AppTest:
     """The whole app (router + sidebar) on a temporary cache; ``params`` become the URL's query."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params["cache"] = str(root / "samples.duckdb")
+    at.session_state["cache"] = str(root / "samples.duckdb")  # the sidebar's input (never taken from the URL)
     for k, v in params.items():
         at.query_params[k] = v
     return at
@@ -142,7 +142,7 @@ def test_bad_cache_path_is_a_message_not_a_traceback(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     at = make_app(tmp_path)
-    at.query_params["cache"] = str(blocker / "sub" / "samples.duckdb")
+    at.session_state["cache"] = str(blocker / "sub" / "samples.duckdb")
     at.run()
     assert not at.exception
     assert "cannot create" in texts(at.error)
@@ -517,3 +517,26 @@ def test_a_damaged_cache_offers_to_move_it_aside(tmp_path):
     at.button(key="move_aside").click().run()
     assert not at.exception and "Moved to" in texts(at.success)
     assert not bad.exists() and list(tmp_path.glob("samples.duckdb.broken-*"))
+
+
+def test_a_link_cannot_point_the_server_at_a_path(tmp_path):
+    target = tmp_path / "elsewhere" / "x.duckdb"
+    at = make_app(tmp_path)
+    at.query_params["cache"] = str(target)
+    at.run()
+    assert not at.exception and not target.exists() and not target.parent.exists()
+    assert at.text_input(key="cache").value == str(tmp_path / "samples.duckdb")
+
+
+def test_server_mode_fixes_the_cache_and_hides_local_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr("ui.common.SERVER_MODE", True)
+    monkeypatch.setattr("ui.common.DEFAULT_PATH", tmp_path / "hosted.duckdb")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["cache"] = str(tmp_path / "other.duckdb")
+    at.run()
+    assert not at.exception and not at.text_input  # no path input anywhere
+    assert "Hosted mode" in texts(at.caption) and (tmp_path / "hosted.duckdb").exists()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/models_data.py")
+    at.run()
+    assert not at.exception and not at.get("text_input") and "hosted" in texts(at.info).lower()

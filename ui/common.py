@@ -128,11 +128,24 @@ def require_router() -> None:
 
 
 # ---- sidebar --------------------------------------------------------------------
+SERVER_MODE = os.environ.get("TTC_SERVER", "0") == "1"
+
+
 def sidebar() -> dict:
-    """The cache file and device every page uses; returns plain values."""
+    """The cache file and device every page uses; returns plain values.
+
+    The cache path is never read from the URL (a shared link must not point the server at a path). In
+    server mode (``TTC_SERVER=1``, for a hosted demo) it is fixed by the host (``TTC_CACHE``) and not shown
+    as an input at all.
+    """
     with st.sidebar:
-        path = st.text_input("Cache file", value=str(DEFAULT_PATH), key="cache", bind=URL,
-                             help="DuckDB file holding every sample; defaults to $TTC_CACHE or cache/samples.duckdb")
+        if SERVER_MODE:
+            path = str(DEFAULT_PATH)
+            st.caption("Hosted mode: the cache, models and datasets are fixed by the host.")
+        else:
+            path = st.text_input("Cache file", value=str(DEFAULT_PATH), key="cache",
+                                 help="DuckDB file holding every sample; defaults to $TTC_CACHE or "
+                                      "cache/samples.duckdb")
         devices = available_devices()
         device = st.selectbox("Device", devices, key="device", bind=URL,
                               help="Where sampling runs (cuda appears when a GPU is visible)")
