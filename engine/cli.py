@@ -115,8 +115,10 @@ def cmd_report(args) -> int:
     if not ks or ks[0] < 1:
         raise EngineError(f"--k values must be at least 1, got {args.k!r}")
     df = report(cache, exp.models, task, problems, params, ks=ks)
+    short = False
     for r in df.itertuples():  # say what was asked and not measured, instead of dropping it quietly
         if r.problems < len(problems) or r.n < params.n:
+            short = True
             print(f"note: {r.model}: {r.problems} of {len(problems)} problems and {r.n} of {params.n} samples per "
                   "problem are cached; the table uses what is there (`python -m engine sweep` fills the rest)",
                   file=sys.stderr)
@@ -161,6 +163,10 @@ def cmd_report(args) -> int:
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
+    if short and args.strict:
+        print("error: --strict: fewer problems or samples are cached than asked (see the notes above)",
+              file=sys.stderr)
+        return 3
     return 0
 
 
@@ -271,6 +277,8 @@ def build_parser():
     p.add_argument("--hardware", default=None,
                    help="cost curves on a projected accelerator instead of measured time, e.g. 'NVIDIA H100 SXM' "
                         "(see engine/hardware.py)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 3 when fewer problems or samples are cached than asked")
     p.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false",
                    help="count each problem's prompt once per sample instead of once per problem")
     p.add_argument("--curves", type=Path, default=None,

@@ -40,6 +40,8 @@ def test_report_table_and_csv(swept, tmp_path, tiny_model):
     asked[asked.index("--n") + 1] = "16"
     more = cli("report", *asked, "--k", "1")
     assert "8 of 16 samples per problem are cached" in more.stderr
+    strict = cli("report", *asked, "--k", "1", "--strict", check=False)
+    assert strict.returncode == 3 and "--strict" in strict.stderr
     df = pd.read_csv(out)
     assert len(df) == 1 and df.n.iloc[0] == 8 and df.problems.iloc[0] == 4
     assert 0 <= df["pass@1"].iloc[0] <= df["pass@2"].iloc[0] <= df["pass@8"].iloc[0] <= 1
@@ -99,6 +101,8 @@ def test_export(swept, tmp_path):
     (["report", "--problems", "1", "--strategy", "psychic"], "unknown strategy"),
     (["sweep", "--models", "arith-zz", "--problems", "1"], "unknown model 'arith-zz': not a shipped model (arith-s"),
     (["report", "--problems", "1", "--k", "abc"], "--k must be comma-separated integers"),
+    pytest.param(["sweep", "--models", "arith-s", "--problems", "1", "--n", "1", "--device", "cuda"], "no CUDA GPU",
+                 marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is visible")),
     (["sweep", "--models", "", "--problems", "1"], "--models names no model"),
     (["sweep", "--models", ",", "--problems", "1"], "--models names no model"),
     (["sweep", "--models", "arith-s", "--problems", "1", "--n", "1", "--batch", "-3"], "batch size must be"),

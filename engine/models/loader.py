@@ -115,6 +115,10 @@ _lock = threading.Lock()
 def load_model(name_or_path: str, device: str | None = None, dtype: str | None = None) -> LoadedModel:
     """Load once per process and reuse; errors say which model and what to do."""
     device = device or default_device()
+    if str(device).startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {device!r}: no CUDA GPU is visible to this torch build; use device cpu")
     source = resolve_source(name_or_path)
     key = (source, device, dtype)
     with _lock:
