@@ -58,7 +58,7 @@ def accuracy_figure(df: pd.DataFrame, x: str, x_title: str, scale: str = "linear
                           "accuracy: %{y:.1%}" + ("<br>k=%{customdata[0]}" if "k" in g else "") + "<extra></extra>"))
     xaxis = dict(title=x_title)
     if scale in ("log", "log2"):
-        xaxis["type"] = "log"
+        xaxis.update(_log_axis(df[x] if len(df) else []))
     if scale == "log2" and len(df):
         top = int(math.ceil(math.log2(max(float(df[x].max()), 1))))
         ticks = [2 ** i for i in range(top + 1)]
@@ -67,6 +67,16 @@ def accuracy_figure(df: pd.DataFrame, x: str, x_title: str, scale: str = "linear
                       height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
                       hovermode="closest", template="plotly_white")
     return fig
+
+
+def _log_axis(values) -> dict:
+    """A log axis; one labelled tick per decade (SI units) when the data spans two decades or more, so the
+    minor ticks' "2 5" labels do not crowd into "60M70M"."""
+    out = {"type": "log"}
+    vals = [float(v) for v in values if v and v > 0 and math.isfinite(float(v))]
+    if vals and math.log10(max(vals) / min(vals)) >= 2:
+        out.update(dtick=1, tickformat=".2s")
+    return out
 
 
 def explore_figures(df: pd.DataFrame, colors: dict[str, str] | None = None,
@@ -165,7 +175,7 @@ def frontier_figure(df: pd.DataFrame, front: pd.DataFrame, x: str, x_title: str,
                                  hovertemplate=_hover(x_title)))
     xaxis = dict(title=x_title)
     if scale == "log":
-        xaxis["type"] = "log"
+        xaxis.update(_log_axis(df[x] if len(df) else []))
     fig.update_layout(xaxis=xaxis, yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"),
                       height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
                       hovermode="closest", template="plotly_white")
