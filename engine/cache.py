@@ -186,13 +186,14 @@ class SampleCache:
 
     @contextmanager
     def _conn(self):
-        """One short-lived connection; every DuckDB error becomes one ``CacheError`` naming the file."""
+        """One short-lived connection. Errors of a damaged file become one ``CacheError`` naming the file;
+        a refused statement on a healthy file stays what it is (a bug keeps its traceback)."""
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.01
         with _process_lock:
             while True:
                 try:
-                    con = duckdb.connect(str(self.path), read_only=getattr(self, "read_only", False))
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
                     break
                 except duckdb.IOException as e:
                     msg = str(e)
@@ -208,10 +209,13 @@ class SampleCache:
                     raise _damaged(self.path, e) from None
             try:
                 yield con
-            except duckdb.Error as e:
-                if getattr(self, "read_only", False) and "read-only" in str(e).lower():
+            except (duckdb.ProgrammingError, duckdb.IntegrityError, duckdb.DataError) as e:
+                # a statement the file refused (or a bug in this module): the file itself is fine
+                if self.read_only and "read-only" in str(e).lower():
                     raise EngineError(f"cache {self.path} is open read-only: it can be read, not written. "
                                       "Point the app or --cache at a writable file to sample.") from None
+                raise
+            except duckdb.Error as e:  # I/O, checksum, serialization, internal: the file is damaged
                 raise _damaged(self.path, e) from None
             finally:
                 con.close()

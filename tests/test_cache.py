@@ -271,3 +271,11 @@ def test_the_cli_names_a_damaged_cache_in_one_line(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "cannot be used" in r.stderr
+
+
+def test_a_refused_statement_on_a_healthy_cache_is_not_called_damage(cache):
+    import duckdb
+    with pytest.raises(duckdb.CatalogException):
+        with cache._conn() as con:
+            con.execute("SELECT * FROM no_such_table")  # a bug: keeps its traceback, the file is fine
+    assert cache.count() == 0
