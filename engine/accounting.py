@@ -53,8 +53,10 @@ PER_PROBLEM = {"prompt_tokens": "first", "completion_tokens": "mean", "flops": "
 
 
 def per_problem(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per problem (in first-seen order) of ``per_sample`` output: what ``problem_costs`` reads."""
-    return df.groupby("problem_id", sort=False).agg(**{c: (c, how) for c, how in PER_PROBLEM.items()})
+    """One row per problem (in first-seen order) of ``per_sample`` output: what ``problem_costs`` reads, with
+    the problem's ``difficulty`` and pool size ``n``."""
+    return df.groupby("problem_id", sort=False).agg(**{c: (c, how) for c, how in PER_PROBLEM.items()},
+                                                    difficulty=("difficulty", "first"), n=("idx", "count"))
 
 
 def problem_costs(pp: pd.DataFrame, info: dict, ks: Sequence[int], cost: compute.CostModel,
@@ -78,11 +80,11 @@ def problem_costs(pp: pd.DataFrame, info: dict, ks: Sequence[int], cost: compute
         tokens = ks * (prompt + completion)
     profile = hardware.get(cost.hardware)
     if profile is None:
-        per_sample = pp["device_s"].to_numpy(np.float64)[:, None]
+        share = pp["device_s"].to_numpy(np.float64)[:, None]  # one sample's share of its batch
         # the scorer's time is not measured: charge its FLOPs at the rate this machine sampled at
-        rate = per_sample / np.maximum(pp["flops"].to_numpy(np.float64)[:, None] - scorer_flops, 1.0)
+        rate = share / np.maximum(pp["flops"].to_numpy(np.float64)[:, None] - scorer_flops, 1.0)
         scoring_s = scoring * rate
-        device_s = ks * per_sample + scoring_s
+        device_s = ks * share + scoring_s
         latency_s = latency(pp["prefill_s"].to_numpy(np.float64)[:, None], pp["decode_s"].to_numpy(np.float64)[:, None],
                             pp["batch_size"].to_numpy(np.float64)[:, None], ks,
                             pp["device"].to_numpy(str)[:, None]) + scoring_s

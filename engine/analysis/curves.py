@@ -61,9 +61,7 @@ def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: b
             pp = accounting.per_problem(df)
             acc, se = _accuracy(df, strat, ks)
             costs = accounting.problem_costs(pp, info, ks, exp.cost, sparams)
-            levels = df.groupby("problem_id", sort=False)["difficulty"].first().to_numpy()
-            sizes = df.groupby("problem_id", sort=False)["idx"].count().to_numpy()
-            rows += _aggregate(acc, se, costs, levels, sizes, ks, by_level,
+            rows += _aggregate(acc, se, costs, pp["difficulty"].to_numpy(), pp["n"].to_numpy(), ks, by_level,
                                dict(model=ref.name, params=int(info["params"]), strategy=strat.spec), info)
     return pd.DataFrame(rows)
 
@@ -74,14 +72,8 @@ COSTS = ("flops", "tokens", "sample_tokens", "device_s", "dollars", "energy_wh",
 def _accuracy(df: pd.DataFrame, strat, ks) -> tuple[np.ndarray, np.ndarray]:
     """[problems, len(ks)] expected accuracy and Monte Carlo standard error, problems in first-seen order
     (``df`` sorted by problem, then sample index)."""
-    bounds = np.flatnonzero(np.r_[True, df["problem_id"].to_numpy()[1:] != df["problem_id"].to_numpy()[:-1],
-                                  True])
-    answers = [None if a is None or a != a else a for a in df["answer"].to_numpy(object)]
-    correct = df["correct"].to_numpy(bool)
-    scores = df["score"].to_numpy(np.float64) if "score" in df else None
     acc, se = [], []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        pool = strategies.Pool(tuple(answers[a:b]), correct[a:b], None if scores is None else scores[a:b])
+    for pool in strategies.Pool.per_problem(df):
         v, e = strat.curve_se(pool, ks)
         acc.append(v)
         se.append(e)

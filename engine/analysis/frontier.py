@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .verdict import TOL, best_within, gap_is_clear
+
 
 def frontier(df: pd.DataFrame, x: str = "flops", y: str = "accuracy") -> pd.DataFrame:
     """Pareto-optimal rows: no other row is both cheaper on ``x`` and at least as accurate."""
@@ -25,7 +27,6 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops") ->
     fewer samples). ``winner`` is a model name or "tie"; ``clear`` says whether the 95% interval of the
     difference excludes zero (``verdict.gap_is_clear``).
     """
-    from .verdict import best_within, gap_is_clear
     out = []
     levels = sorted(df.difficulty.unique()) if "difficulty" in df else [None]
     for lvl in levels:
@@ -53,24 +54,23 @@ def equal_compute(df: pd.DataFrame, small: str, large: str, x: str = "flops") ->
     """Who wins at equal compute, per difficulty level and budget.
 
     Budgets are the costs (``x``) of ``large`` with k = 1, 2, 4, ... samples; at each, ``small`` takes its
-    most accurate point that costs no more (ties: fewer samples), as in the verdict. ``df`` holds one strategy's curves (by level or overall).
+    most accurate point that costs no more (ties: fewer samples), as in the verdict. ``df`` holds one
+    strategy's curves (by level or overall).
     Rows: difficulty, budget, large_k, large_accuracy, small_k, small_accuracy, gap (small - large), winner,
     capped (the budget would buy ``small`` at least twice its largest cached k: raise the sample budget).
     """
-    from .verdict import best_within
     out = []
     levels = sorted(df["difficulty"].dropna().unique()) if "difficulty" in df else [None]
     for lvl in levels:
         d = df if lvl is None else df[df["difficulty"] == lvl]
         sm = d[d["model"] == small]
         for _, big in d[d["model"] == large].sort_values("k").iterrows():
-            within = sm[sm[x] <= big[x] * 1.0001]
             pick = best_within(sm, float(big[x]), x)
             if pick is None:
                 continue
             gap = float(pick["accuracy"] - big["accuracy"])
-            # every cached k fits the budget, and twice the largest would too: more samples were affordable
-            capped = len(within) == len(sm) and float(sm[x].max()) * 2 <= big[x] * 1.0001
+            # twice the largest cached k would still fit the budget: more samples were affordable
+            capped = float(sm[x].max()) * 2 <= big[x] * TOL
             out.append(dict(difficulty=lvl, budget=float(big[x]), large_k=int(big["k"]),
                             large_accuracy=float(big["accuracy"]), small_k=int(pick["k"]),
                             small_accuracy=float(pick["accuracy"]), gap=gap, capped=bool(capped),

@@ -47,7 +47,7 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> dict 
 
     Returns None when either model lacks a deployable one-sample point. Keys: budget, large_acc,
     large_lo/hi, small_k, small_strategy, small_acc, small_lo/hi, ceiling (oracle accuracy at that
-    budget, or None), winner (a model name, or None when within noise), clear (bool).
+    budget, or None), winner (the model ahead, however slightly), clear (whether the lead is beyond noise).
     """
     dep = _deployable(df)
     big = dep[(dep["model"] == large) & (dep["k"] == 1)]
@@ -137,14 +137,13 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
     if by_level is not None and not by_level.empty and "difficulty" in by_level:
         for lvl in sorted(by_level["difficulty"].dropna().unique()):
             d = by_level[by_level["difficulty"] == lvl]
-            flips = [c for c in (compare(d, m, large, x) for m in order[:-1])
-                     if c is not None and c["clear"] and c["winner"] != large]
+            level = [compare(d, m, large, x) for m in order[:-1]]
+            flips = [c for c in level if c is not None and c["clear"] and c["winner"] != large]
             if flips and not winners and not close:
                 c = max(flips, key=lambda c: c["small_acc"])
                 out["levels"].append(f"Level {int(lvl)}: {c['small']} × {c['small_k']} samples "
                                      f"({c['small_acc']:.1%}) beats {large} × 1 ({c['large_acc']:.1%}).")
-            elif (winners or close) and all(c is None or (c["winner"] == large and c["clear"]) for c in
-                                            (compare(d, m, large, x) for m in order[:-1])):
+            elif (winners or close) and all(c is None or (c["winner"] == large and c["clear"]) for c in level):
                 big = _deployable(d)[lambda r: (r["model"] == large) & (r["k"] == 1)]
                 if not big.empty:
                     out["levels"].append(f"Level {int(lvl)}: {large} once ({big['accuracy'].iloc[0]:.1%}) "

@@ -47,10 +47,20 @@ class Pool:
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame) -> "Pool":
-        """From rows of cached samples (``answer``, ``correct``, optional ``score``), in ``idx`` order."""
-        answers = tuple(None if pd.isna(a) else a for a in df["answer"])
+        """From rows of cached samples (``answer``, ``correct``, optional ``score``) of one problem, in ``idx``
+        order."""
+        return cls.per_problem(df.assign(problem_id=0))[0]
+
+    @classmethod
+    def per_problem(cls, df: pd.DataFrame) -> list["Pool"]:
+        """One pool per problem of rows sorted by problem, then ``idx`` (array slices: no per-problem pandas)."""
+        pids = df["problem_id"].to_numpy()
+        bounds = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1], True]) if len(pids) else np.array([0])
+        answers = [None if pd.isna(a) else a for a in df["answer"].to_numpy(object)]
+        correct = df["correct"].to_numpy(bool)
         scores = df["score"].to_numpy(np.float64) if "score" in df else None
-        return cls(answers, df["correct"].to_numpy(bool), scores)
+        return [cls(tuple(answers[a:b]), correct[a:b], None if scores is None else scores[a:b])
+                for a, b in zip(bounds[:-1], bounds[1:])]
 
     @property
     def n(self) -> int:
