@@ -52,7 +52,9 @@ def _common(p):
 
 def _experiment(args):
     """The flags as one ``Experiment`` (models resolved, the task's stop strings applied)."""
+    from .compute import CostModel
     from .experiment import Experiment
+    from .hardware import MEASURED
     from .models import SamplingParams
     try:
         levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -63,9 +65,7 @@ def _experiment(args):
     params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p,
                             max_new_tokens=args.max_new_tokens, seed=args.seed)
     strategies = [s for s in getattr(args, "strategy", "oracle").split(",") if s.strip()]
-    from .compute import CostModel
-    cost = CostModel(hardware=getattr(args, "hardware", None) or "measured on this machine",
-                     prefix_cache=getattr(args, "prefix_cache", True))
+    cost = CostModel(hardware=getattr(args, "hardware", None) or MEASURED, prefix_cache=getattr(args, "prefix_cache", True))
     exp = Experiment.build(_models(args.models), args.task, params, args.problems, levels, strategies, cost)
     exp.selected()  # fails early, with a message, on levels the task lacks
     return exp

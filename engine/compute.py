@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
+from .hardware import MEASURED
+from .hardware import get as get_profile
 
 # Rough average draw while generating, used when nothing better is known. A datacenter GPU
 # running batched inference sits well below its TDP (A100 PCIe is rated 250-300 W, H100 SXM up
@@ -86,12 +88,11 @@ class CostModel:
     price_per_gpu_hour: float = DEFAULT_PRICE_PER_GPU_HOUR
     price_per_mtok: float | None = None
     power_watts: float = DEFAULT_GPU_POWER_WATTS
-    hardware: str = "measured on this machine"
+    hardware: str = MEASURED
     prefix_cache: bool = True
 
     def __post_init__(self):
-        from .hardware import get
-        get(self.hardware)  # unknown profile: ConfigError naming the known ones
+        get_profile(self.hardware)  # unknown profile: ConfigError naming the known ones
         _nonneg("price_per_gpu_hour", self.price_per_gpu_hour)
         if self.price_per_mtok is not None:
             _nonneg("price_per_mtok", self.price_per_mtok)

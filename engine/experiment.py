@@ -42,9 +42,8 @@ class Experiment:
             raise EngineError(f"the number of problems must be at least 1, got {problems}")
         refs = tuple(m if isinstance(m, ModelRef) else registry.model_ref(m, datasets) for m in models)
         t = registry.load_task(task, datasets)
-        exp = cls(refs, task, resolve_params(t, params or SamplingParams()), problems,
-                  tuple(int(x) for x in levels), _canonical(strategies), cost or CostModel(), datasets)
-        return exp
+        return cls(refs, task, resolve_params(t, params or SamplingParams()), problems,
+                   tuple(int(x) for x in levels), _canonical(strategies), cost or CostModel(), datasets)
 
     def replace(self, **changes) -> "Experiment":
         if "strategies" in changes:

@@ -55,13 +55,14 @@ def report(cache: SampleCache, models: Sequence[ModelRef | str], task: Task, pro
         if df.empty:
             raise EngineError(f"no cached samples for model {ref.name!r} on task {task.name!r} with these "
                               f"settings; run `python -m engine sweep` first")
-        df = accounting.per_sample(df, model_info(cache, ref), cost)
+        info = model_info(cache, ref)
+        df = accounting.per_sample(df, info, cost)
         pp = per_problem(df)
         kk = [k for k in ks if k <= pp["n"].min()]
         mat = metrics.pass_at_k_matrix(pp["n"].to_numpy(), pp["c"].to_numpy(), kk)
         lo, hi = metrics.bootstrap_ci(mat)
         secs = df["device_s"].sum()
-        row = {"model": ref.name, "params": int(model_info(cache, ref)["params"]), "problems": len(pp),
+        row = {"model": ref.name, "params": int(info["params"]), "problems": len(pp),
                "n": int(pp["n"].min())}
         for j, k in enumerate(kk):
             row[f"pass@{k}"] = float(np.nanmean(mat[:, j]))

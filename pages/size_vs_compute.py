@@ -47,7 +47,7 @@ st.caption("A model that serves R × its pretraining tokens spreads 6·N·D FLOP
            "adding 6·N·T/R FLOPs to each one: the fewer queries (small R), the more a big model's training "
            "costs per answer, so the smaller model with more samples wins up to larger budgets "
            "(Snell et al. 2024, sec. 7).")
-overall, xcol = df, "flops"
+xcol = "flops"
 if ratio_s != "inference only":
     df = common.guarded(analysis.with_pretraining, df, float(ratio_s))
     if df is None:
@@ -72,7 +72,7 @@ st.subheader("Best accuracy at each budget")
 missing = sorted({m.name for m in exp.models} - set(df["model"]))
 if missing:
     st.caption(f"Nothing cached yet for {', '.join(missing)} at these settings.")
-deployable = df[[not strategies.get(s).needs_key for s in df["strategy"]]]
+deployable = analysis.deployable(df)
 colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
 symbols = figures.symbol_map(df["strategy"].unique())
 st.html(figures.legend_html(colors) + figures.strategy_legend_html(symbols))
@@ -128,15 +128,15 @@ larger = ladder[ladder.index(small) + 1:]
 large = c2.selectbox("Larger model", larger, index=len(larger) - 1, key="large", bind=URL)
 fm_strategy = c3.selectbox("Strategy for both", shippable, key="fm_verifier", bind=URL,
                            format_func=strategies.short_label)
-by_level = common.curves_for(ctx, exp.replace(models=[exp.model(small), exp.model(large)],
-                                              strategies=[fm_strategy]), by_level=True)
-if by_level is None:
-    st.stop()
-if by_level.empty:  # a dataset without difficulty levels: compare over all problems
-    by_level = overall[(overall["strategy"] == fm_strategy) & overall["model"].isin([small, large])]
-if not by_level.empty and xcol == "total_flops":
-    by_level = common.guarded(analysis.with_pretraining, by_level, float(ratio_s))
-fm = analysis.flops_matched(by_level, small, large, x=xcol) if by_level is not None and not by_level.empty else None
+
+
+def pair(d):
+    return d[(d["strategy"] == fm_strategy) & d["model"].isin([small, large])]
+
+
+# the verdict's per-level curves hold this pair already (pretraining added); a dataset without levels: all problems
+by_level = pair(by_level_all if by_level_all is not None and not by_level_all.empty else df)
+fm = analysis.flops_matched(by_level, small, large, x=xcol) if not by_level.empty else None
 if fm is None or fm.empty:
     st.info(f"Needs samples from both {small} and {large} at these settings.")
     st.stop()
@@ -159,8 +159,7 @@ if not eq.empty:
     if eq["capped"].any():
         st.caption(f"+: the budget would buy {small} at least twice as many samples as the {exp.params.n} "
                    "cached per problem; raise the sample budget (and run it on Explore) to see them.")
-    pair_rows = df[(df["strategy"] == fm_strategy) & df["model"].isin([small, large])]
-    cross = analysis.crossover(analysis.equal_compute(pair_rows, small, large, x=xcol))
+    cross = analysis.crossover(analysis.equal_compute(pair(df), small, large, x=xcol))
     if cross is not None:
         st.markdown(f"Crossover: from {cross:.3g} FLOPs per problem on, {large} wins at every larger budget.")
 st.dataframe(fm[["difficulty", "small_k", "small_accuracy", "small_flops", "large_accuracy", "large_flops",

@@ -10,7 +10,7 @@ from .curves import curves, powers_of_two, with_pretraining
 from .frontier import crossover, equal_compute, flops_matched, frontier
 from .planner import candidates, recommend
 from .problem import problem_view
-from .verdict import verdict
+from .verdict import deployable, verdict
 
 __all__ = ["curves", "powers_of_two", "with_pretraining", "frontier", "flops_matched", "equal_compute", "crossover",
-           "candidates", "recommend", "problem_view", "verdict"]
+           "candidates", "recommend", "problem_view", "deployable", "verdict"]

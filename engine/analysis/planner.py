@@ -5,6 +5,7 @@ import pandas as pd
 
 from .. import strategies
 from ..errors import EngineError
+from .verdict import deployable
 
 
 def money(x: float) -> str:
@@ -58,7 +59,7 @@ def candidates(df: pd.DataFrame) -> pd.DataFrame:
     returns that sample, so a "verifier over one sample" is not offered as a separate option."""
     if df.empty:
         return df
-    df = df[[not strategies.get(s).needs_key for s in df.strategy]]
+    df = deployable(df)
     return pd.concat([df[df.k > 1], df[df.k == 1].drop_duplicates("model")]).sort_index()
 
 

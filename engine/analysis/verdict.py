@@ -19,7 +19,8 @@ from .. import strategies
 TOL = 1.0001  # FLOPs within 0.01% count as equal (floating-point sums of the same costs)
 
 
-def _deployable(df: pd.DataFrame) -> pd.DataFrame:
+def deployable(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of strategies a deployed system can run: those that need no answer key."""
     return df[[not strategies.get(s).needs_key for s in df["strategy"]]]
 
 
@@ -49,7 +50,7 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> dict 
     large_lo/hi, small_k, small_strategy, small_acc, small_lo/hi, ceiling (oracle accuracy at that
     budget, or None), winner (the model ahead, however slightly), clear (whether the lead is beyond noise).
     """
-    dep = _deployable(df)
+    dep = deployable(df)
     big = dep[(dep["model"] == large) & (dep["k"] == 1)]
     if big.empty:
         return None
@@ -144,7 +145,7 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
                 out["levels"].append(f"Level {int(lvl)}: {c['small']} × {c['small_k']} samples "
                                      f"({c['small_acc']:.1%}) beats {large} × 1 ({c['large_acc']:.1%}).")
             elif (winners or close) and all(c is None or (c["winner"] == large and c["clear"]) for c in level):
-                big = _deployable(d)[lambda r: (r["model"] == large) & (r["k"] == 1)]
+                big = deployable(d)[lambda r: (r["model"] == large) & (r["k"] == 1)]
                 if not big.empty:
                     out["levels"].append(f"Level {int(lvl)}: {large} once ({big['accuracy'].iloc[0]:.1%}) "
                                          "clearly beats every smaller model at equal compute.")
