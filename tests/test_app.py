@@ -507,8 +507,9 @@ def test_the_verdict_names_the_winner_with_the_numbers_of_the_curves(filled, no_
     assert "tiny-b" in v["headline"]
 
 
-def test_a_damaged_cache_offers_to_move_it_aside(tmp_path):
+def test_a_damaged_cache_offers_to_move_it_aside(tmp_path, monkeypatch):
     import os
+    monkeypatch.setenv("TTC_SHIPPED", "1")  # as a user runs it: the start-up import meets the damage first
     bad = tmp_path / "samples.duckdb"
     bad.write_bytes(os.urandom(1 << 14))
     at = make_app(tmp_path)

@@ -162,9 +162,12 @@ def _import_shipped(cache_path: str) -> dict:
 def ensure_shipped(ctx: dict) -> None:
     """Import the shipped ladder sweeps into this cache once per server and cache file (``TTC_SHIPPED=0``
     turns it off), and say so the first time."""
-    if os.environ.get("TTC_SHIPPED", "1") == "0" or current_cache(ctx) is None:
+    if os.environ.get("TTC_SHIPPED", "1") == "0":
         return
-    done = guarded(_import_shipped, ctx["cache_path"])
+    try:
+        done = _import_shipped(ctx["cache_path"])
+    except EngineError:
+        return  # a cache that cannot be opened: the page says why (and offers the way out) once
     if not done:
         return
     if done["samples"] and not st.session_state.get("_shipped_note"):
@@ -371,12 +374,12 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
                            "busy CPU are overhead-bound, so it barely follows model size). A named accelerator: "
                            "a roofline projection from each model's size (a projection, labelled as such).")
     prof = hardware.get(hw)
-    default_price = prof.price_per_hour if prof else compute.DEFAULT_PRICE_PER_GPU_HOUR
+    default_price = 2.0 if per_token else prof.price_per_hour if prof else compute.DEFAULT_PRICE_PER_GPU_HOUR
     default_watts = prof.watts if prof else (compute.DEFAULT_CPU_POWER_WATTS if device == "cpu"
                                              else compute.DEFAULT_GPU_POWER_WATTS)
     price = c2.number_input("Price ($ per million tokens)" if per_token else "Price ($ per device-hour)",
                             min_value=0.0, max_value=10000.0, value=None, step=0.1, key="price", bind=URL,
-                            placeholder=f"{2.0 if per_token else default_price:g}")
+                            placeholder=f"{default_price:g}")
     watts = c3.number_input("Power (W)", min_value=0.0, max_value=5000.0, value=None, step=5.0, key="watts",
                             bind=URL, placeholder=f"{default_watts:g}")
     prefix = st.toggle("Count a problem's shared prompt once (prefix caching)", value=True, key="prefix", bind=URL,
@@ -388,7 +391,7 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
                    "batches with other queries. Models as small as the shipped ladder are overhead-bound there: "
                    "projected time follows the tokens generated more than the parameters (FLOPs stay the "
                    "size-faithful axis).")
-    price = float(price if price is not None else (2.0 if per_token else default_price))
+    price = float(price if price is not None else default_price)
     return CostModel(price_per_gpu_hour=0.0 if per_token else price, price_per_mtok=price if per_token else None,
                      power_watts=float(watts if watts is not None else default_watts), hardware=hw,
                      prefix_cache=bool(prefix))
@@ -452,7 +455,7 @@ def data_notes(cache: SampleCache, exp: Experiment, running: bool = False) -> No
 
 # Short explanations shown in place (the app's own words; the papers behind them in brackets).
 EXPLAIN = {
-    "verdict": "Equal compute means equal inference FLOPs per problem (the shared prompt counted once). "
+    "verdict": "Equal compute means equal inference FLOPs per problem (counted as the axis title says). "
                "A winner by \"points\" is clear when the 95% interval of the difference excludes zero (from the "
                "bootstrap intervals over problems). Only strategies that need no answer key decide the verdict "
                "([Snell et al. 2024](https://arxiv.org/abs/2408.03314); [Brown et al. 2024](https://arxiv.org/abs/2407.21787)).",
