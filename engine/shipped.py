@@ -66,9 +66,8 @@ def write(cache: SampleCache, out: Path = SWEEPS_DIR) -> dict:
         if have < len(task.problems) * N:
             raise EngineError(f"{name}: {have} of {len(task.problems) * N} samples cached; run "
                               "`python -m engine.train evaluate` first")
-        rec = models[models["model_fp"] == fp].iloc[0]
-        rows.append({"model_fp": fp, **{c: (None if rec[c] != rec[c] else rec[c].item() if hasattr(rec[c], "item")
-                                            else rec[c]) for c in MODEL_COLS}})
+        rec = json.loads(models.loc[models["model_fp"] == fp, MODEL_COLS].head(1).to_json(orient="records"))[0]
+        rows.append({"model_fp": fp, **rec})  # via JSON: plain numbers, NaN as null
         fps.append(fp)
     verifiers = {v: fingerprint(str(VERIFIERS_DIR / v)) for v in shipped_verifiers()}
     out.mkdir(parents=True, exist_ok=True)
