@@ -156,7 +156,8 @@ def cmd_report(args) -> int:
         print(table.to_string(float_format="{:.3f}".format))
         v = verdict(cv)
         if v["headline"]:
-            print("\nverdict: " + "\n  ".join([v["headline"]] + v["lines"] + [v["coverage"] or ""]).replace("**", ""))
+            lines = [v["headline"]] + v["lines"] + ([v["coverage"]] if v["coverage"] else [])
+            print("\nverdict: " + "\n  ".join(lines).replace("**", ""))
         if args.curves:
             cv.to_csv(args.curves, index=False)
             print(f"wrote {args.curves}")
