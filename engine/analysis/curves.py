@@ -9,6 +9,7 @@ p50 latency over problems.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -24,19 +25,44 @@ def powers_of_two(n: int) -> list[int]:
     return [2 ** i for i in range(int(math.log2(max(1, n))) + 1)]
 
 
-def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: bool = False,
-           include_partial: bool = False, on_progress=None) -> pd.DataFrame:
-    """Curves for ``exp`` (an ``Experiment``) from what is cached; never samples.
+@dataclass(frozen=True, eq=False)
+class Block:
+    """One (model, selection strategy) of an experiment, per problem: what curves, allocation, stopping and
+    ensembles are all computed from.
+
+    ``samples``: the cached samples (sorted by problem, then index) with their cost columns and, for a
+    scoring strategy, the scorer's ``score``; ``problem_ids``, ``levels``, ``sizes``: per problem, in that
+    order; ``acc``, ``se``: [problems, len(ks)] expected accuracy of k samples and its Monte Carlo standard
+    error; ``costs``: [problems, len(ks)] arrays per cost (``accounting.problem_costs``).
+    """
+    model: str
+    strategy: str
+    ks: tuple
+    info: dict
+    scorer_params: int
+    samples: pd.DataFrame
+    problem_ids: np.ndarray
+    levels: np.ndarray
+    sizes: np.ndarray
+    acc: np.ndarray
+    se: np.ndarray
+    costs: dict
+
+    def pools(self) -> list:
+        return strategies.Pool.per_problem(self.samples)
+
+
+def blocks(cache: SampleCache, exp, ks: Sequence[int] | None = None, include_partial: bool = False,
+           on_progress=None):
+    """Yield a ``Block`` per (model, strategy) of ``exp`` from what is cached; never samples.
 
     Only problems whose pool is complete (``exp.params.n`` samples) count, unless ``include_partial``:
-    then a problem with m < n samples counts at k <= m. ``problems`` and ``samples`` on each row say how
-    many stand behind it. Scorers score cached samples they have not seen yet (and cache the scores);
-    ``on_progress(what, done, total)`` hears about that scoring, problem by problem.
+    then a problem with m < n samples counts at k <= m. Scorers score cached samples they have not seen
+    yet (and cache the scores); ``on_progress(what, done, total)`` hears about that scoring.
     """
     task, problems = exp.load_task(), exp.selected()
-    ks = list(ks or powers_of_two(exp.params.n))
+    ks = tuple(ks or powers_of_two(exp.params.n))
     chosen = [strategies.get(s) for s in exp.strategies]
-    rows = []
     for ref in exp.models:
         base = load_samples(cache, ref, task, problems, exp.params)
         if not include_partial and not base.empty:
@@ -60,9 +86,22 @@ def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: b
             df = accounting.per_sample(df, info, exp.cost, sparams)
             pp = accounting.per_problem(df)
             acc, se = _accuracy(df, strat, ks)
-            costs = accounting.problem_costs(pp, info, ks, exp.cost, sparams)
-            rows += _aggregate(acc, se, costs, pp["difficulty"].to_numpy(), pp["n"].to_numpy(), ks, by_level,
-                               dict(model=ref.name, params=int(info["params"]), strategy=strat.spec), info)
+            yield Block(ref.name, strat.spec, ks, info, sparams, df, pp.index.to_numpy(),
+                        pp["difficulty"].to_numpy(), pp["n"].to_numpy(), acc, se,
+                        accounting.problem_costs(pp, info, ks, exp.cost, sparams))
+
+
+def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: bool = False,
+           include_partial: bool = False, on_progress=None) -> pd.DataFrame:
+    """Curves for ``exp`` (an ``Experiment``): one row per (model, strategy, k[, difficulty]).
+
+    ``problems`` and ``samples`` on each row say how many stand behind it (see ``blocks`` for which
+    problems count).
+    """
+    rows = []
+    for b in blocks(cache, exp, ks, include_partial, on_progress):
+        rows += _aggregate(b.acc, b.se, b.costs, b.levels, b.sizes, b.ks, by_level,
+                           dict(model=b.model, params=int(b.info["params"]), strategy=b.strategy), b.info)
     return pd.DataFrame(rows)
 
 

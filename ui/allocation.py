@@ -1,0 +1,122 @@
+"""Cached engine calls and figures of the Compute allocation page (kept out of the page: widgets only there)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine.analysis import allocation, ensembles, fits, stopping
+from engine.analysis.curves import blocks, powers_of_two
+from engine.experiment import Experiment
+from ui import common, figures
+
+DASH = {"uniform majority": "dot", "uniform best uniform": "dash"}
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading cached samples…")
+def _blocks(exp: Experiment, cache_path: str, cache_version: int) -> list:
+    """Per-problem curves of the experiment (shared, never mutated: every analysis below only reads them)."""
+    return list(blocks(common.get_cache(cache_path), exp, powers_of_two(exp.params.n)))
+
+
+def get_blocks(ctx: dict, exp: Experiment) -> list:
+    return common.guarded(_blocks, exp, ctx["cache_path"], common.cache_version(ctx["cache_path"])) or []
+
+
+@st.cache_data(max_entries=16, show_spinner="Allocating compute by difficulty…")
+def allocate(exp: Experiment, cache_path: str, cache_version: int, how: str, bins: int, reference: str | None):
+    return allocation.allocate(_blocks(exp, cache_path, cache_version), how=how, bins=bins, reference=reference)
+
+
+@st.cache_data(max_entries=16, show_spinner="Simulating adaptive stopping…")
+def stop(exp: Experiment, cache_path: str, cache_version: int, strategy: str, rule: str, thresholds: tuple):
+    return pd.concat([stopping.simulate(b, rule, thresholds) for b in _blocks(exp, cache_path, cache_version)
+                      if b.strategy == strategy], ignore_index=True)
+
+
+@st.cache_data(max_entries=16, show_spinner="Pooling samples of two models…")
+def ensemble(exp: Experiment, cache_path: str, cache_version: int, method: str, pair: tuple):
+    return ensembles.ensembles(_blocks(exp, cache_path, cache_version), pairs=[pair], method=method)
+
+
+@st.cache_data(max_entries=16, show_spinner="Fitting scaling laws…")
+def fit(exp: Experiment, cache_path: str, cache_version: int, fit_samples: int, target: int):
+    return fits.fits(_blocks(exp, cache_path, cache_version), fit_samples=fit_samples, target=target)
+
+
+def allocation_figure(curves: pd.DataFrame, one_sample: dict, height: int = 420) -> go.Figure:
+    fig = go.Figure()
+    for name, d in curves.groupby("policy", sort=False):
+        d = d.sort_values("flops")
+        main = name == "allocated by difficulty"
+        if main:
+            fig.add_trace(go.Scatter(x=np.r_[d.flops, d.flops[::-1]], y=np.r_[d.accuracy + 1.96 * d.se,
+                                     (d.accuracy - 1.96 * d.se)[::-1]], fill="toself", line=dict(width=0),
+                                     fillcolor="rgba(31,119,180,0.15)", hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=d.flops, y=d.accuracy, name=name, mode="lines+markers" if main else "lines",
+                                 line=dict(width=3 if main else 1.5, dash="solid" if main else DASH.get(name, "dashdot")),
+                                 marker=dict(size=5), hovertemplate="%{x:.3g} FLOPs: %{y:.1%}<extra>" + name +
+                                 "</extra>"))
+    fig.add_vline(x=one_sample["flops"], line=dict(color="grey", dash="dot"),
+                  annotation_text=f"one {one_sample['model']} sample", annotation_position="bottom right")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2),
+                      xaxis=dict(title="mean FLOPs per problem (probe included)", **figures._log_axis(curves.flops)),
+                      yaxis=dict(title="accuracy (cross-validated)", tickformat=".0%"))
+    return fig
+
+
+def stopping_figure(adaptive: pd.DataFrame, fixed: pd.DataFrame, colors: dict, height: int = 380) -> go.Figure:
+    """Adaptive rule (one point per threshold) against fixed-k curves, accuracy vs samples used."""
+    fig = go.Figure()
+    for model, d in fixed.groupby("model", sort=False):
+        fig.add_trace(go.Scatter(x=d.k, y=d.accuracy, mode="lines", name=f"{model}: fixed k",
+                                 line=dict(color=colors.get(model), dash="dot")))
+    for model, d in adaptive.groupby("model", sort=False):
+        fig.add_trace(go.Scatter(x=d.mean_samples, y=d.accuracy, mode="lines+markers", name=f"{model}: adaptive",
+                                 line=dict(color=colors.get(model)), customdata=d.threshold,
+                                 hovertemplate="threshold %{customdata}: %{x:.1f} samples, %{y:.1%}<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
+                      xaxis=dict(title="samples per problem (mean)", type="log"),
+                      yaxis=dict(title="accuracy", tickformat=".0%"))
+    return fig
+
+
+def ensemble_figure(df: pd.DataFrame, height: int = 360) -> go.Figure:
+    """Gain over the best single-model option at equal FLOPs, per split; cells beyond noise marked."""
+    piv = df.pivot_table(index="k_b", columns="k_a", values="gain")
+    clear = df.pivot_table(index="k_b", columns="k_a", values="clear", aggfunc="first").reindex_like(piv)
+    text = np.where(clear.fillna(False).to_numpy(bool), "✓", "")
+    lim = float(np.nanmax(np.abs(piv.to_numpy()))) if piv.size else 0.01
+    fig = go.Figure(go.Heatmap(z=piv.to_numpy(), x=[str(c) for c in piv.columns], y=[str(i) for i in piv.index],
+                               text=text, texttemplate="%{text}", zmid=0, zmin=-lim, zmax=lim, colorscale="RdBu",
+                               colorbar=dict(title="gain", tickformat="+.0%"),
+                               hovertemplate="k_a=%{x}, k_b=%{y}: %{z:+.1%}<extra></extra>"))
+    a, b = df.model_a.iloc[0], df.model_b.iloc[0]
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(title=f"samples of {a}", type="category"),
+                      yaxis=dict(title=f"samples of {b}", type="category"))
+    return fig
+
+
+def fit_figure(curve: pd.DataFrame, colors: dict, height: int = 420) -> go.Figure:
+    fig = go.Figure()
+    for model, d in curve.groupby("model", sort=False):
+        color = colors.get(model)
+        m = d[d.form == "measured"]
+        fig.add_trace(go.Scatter(x=m.k, y=m.coverage, mode="markers", name=f"{model} measured",
+                                 marker=dict(color=color, size=5)))
+        for form, dash in (("beta", "solid"), ("power law", "dash")):
+            f = d[d.form == form]
+            fig.add_trace(go.Scatter(x=np.r_[f.k, f.k[::-1]], y=np.r_[f.hi, f.lo[::-1]], fill="toself",
+                                     fillcolor=figures._rgba(color, 0.12) if color else None, line=dict(width=0),
+                                     hoverinfo="skip", showlegend=False))
+            fig.add_trace(go.Scatter(x=f.k, y=f.coverage, mode="lines", name=f"{model} {form}",
+                                     line=dict(color=color, dash=dash, width=1.5)))
+    kmax = int(curve[curve.form == "measured"].k.max())
+    fig.add_vrect(x0=kmax, x1=curve.k.max(), fillcolor="grey", opacity=0.08, line_width=0,
+                  annotation_text="extrapolated", annotation_position="top left")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2),
+                      xaxis=dict(title="samples per problem (k)", type="log"),
+                      yaxis=dict(title="coverage (pass@k)", tickformat=".0%"))
+    return fig
