@@ -18,6 +18,8 @@ PAGES = [
     st.Page("pages/explore.py", title="Explore", icon=":material/explore:", default=True),
     st.Page("pages/size_vs_compute.py", title="Size vs compute", icon=":material/compare_arrows:"),
     st.Page("pages/inspector.py", title="Problem inspector", icon=":material/search:"),
+    st.Page("pages/verifiers.py", title="Verifiers", icon=":material/verified:"),
+    st.Page("pages/allocation.py", title="Compute allocation", icon=":material/tune:"),
     st.Page("pages/planner.py", title="Planner", icon=":material/calculate:"),
     st.Page("pages/models_data.py", title="Models & data", icon=":material/database:"),
 ]

@@ -87,6 +87,21 @@ def _damaged(path, e: Exception) -> CacheError:
 
 
 _SQLITE = b"SQLite format 3\x00"
+_NUMBER = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with text cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a
+    carriage return: the OWASP rule) prefixed with an apostrophe. Problem ids and texts come from user files.
+    Numeric columns, and text that is just a number (an answer of -5), stay as they are."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+            s = out[c]
+            risky = s.map(lambda v: isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"))
+            risky &= ~s.where(risky, "").astype(str).str.match(_NUMBER)
+            out[c] = s.where(~risky, "'" + s.where(risky, "").astype(str))
+    return out
 
 
 def _check_is_duckdb(path: Path) -> None:
@@ -407,6 +422,8 @@ class SampleCache:
         fmt = {".parquet": "PARQUET", ".csv": "CSV"}.get(path.suffix.lower())
         if fmt is None:
             raise EngineError(f"export: {path.name} must end in .parquet or .csv")
+        if fmt == "CSV":
+            df = csv_safe(df)
         con = duckdb.connect()  # in-memory: exporting never touches the cache file
         try:
             con.register("result", df)

@@ -38,7 +38,8 @@ def _writable(path: Path | None, flag: str) -> None:
 
 def _common(p):
     p.add_argument("--models", default=DEFAULT_MODELS,
-                   help="comma-separated shipped names, model dirs or hub ids; 'ladder' = all shipped (default)")
+                   help="comma-separated shipped names, model dirs, hub ids or servers (URL#MODEL, see README "
+                        "'Scaling out'); 'ladder' = all shipped (default)")
     p.add_argument("--task", default="arith", help="task name or path to a .jsonl/.csv dataset (default arith)")
     p.add_argument("--problems", type=int, default=100, help="how many problems (default 100)")
     p.add_argument("--levels", default="", help="difficulty levels, e.g. 1,2,3 (default all)")
@@ -103,6 +104,7 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     import pandas as pd
 
+    from .cache import csv_safe
     from .results import report, report_by_level
     _writable(args.csv, "--csv")
     _writable(args.curves, "--curves")
@@ -137,17 +139,8 @@ def cmd_report(args) -> int:
                 print(f"\npass@{k} by difficulty level")
                 print(lv.to_string(float_format="{:.3f}".format))
     if exp.strategies != ("oracle",) or args.curves:
-        from tqdm import tqdm
-
         from .analysis import curves, verdict
-        bars: dict = {}
-
-        def scoring(what, done, total):  # a bar per (model, scorer) that has samples to score
-            bar = bars.get(what) or bars.setdefault(what, tqdm(desc=what, total=total, unit="problem"))
-            bar.update(done - bar.n)
-            if done == total:
-                bar.close()
-        cv = curves(cache, exp, ks=[k for k in ks if k <= params.n], on_progress=scoring)
+        cv = curves(cache, exp, ks=[k for k in ks if k <= params.n], on_progress=_scoring_bars())
         table = cv.pivot_table(index=["model", "strategy"], columns="k", values="accuracy", sort=False)
         table.columns = [f"acc@{k}" for k in table.columns]
         print("\naccuracy by selection strategy (exact expectation over k-subsets of the cached samples); "
@@ -159,15 +152,125 @@ def cmd_report(args) -> int:
             lines = [v["headline"]] + v["lines"] + ([v["coverage"]] if v["coverage"] else [])
             print("\nverdict: " + "\n  ".join(lines).replace("**", ""))
         if args.curves:
-            cv.to_csv(args.curves, index=False)
+            csv_safe(cv).to_csv(args.curves, index=False)
             print(f"wrote {args.curves}")
     if args.csv:
-        df.to_csv(args.csv, index=False)
+        csv_safe(df).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
     if short and args.strict:
         print("error: --strict: fewer problems or samples are cached than asked (see the notes above)",
               file=sys.stderr)
         return 3
+    return 0
+
+
+def _scoring_bars():
+    """A progress hook that shows a bar per (model, scorer) with samples to score."""
+    from tqdm import tqdm
+    bars: dict = {}
+
+    def scoring(what, done, total):
+        bar = bars.get(what) or bars.setdefault(what, tqdm(desc=what, total=total, unit="problem"))
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+    return scoring
+
+
+def _blocks(args, exp):
+    """Per-problem curves of every model and strategy, from complete pools only (with a note when short)."""
+    from .analysis.curves import blocks, powers_of_two
+    out = list(blocks(_cache(args), exp, powers_of_two(exp.params.n), on_progress=_scoring_bars()))
+    asked = len(exp.selected())
+    for b in out:
+        if len(b.problem_ids) < asked and b.strategy == out[0].strategy:
+            print(f"note: {b.model}: {len(b.problem_ids)} of {asked} problems have all {exp.params.n} samples "
+                  "cached; only those are used (`python -m engine sweep` fills the rest)", file=sys.stderr)
+    if not out:
+        raise EngineError("nothing cached for these settings: run `python -m engine sweep` (or "
+                          "`python -m engine import-shipped`) first")
+    return out
+
+
+def _default_strategies(args) -> None:
+    """Deployable default strategies when --strategy is not given (the oracle needs the answer key)."""
+    if not args.strategy:
+        from . import scorers, strategies
+        args.strategy = ",".join(s for s in strategies.defaults(strategies.available(scorers.available()))
+                                 if not strategies.get(s).needs_key)
+
+
+def _table(df, path) -> None:
+    import pandas as pd
+    with pd.option_context("display.width", 220, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(df.to_string(index=False))
+    if path:
+        df.to_csv(path, index=False)
+        print(f"wrote {path}")
+
+
+def cmd_allocate(args) -> int:
+    from .analysis import allocation, ensembles, stopping
+    _writable(args.csv, "--csv")
+    _default_strategies(args)
+    exp = _experiment(args)
+    blocks = _blocks(args, exp)
+    if args.view == "allocation":
+        res = allocation.allocate(blocks, how=args.difficulty, bins=args.bins, reference=args.reference,
+                                  probe=args.probe)
+        print("\n".join(allocation.summary(res)) + "\n")
+        _table(res["ratios"], None)
+        pol = res["policy"]
+        budget = args.budget or res["one_sample"]["flops"]
+        at = pol[pol.budget == pol.budget[pol.budget <= budget].max()] if (pol.budget <= budget).any() else pol[:0]
+        print(f"\npolicy within {budget:.3g} FLOPs per problem (default: one sample of {res['one_sample']['model']}; "
+              "chosen on all problems; bin 0 = easiest), next to the best uniform option within that budget:")
+        _table(at, None)
+        if args.csv:
+            _table(res["curves"], args.csv)
+    elif args.view == "stopping":
+        from . import strategies
+        rows, seen = [], set()
+        for b in blocks:  # the majority rule once per model; the verifier rule once per model and scorer
+            key = (b.model, strategies.get(b.strategy).scorer)
+            if key in seen or b.strategy not in stopping.stoppable([b.strategy]):
+                continue
+            seen.add(key)
+            rule = stopping.rule_of(b.strategy)
+            rows.append(stopping.simulate(b, rule, args.thresholds or stopping.THRESHOLDS[rule]))
+        if not rows:
+            raise EngineError("adaptive stopping needs majority or best_of_n:SCORER in --strategy")
+        import pandas as pd
+        df = pd.concat(rows, ignore_index=True)
+        print("\n".join(stopping.summary(df)) + "\n")
+        _table(df, args.csv)
+    else:
+        import pandas as pd
+        methods = ensembles.methods(exp.strategies)
+        df = pd.concat([ensembles.ensembles(blocks, method=m) for m in methods], ignore_index=True)
+        for m in methods:
+            print(ensembles.summary(df[df.method == m]))
+        print()
+        _table(df.sort_values("gain", ascending=False).head(args.top), None)
+        if args.csv:
+            df.to_csv(args.csv, index=False)
+            print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from .analysis import fits
+    _writable(args.csv, "--csv")
+    _writable(args.curves, "--curves")
+    exp = _experiment(args)
+    table, curve = fits.fits(_blocks(args, exp), fit_samples=args.fit_samples, target=args.target, boot=args.boot)
+    print("\n".join(fits.summary(table)) + "\n")
+    cols = ["model", "level", "form", "problems", "p1", "p2", "predicted", "lo", "hi", "measured", "error", "poor",
+            "pass@1024", "pass@10000"]
+    _table(table[cols], args.csv)
+    if args.curves:
+        curve.to_csv(args.curves, index=False)
+        print(f"wrote {args.curves}")
     return 0
 
 
@@ -179,6 +282,17 @@ def cmd_models(args) -> int:
             rec = training_record(d)
             print(f"{name:16s} {kind:9s} {rec.get('params', 0):>10,} params  "
                   f"{rec.get('training_flops', 0):.2e} train FLOPs  {d}")
+    from .models.gguf import imported
+    for d in imported():
+        rec = training_record(d)
+        print(f"{d.name:16s} {'gguf':9s} {rec.get('params', 0):>10,} params  license {rec.get('license')}  {d}")
+    return 0
+
+
+def cmd_import_gguf(args) -> int:
+    from .models.gguf import import_gguf
+    d, new = import_gguf(args.path, args.name)
+    print(f"{'imported' if new else 'already imported'}: {d} (use it as --models {d.name})")
     return 0
 
 
@@ -186,16 +300,46 @@ def cmd_scorers(args) -> int:
     import pandas as pd
 
     from . import scorers
-    from .analysis.scorer_quality import scorer_quality
+    from .analysis import scorer_quality as sq
     exp = _experiment(args)
     names = [n.strip() for n in args.scorer.split(",") if n.strip()] or scorers.available()
-    q = scorer_quality(_cache(args), exp, names)
+    for n in names:
+        scorers.get(n)  # an unknown name fails here, in one line, before any work
+    if args.best_of is not None and not 1 <= args.best_of <= exp.params.n:
+        raise EngineError(f"--best-of must be between 1 and --n ({exp.params.n}), got {args.best_of}")
+    cache = _cache(args)
+    q = sq.verifier_table(cache, exp, names, args.best_of) if args.best_of else sq.scorer_quality(cache, exp, names)
     if q.empty:
         raise EngineError("no cached samples for these models and settings; run `python -m engine sweep` first")
-    with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
-        print(q.to_string(index=False))
+    def show():
+        return pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format",
+                                 "{:.3f}".format)
+    with show():
+        print(q.drop(columns=["k"], errors="ignore").to_string(index=False))
     print("\nwithin_problem_auroc: chance that a right sample outscores a wrong one of the same problem "
           "(what best-of-N needs; 0.5 = guessing), over problems with both")
+    if args.best_of:
+        print(f"best_of_k, majority, pass: accuracy at k={args.best_of} (best-of-N by the scorer, majority vote, "
+              "the oracle); gap_closed: (best_of_k - majority) / (pass - majority)")
+    if args.split:
+        with show():
+            print("\nstep checker: share of each model's wrong samples it catches, by first failed check; misread = "
+                  "every line checks out (only the answer key catches it); false_alarm = share of right samples "
+                  "failing a check\n" + sq.step_checker_split(cache, exp).to_string(index=False))
+    if args.corruptions:
+        from .analysis.corruptions import gold_beats_corrupted
+        g = gold_beats_corrupted(exp.load_task(), names, exp.selected(), models=exp.models)
+        g["scorer"] = [f"{s} ({m})" if isinstance(m, str) else s for s, m in zip(g["scorer"], g["model"])]
+        table = g.pivot_table(index=["scorer", "corruption"], columns="level", values="rate", sort=False)
+        table["all"] = g.assign(w=g["rate"] * g["pairs"]).groupby(["scorer", "corruption"], sort=False).apply(
+            lambda d: d["w"].sum() / d["pairs"].sum(), include_groups=False)
+        skipped = [n for n in names if not any(s == n or s.startswith(f"{n} (") for s in g["scorer"])]
+        with show():
+            print("\ngold beats corrupted: share of problems where the scorer rates the gold solution above a copy "
+                  "with one result nudged / one operand miscopied / one step skipped (ties half), by level"
+                  + (f"; not scorable on unsampled texts: {', '.join(skipped)}" if skipped else "")
+                  + "; self-likelihood (MODEL): as if MODEL had sampled the texts"
+                  + "\n" + table.to_string())
     return 0
 
 
@@ -220,10 +364,20 @@ def cmd_strategies(args) -> int:
 
 def cmd_tasks(args) -> int:
     from .tasks import get_task, list_tasks
-    for name in list_tasks():
-        t = get_task(name)
-        print(f"{name}: {len(t.problems)} problems from {t.source}")
-    return 0
+    if not args.files:
+        for name in list_tasks():
+            t = get_task(name)
+            print(f"{name}: {len(t.problems)} problems from {t.source}")
+        return 0
+    bad = 0
+    for f in args.files:  # each file: its task id (what the cache keys on), or the one line saying what is wrong
+        try:
+            t = get_task(f)
+            print(f"{f}: {len(t.problems)} problems, task {t.name}")
+        except EngineError as e:
+            bad += 1
+            print(f"error: {e}", file=sys.stderr)
+    return 2 if bad else 0
 
 
 def cmd_stats(args) -> int:
@@ -258,6 +412,12 @@ def cmd_clear(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .serve import serve
+    serve(_models(args.models), host=args.host, port=args.port, device=args.device, api_key_env=args.api_key_env)
+    return 0
+
+
 def build_parser():
     ap = _Parser(prog="python -m engine", description="Model size vs test-time compute: sampling engine")
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -286,9 +446,41 @@ def build_parser():
                    help="write every curve point (what the app plots: accuracy, CI and costs per model, "
                         "strategy and k) to this CSV")
     p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("allocate", help="spend compute where it pays: allocation by difficulty, adaptive "
+                                        "stopping, ensembles of model sizes (from cached samples)")
+    _common(p)
+    p.add_argument("--view", choices=("allocation", "stopping", "ensembles"), default="allocation")
+    p.add_argument("--strategy", default="",
+                   help="strategies to allocate over (default: every deployable default, e.g. "
+                        "majority,best_of_n:orm,...)")
+    p.add_argument("--difficulty", choices=("predicted", "oracle", "level"), default="predicted",
+                   help="how problems are binned by difficulty (default predicted: needs no answer key)")
+    p.add_argument("--bins", type=int, default=5)
+    p.add_argument("--reference", default=None, help="model whose samples bin difficulty (default: the smallest)")
+    p.add_argument("--probe", type=int, default=4, help="samples of the reference model that predict difficulty")
+    p.add_argument("--budget", type=float, default=None, help="FLOPs per problem for the printed policy")
+    p.add_argument("--thresholds", type=lambda v: [float(x) for x in v.split(",")], default=None,
+                   help="stopping thresholds, comma-separated")
+    p.add_argument("--top", type=int, default=10, help="ensemble splits to print (all go to --csv)")
+    p.add_argument("--csv", type=Path, default=None, help="write every point (what the app plots) to this CSV")
+    p.set_defaults(fn=cmd_allocate)
+    p = sub.add_parser("fit", help="fit coverage scaling laws (power law, Beta) and extrapolate pass@k")
+    _common(p)
+    p.add_argument("--fit-samples", type=int, default=16, help="fit on each problem's first N samples (default 16)")
+    p.add_argument("--target", type=int, default=None, help="predict pass@TARGET (default: all cached samples)")
+    p.add_argument("--boot", type=int, default=100, help="bootstrap resamples for the bands (default 100)")
+    p.add_argument("--csv", type=Path, default=None, help="write the fit table to this CSV")
+    p.add_argument("--curves", type=Path, default=None, help="write fitted and measured curves to this CSV")
+    p.set_defaults(fn=cmd_fit)
     p = sub.add_parser("scorers", help="how well each scorer ranks cached samples (pooled and within a problem)")
     _common(p)
     p.add_argument("--scorer", default="", help="comma-separated scorers (default: every available one)")
+    p.add_argument("--best-of", type=int, default=None, metavar="K",
+                   help="also best-of-K accuracy next to majority@K and pass@K, and the share of that gap closed")
+    p.add_argument("--split", action="store_true",
+                   help="also what the step checker catches among wrong samples (arithmetic slips vs misreadings)")
+    p.add_argument("--corruptions", action="store_true",
+                   help="also how often each scorer rates a gold solution above a corrupted copy, by kind and level")
     p.set_defaults(fn=cmd_scorers)
     p = sub.add_parser("export", help="write cached samples to .parquet or .csv")
     _common(p)
@@ -298,13 +490,27 @@ def build_parser():
               ("import-shipped", "load the shipped ladder sweeps (data/sweeps) into the cache", cmd_import_shipped,
                True),
               ("strategies", "list selection strategies and scorers", cmd_strategies, False),
-              ("tasks", "list built-in tasks", cmd_tasks, False),
+              ("tasks", "list built-in tasks, or check dataset files (tasks FILE...)", cmd_tasks, False),
               ("stats", "what the cache holds", cmd_stats, True)]
     for name, text, fn, takes_cache in simple:
         p = sub.add_parser(name, help=text)
         if takes_cache:
             p.add_argument("--cache", type=Path, default=None)
         p.set_defaults(fn=fn)
+    sub.choices["tasks"].add_argument("files", nargs="*", help=".jsonl/.json/.csv files to check")
+    p = sub.choices["models"].add_subparsers(dest="models_cmd", parser_class=_Parser).add_parser(
+        "import-gguf", help="convert a GGUF file once into a Hugging Face directory (safetensors) under models/")
+    p.add_argument("path", type=Path)
+    p.add_argument("--name", default=None, help="what to call it (default: the name the file declares)")
+    p.set_defaults(fn=cmd_import_gguf)
+    p = sub.add_parser("serve", help="serve models through an OpenAI-compatible /v1/completions API")
+    p.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated shipped names or model dirs")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    p.add_argument("--api-key-env", default=None,
+                   help="name of an environment variable holding the key clients must send (default: no key)")
+    p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("clear", help="delete cached samples of one model and/or task")
     p.add_argument("--model", default=None)
     p.add_argument("--task", default=None)

@@ -7,7 +7,6 @@ cache (``TTC_CACHE``) gets its own registry too. No SQL here.
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from .tasks import Task, get_task
 
 ADDED_FILE = "added_models.json"
 DATASET_SUFFIXES = (".jsonl", ".json", ".csv")
+MAX_UPLOAD_BYTES = 20 << 20  # as server.maxUploadSize in .streamlit/config.toml, for callers that bypass it
 
 
 def root_of(cache_path: str | Path | None = None) -> Path:
@@ -177,11 +177,14 @@ def datasets_dir(root: str | Path) -> Path:
 
 def save_dataset(filename: str, data: bytes, root: str | Path) -> Path:
     """Store an uploaded file under ``datasets/`` with a safe name; returns its path."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name).lstrip(".") or "dataset"
+    from .tasks.files import safe_name
+    name = safe_name(filename)
     if Path(name).suffix.lower() not in DATASET_SUFFIXES:
-        raise DatasetError(filename, f"unsupported file type; upload {', '.join(DATASET_SUFFIXES)}")
+        raise DatasetError(name, f"unsupported file type; upload {', '.join(DATASET_SUFFIXES)}")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise DatasetError(name, f"{len(data) / 2**20:.0f} MB is over the {MAX_UPLOAD_BYTES >> 20} MB upload limit")
     if not data.strip():
-        raise DatasetError(filename, "the file is empty")
+        raise DatasetError(name, "the file is empty")
     d = datasets_dir(root)
     d.mkdir(parents=True, exist_ok=True)
     out = d / name
@@ -192,6 +195,13 @@ def save_dataset(filename: str, data: bytes, root: str | Path) -> Path:
 def list_datasets(root: str | Path) -> list[Path]:
     d = datasets_dir(root)
     return sorted(p for p in d.glob("*") if p.suffix.lower() in DATASET_SUFFIXES) if d.is_dir() else []
+
+
+def _mapped(p: Path) -> bool:
+    try:
+        return _mapping_path(p).exists()
+    except OSError:  # a name the file system refuses once ".mapping.json" is added: not a task, never a crash
+        return False
 
 
 def columns_of(path: str | Path) -> list[str]:
@@ -229,15 +239,15 @@ def load_mapping(path: str | Path) -> dict:
 def task_names(root: str | Path) -> list[str]:
     """Built-in tasks, then uploaded datasets that have a saved column mapping."""
     from .tasks import list_tasks
-    return list_tasks() + [p.name for p in list_datasets(root) if _mapping_path(p).exists()]
+    return list_tasks() + [p.name for p in list_datasets(root) if _mapped(p)]
 
 
 def task_version(name: str, root: str | Path | None) -> float:
     """Changes when an uploaded dataset's column mapping does (0 for built-in tasks)."""
     if root is None:
         return 0.0
-    p = _mapping_path(datasets_dir(root) / name)
-    return p.stat().st_mtime if p.exists() else 0.0
+    p = datasets_dir(root) / name
+    return _mapping_path(p).stat().st_mtime if _mapped(p) else 0.0
 
 
 def load_task(name: str, root: str | Path | None = None) -> Task:

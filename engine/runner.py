@@ -89,6 +89,11 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
     todo = missing(cache, spec.fingerprint, task, problems, params)
     total = sum(len(v) for v in todo.values())
     cached = len(problems) * params.n - total
+    fits = getattr(backend, "check_prompt", None)  # optional: a backend that knows its context refuses up front
+    if fits:
+        for p in problems:
+            if todo[p.id]:
+                fits(task.prompt(p), params, p.id)
     run_id = uuid.uuid4().hex[:12]
     t0 = time.perf_counter()
     done, stopped = 0, False

@@ -31,10 +31,11 @@ with st.container(border=True):
 if not exp.models:
     st.info("Pick at least one model.")
     st.stop()
-common.curves_or_stop(ctx, exp)  # data notes, and a clear stop when nothing is cached
+common.data_notes(common.current_cache(ctx), exp)
 key = (exp, ctx["cache_path"], common.cache_version(ctx["cache_path"]))
 blocks = ua.get_blocks(ctx, exp)
 if not blocks:
+    common.nothing_cached("these models and settings", common.explore_link_params(exp))
     st.stop()
 problems = len(blocks[0].problem_ids)
 if problems < 100:
@@ -53,7 +54,8 @@ with tab_alloc:
                        key="alloc_ref", bind=URL, disabled=how == "level")
     res = common.guarded(ua.allocate, *key, how, int(bins), ref)
     if res is not None:
-        st.markdown(ua.allocation.summary(res))
+        head, *lines = ua.allocation.summary(res)
+        st.markdown(head + "\n" + "\n".join(f"- {line}" for line in lines))
         st.plotly_chart(ua.allocation_figure(res["curves"], res["one_sample"]), width="stretch",
                         config={"displaylogo": False}, key="alloc_fig")
         st.caption("Each curve: accuracy of a policy against its mean FLOPs per problem. Uniform policies give "
@@ -82,15 +84,12 @@ with tab_alloc:
         common.download_buttons(res["curves"], "allocation_curves", key="alloc_dl")
 
 with tab_stop:
-    scoring = [s for s in chosen if strategies.get(s).scorer]
-    rules = ["majority"] + scoring
     c1, c2 = st.columns([2, 3])
-    rule_spec = c1.selectbox("Stop by", rules, key="stop_rule", bind=URL,
-                             format_func=lambda s: "majority settled (Beta rule)" if s == "majority"
-                             else f"verifier confident ({strategies.short_label(s)})")
-    rule = "majority" if rule_spec == "majority" else "verifier"
-    grid = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999) if rule == "majority" else (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
-    threshold = c2.select_slider("Threshold", grid, value=0.95 if rule == "majority" else 0.9, key="stop_threshold")
+    rule_spec = c1.selectbox("Stop by", ua.stopping.stoppable(chosen), key="stop_rule", bind=URL,
+                             format_func=ua.stopping.rule_label)
+    rule = ua.stopping.rule_of(rule_spec)
+    grid = ua.stopping.GRID[rule]
+    threshold = c2.select_slider("Threshold", grid, value=ua.stopping.DEFAULT[rule], key="stop_threshold")
     st.caption("Majority: draw one sample at a time and stop when P(leading answer's share > runner-up's) under a "
                "Beta posterior reaches the threshold. Verifier: stop at the first sample the scorer rates at or "
                "above the threshold. Both stop at the sample budget; each problem is simulated over 16 random "
@@ -100,17 +99,16 @@ with tab_stop:
         fixed = [b for b in blocks if b.strategy == rule_spec]
         fixed_df = pd.DataFrame([dict(model=b.model, k=k, accuracy=float(b.acc[:, j].mean()))
                                  for b in fixed for j, k in enumerate(b.ks)])
-        st.markdown(ua.stopping.summary(sim[sim.threshold == threshold]))
+        st.markdown("\n".join(f"- {line}" for line in ua.stopping.summary(sim[sim.threshold == threshold])))
         st.plotly_chart(ua.stopping_figure(sim, fixed_df, colors), width="stretch", config={"displaylogo": False},
                         key="stop_fig")
         st.caption("Solid: the adaptive rule, one point per threshold. Dotted: the same strategy with a fixed k. "
                    "Points above the dotted line of their model get more accuracy per sample than a fixed budget.")
 
 with tab_ens:
-    methods = ["majority"] + scoring
     c1, c2, c3 = st.columns(3)
-    method = c1.selectbox("Pool by", methods, key="ens_method", bind=URL,
-                          format_func=lambda s: "majority vote" if s == "majority" else strategies.short_label(s))
+    method = c1.selectbox("Pool by", ua.ensembles.methods(chosen), key="ens_method", bind=URL,
+                          format_func=ua.ensembles.method_label)
     names = sorted({b.model for b in blocks}, key=lambda m: lms["names"].index(m) if m in lms["names"] else 0)
     if len(names) < 2:
         st.info("Needs cached samples from at least two model sizes.")
@@ -134,12 +132,17 @@ with tab_fit:
         levels = ["all"] + sorted(int(x) for x in table.level.dropna().unique())
         level = st.radio("Level", levels, horizontal=True, key="fit_level", bind=URL)
         sel = (lambda d: d.level.isna()) if level == "all" else (lambda d: d.level == level)
-        st.markdown(ua.fits.summary(table))
+        st.markdown("\n".join(f"- {line}" for line in ua.fits.summary(table)))
         st.plotly_chart(ua.fit_figure(curve[sel(curve)], colors), width="stretch", config={"displaylogo": False},
                         key="fit_fig")
         st.caption(f"Dots: coverage measured from {n} samples. Solid: Beta fit of per-problem success rates; dashed: "
                    "power law -log(coverage) = a·k^-b; bands: 95% bootstrap over problems. Coverage needs a perfect "
                    "verifier: it is the ceiling, not what majority or best-of-N reach.")
+        st.plotly_chart(ua.residual_figure(curve[sel(curve)], colors), width="stretch",
+                        config={"displaylogo": False}, key="fit_residuals")
+        st.caption("Residuals of the fits on all samples (solid: Beta, dashed: power law): a fit that is right "
+                   "on average can still bend away from the data at the largest k, which is where extrapolation "
+                   "starts.")
         t = table[sel(table)][["model", "form", "predicted", "lo", "hi", "measured", "error", "poor", "pass@1024",
                                "pass@10000"]]
         st.markdown(f"**Honest check**: fitted on the first {fit_samples} samples, predicting pass@{n}:")

@@ -62,7 +62,8 @@ def live_progress(job: SweepJob):
 job = st.session_state.get("sweep_job")
 running = job is not None and not job.done
 b1, b2 = st.columns([1, 4], vertical_alignment="center")
-if b1.button("Run", type="primary", icon=":material/play_arrow:", disabled=running or not models, key="run"):
+if b1.button("Run", type="primary", icon=":material/play_arrow:", disabled=running or not models, key="run") \
+        and common.within_budget(cache, exp):
     with st.spinner("Measuring each new model's speed on a few samples…"):
         common.guarded(runner.probe, exp, cache, ctx["device"])
     secs = common.guarded(planning.estimate_seconds, cache, exp)
@@ -92,7 +93,7 @@ elif job is not None:
     state = "error" if job.error else "complete"
     with st.status(job.summary(), state=state, expanded=bool(job.error)):
         if job.error:
-            st.error(job.error)
+            st.error(common.plain(job.error))  # it can quote a problem id or a line of a user's file
         for r in job.results:
             st.write(f"{r.model}: {r.generated:,} new, {r.cached:,} cached, {r.elapsed_s:.0f} s")
 

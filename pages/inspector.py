@@ -66,7 +66,7 @@ if view is None:
     st.stop()
 samples = view["samples"]
 if samples.empty:
-    common.nothing_cached(f"{model} on {problem_id} at temperature {params.temperature:g}",
+    common.nothing_cached(f"{model} on {common.plain(problem_id)} at temperature {params.temperature:g}",
                           common.explore_link_params(exp))
     st.stop()
 

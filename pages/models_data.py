@@ -123,9 +123,10 @@ def datasets_section():
     up = st.file_uploader("Upload a dataset", type=["jsonl", "json", "csv"], key="upload")
     if up is not None and st.session_state.get("_uploaded") != (up.name, up.size):
         saved = common.guarded(registry.save_dataset, up.name, up.getvalue(), root)
-        if saved:
-            st.session_state["_uploaded"] = (up.name, up.size)
-            st.session_state["dataset"] = saved.name
+        if not saved:
+            return  # the refusal is the one message: not followed by another dataset's preview
+        st.session_state["_uploaded"] = (up.name, up.size)
+        st.session_state["dataset"] = saved.name
     files = [p.name for p in registry.list_datasets(root)]
     if not files:
         st.info("No datasets uploaded yet: upload a file above.")
@@ -136,7 +137,7 @@ def datasets_section():
         preview = registry.preview_dataset(path, 5)
         cols = registry.columns_of(path)
     except EngineError as e:
-        st.error(str(e))
+        st.error(common.plain(e))  # it quotes the file: escaped, never rendered as markdown
         return
     st.caption("Preview (first rows as read)")
     st.dataframe(preview, hide_index=True, width="stretch")
@@ -166,7 +167,7 @@ def datasets_section():
         if task is not None:
             st.success(f"{len(task.problems)} problems read. Pick **{name}** as the task on Explore.")
     elif saved:
-        st.caption(f"Saved mapping: {saved}")
+        st.caption(f"Saved mapping: {common.plain(saved)}")
 
 
 def cache_section():

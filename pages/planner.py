@@ -77,6 +77,21 @@ else:
         else:
             st.info("No other model size meets both the target and the latency budget.")
 
+# ---- beyond uniform options: allocation by difficulty, and extrapolation ----------------------
+if exp.params.n >= 4 and len(exp.models) >= 1:
+    from ui import allocation as ua
+    key = (exp, ctx["cache_path"], common.cache_version(ctx["cache_path"]))
+    res = common.guarded(ua.allocate, *key, "predicted", 5, None) if len(df.drop_duplicates("model")) else None
+    if res is not None:
+        note = analysis.planner.allocation_note(
+            res["curves"][res["curves"].policy == "allocated by difficulty"], target / 100, best)
+        if note:
+            st.info(note)
+    if best is None and exp.params.n >= 8:
+        out = common.guarded(ua.fit, *key, max(2, exp.params.n // 4), exp.params.n)
+        if out is not None:
+            st.caption(analysis.planner.extrapolation_note(out[0], target / 100))
+
 # ---- every candidate --------------------------------------------------------------------
 with st.expander("Every cached configuration"):
     shown = analysis.candidates(df)

@@ -306,7 +306,7 @@ def test_non_utf8_names_the_line(tmp_path):
     ('{"question": "Q?", "answer": "#### none"}', ["no number"]),
     ('{"question": "Q?", "answer": "seven"}', ["no number"]),
     ('{"question": "Q?", "answer": ""}', ["empty answer"]),
-    ('{"question": "Q?", "answer": "3/4"}', ["ambiguous"]),
+    ('{"question": "Q?", "answer": "3 or 4"}', ["ambiguous"]),
     ('{"question": {"text": "Q?"}, "answer": "1"}', ["must be text", "object"]),
     ('{"question": "Q?"}', ["missing column 'answer'", "'question'"]),
 ])

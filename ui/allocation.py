@@ -11,7 +11,7 @@ from engine.analysis.curves import blocks, powers_of_two
 from engine.experiment import Experiment
 from ui import common, figures
 
-DASH = {"uniform majority": "dot", "uniform best uniform": "dash"}
+DASH = {"uniform majority": "dot", "uniform best single option": "dash"}
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading cached samples…")
@@ -58,8 +58,10 @@ def allocation_figure(curves: pd.DataFrame, one_sample: dict, height: int = 420)
                                  line=dict(width=3 if main else 1.5, dash="solid" if main else DASH.get(name, "dashdot")),
                                  marker=dict(size=5), hovertemplate="%{x:.3g} FLOPs: %{y:.1%}<extra>" + name +
                                  "</extra>"))
-    fig.add_vline(x=one_sample["flops"], line=dict(color="grey", dash="dot"),
-                  annotation_text=f"one {one_sample['model']} sample", annotation_position="bottom right")
+    # annotations on a log axis take log10 coordinates (shapes take data values)
+    fig.add_vline(x=one_sample["flops"], line=dict(color="grey", dash="dot"))
+    fig.add_annotation(x=np.log10(one_sample["flops"]), y=1, yref="paper", text=f"one {one_sample['model']} sample",
+                       showarrow=False, xanchor="left", yanchor="top", font=dict(color="grey"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2),
                       xaxis=dict(title="mean FLOPs per problem (probe included)", **figures._log_axis(curves.flops)),
                       yaxis=dict(title="accuracy (cross-validated)", tickformat=".0%"))
@@ -77,7 +79,8 @@ def stopping_figure(adaptive: pd.DataFrame, fixed: pd.DataFrame, colors: dict, h
                                  line=dict(color=colors.get(model)), customdata=d.threshold,
                                  hovertemplate="threshold %{customdata}: %{x:.1f} samples, %{y:.1%}<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
-                      xaxis=dict(title="samples per problem (mean)", type="log"),
+                      xaxis=dict(title="samples per problem (mean)", type="log", tickvals=[1, 2, 4, 8, 16, 32, 64, 128],
+                                 range=[-0.05, np.log10(max(adaptive.max_samples.max(), 2)) + 0.05]),
                       yaxis=dict(title="accuracy", tickformat=".0%"))
     return fig
 
@@ -99,6 +102,21 @@ def ensemble_figure(df: pd.DataFrame, height: int = 360) -> go.Figure:
     return fig
 
 
+def residual_figure(curve: pd.DataFrame, colors: dict, height: int = 260) -> go.Figure:
+    """Measured minus fitted coverage at each measured k: where each law bends away from the data."""
+    fig = go.Figure()
+    m = curve[curve.form == "measured"]
+    for model, d in m.groupby("model", sort=False):
+        for form, dash in (("beta", "solid"), ("power law", "dash")):
+            fig.add_trace(go.Scatter(x=d.k, y=d[f"residual {form}"], mode="lines", name=f"{model} {form}",
+                                     line=dict(color=colors.get(model), dash=dash, width=1.5)))
+    fig.add_hline(y=0, line=dict(color="grey", width=1))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                      xaxis=dict(title="samples per problem (k)", type="log"),
+                      yaxis=dict(title="measured − fitted", tickformat="+.1%"))
+    return fig
+
+
 def fit_figure(curve: pd.DataFrame, colors: dict, height: int = 420) -> go.Figure:
     fig = go.Figure()
     for model, d in curve.groupby("model", sort=False):
@@ -114,9 +132,10 @@ def fit_figure(curve: pd.DataFrame, colors: dict, height: int = 420) -> go.Figur
             fig.add_trace(go.Scatter(x=f.k, y=f.coverage, mode="lines", name=f"{model} {form}",
                                      line=dict(color=color, dash=dash, width=1.5)))
     kmax = int(curve[curve.form == "measured"].k.max())
-    fig.add_vrect(x0=kmax, x1=curve.k.max(), fillcolor="grey", opacity=0.08, line_width=0,
-                  annotation_text="extrapolated", annotation_position="top left")
+    fig.add_vrect(x0=kmax, x1=curve.k.max(), fillcolor="grey", opacity=0.08, line_width=0)
+    fig.add_annotation(x=np.log10(kmax), y=1, yref="paper", text="extrapolated →", showarrow=False,
+                       xanchor="left", yanchor="top", font=dict(color="grey"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2),
-                      xaxis=dict(title="samples per problem (k)", type="log"),
+                      xaxis=dict(title="samples per problem (k)", type="log", dtick=1),
                       yaxis=dict(title="coverage (pass@k)", tickformat=".0%"))
     return fig

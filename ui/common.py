@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import runpy
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import streamlit as st
 
 from engine import analysis, compute, hardware, planning, registry, scorers, shipped, strategies
 from engine.compute import CostModel
-from engine.cache import DEFAULT_PATH, CacheError, SampleCache, move_aside
+from engine.cache import DEFAULT_PATH, CacheError, SampleCache, csv_safe, move_aside
 from engine.errors import EngineError
 from engine.experiment import Experiment
 from engine.models import SamplingParams
@@ -93,12 +94,21 @@ def cached_curves(exp: Experiment, by_level: bool, include_partial: bool, task_v
 
 
 # ---- errors ---------------------------------------------------------------------
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#!|~:$])")
+
+
+def plain(text) -> str:
+    """``text`` escaped for a markdown element (st.error, st.info, ...): user data in it (an id, a column
+    name, a line of a file) shows as written and never becomes a link, an image or a style."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
 def guarded(fn, *args, **kwargs):
-    """Call ``fn``; on ``EngineError`` show it and return None."""
+    """Call ``fn``; on ``EngineError`` show it (escaped: messages quote user data) and return None."""
     try:
         return fn(*args, **kwargs)
     except EngineError as e:
-        st.error(str(e))
+        st.error(plain(e))
         return None
 
 
@@ -129,6 +139,27 @@ def require_router() -> None:
 
 # ---- sidebar --------------------------------------------------------------------
 SERVER_MODE = os.environ.get("TTC_SERVER", "0") == "1"
+_max = os.environ.get("TTC_MAX_SAMPLES", "").strip()
+SERVER_MAX_SAMPLES = int(_max) if _max.isdigit() else 20_000  # hosted: new samples one session may generate
+
+
+def within_budget(cache: SampleCache, exp: Experiment) -> bool:
+    """Hosted mode: refuse, before anything is sampled, a Run that would take this session past
+    ``SERVER_MAX_SAMPLES`` new samples (cached ones are free); otherwise count them against it."""
+    if not SERVER_MODE:
+        return True
+    cov = guarded(planning.coverage, cache, exp)
+    if cov is None:
+        return False
+    need = sum(c["selected"] * exp.params.n - c["samples"] for c in cov)
+    used = st.session_state.get("_samples_used", 0)
+    if used + need > SERVER_MAX_SAMPLES:
+        st.error(f"Hosted mode: this run would generate {need:,} new samples and this session has "
+                 f"{max(SERVER_MAX_SAMPLES - used, 0):,} of its {SERVER_MAX_SAMPLES:,} left. Choose fewer models, "
+                 "problems or samples per problem (what is cached costs nothing).")
+        return False
+    st.session_state["_samples_used"] = used + need
+    return True
 
 
 def sidebar() -> dict:
@@ -234,7 +265,7 @@ def download_buttons(df, stem: str, key: str) -> None:
     """CSV and Parquet buttons; ``df`` may be a callable, run only when a button is clicked."""
     get = df if callable(df) else (lambda: df)
     c1, c2 = st.columns(2)
-    c1.download_button("Download CSV", lambda: get().to_csv(index=False).encode(), f"{stem}.csv", "text/csv",
+    c1.download_button("Download CSV", lambda: csv_safe(get()).to_csv(index=False).encode(), f"{stem}.csv", "text/csv",
                        key=f"{key}_csv", width="stretch", icon=":material/download:")
     c2.download_button("Download Parquet", lambda: to_parquet_bytes(get()), f"{stem}.parquet",
                        "application/vnd.apache.parquet", key=f"{key}_pq", width="stretch",
@@ -293,11 +324,11 @@ def task_picker(root: str, container=st):
     return name, guarded(registry.load_task, name, root)
 
 
-def sampling_widgets(budget_col, temp_col) -> SamplingParams:
+def sampling_widgets(budget_col, temp_col, budget: int = 16) -> SamplingParams:
     """Sample budget, temperature, and every other ``SamplingParams`` field the cache keys on (under
     "Advanced sampling"), so that a CLI sweep at any settings can be read back. URL keys: budget, temp,
     top_p, max_tokens, seed."""
-    budget = budget_col.select_slider("Sample budget (samples per problem)", BUDGETS, value=16, key="budget",
+    budget = budget_col.select_slider("Sample budget (samples per problem)", BUDGETS, value=budget, key="budget",
                                       bind=URL)
     temperature = temp_col.slider("Temperature", 0.0, 1.5, 0.8, 0.1, key="temp", bind=URL)
     with st.expander("Advanced sampling"):
@@ -315,7 +346,8 @@ def sampling_widgets(budget_col, temp_col) -> SamplingParams:
 
 
 def experiment_widgets(root: str, lms: dict, default_models=None,
-                       help: str = "Only what is already cached is shown: run sweeps on Explore") -> Experiment | None:
+                       help: str = "Only what is already cached is shown: run sweeps on Explore", problems: int = 50,
+                       budget: int = 16) -> Experiment | None:
     """Models, task, problems, levels and sampling: one set of widgets and URL keys for every page, so a page
     reads back what a sweep on Explore (or the CLI) cached. None (message shown) when the selection is invalid.
     Pages set ``strategies`` and ``cost`` with ``Experiment.replace``."""
@@ -328,12 +360,12 @@ def experiment_widgets(root: str, lms: dict, default_models=None,
     levels_all = sorted({p.difficulty for p in task.problems if p.difficulty is not None})
     c1, c2, c3, c4 = st.columns([1, 2, 2, 1])
     n_problems = c1.number_input("Problems", min_value=1, max_value=len(task.problems),
-                                 value=min(50, len(task.problems)), step=10, key="problems", bind=URL)
+                                 value=min(problems, len(task.problems)), step=10, key="problems", bind=URL)
     levels = []
     if levels_all:
         levels = c2.pills("Difficulty levels", levels_all, selection_mode="multi", default=levels_all,
                           key="levels", bind=URL, help="None selected means all levels") or []
-    params = sampling_widgets(c3, c4)
+    params = sampling_widgets(c3, c4, budget)
     return guarded(Experiment.build, list(models), task_name, params, int(n_problems), tuple(levels),
                    datasets=root)
 

@@ -318,3 +318,62 @@ def sample_card_html(idx: int, text: str, answer, correct: bool, score: float | 
 def highlight_row(df: pd.DataFrame, index, color: str = "#FFF3C4"):
     """A Styler shading one row (the the pick) for ``st.dataframe``."""
     return df.style.apply(lambda r: [f"background-color: {color}" if r.name == index else "" for _ in r], axis=1)
+
+
+# ---- Verifiers ------------------------------------------------------------------------
+def verifier_curves_figure(df: pd.DataFrame, height: int = 380) -> go.Figure:
+    """Accuracy against samples for one model, one line per strategy: best-of-N by each scorer between the
+    strategies without a scorer (black: the oracle dashed, majority vote dotted); a scorer that reads the
+    answer key (a simulated verifier) drawn thick."""
+    fig = go.Figure()
+    scored = [s for s in dict.fromkeys(df["strategy"]) if strategies.get(s).uses_scorer]
+    colors = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(scored)}
+    for spec, g in df.groupby("strategy", sort=False):
+        g = g.sort_values("k")
+        name, s = strategies.short_label(spec), strategies.get(spec)
+        line = (dict(color=colors[spec], width=4 if s.needs_key else 2) if s.uses_scorer
+                else dict(color="#222", dash="dash" if s.needs_key else "dot"))
+        fig.add_trace(go.Scatter(x=g["k"], y=g["accuracy"], mode="lines+markers", name=name, line=line,
+                                 marker=dict(size=5), hovertemplate=f"<b>{html.escape(name)}</b><br>k=%{{x}}<br>"
+                                                                    "accuracy: %{y:.1%}<extra></extra>"))
+    top = int(math.ceil(math.log2(max(float(df["k"].max()), 1)))) if len(df) else 0
+    ticks = [2 ** i for i in range(top + 1)]
+    fig.update_layout(xaxis=dict(title="samples per problem (k)", type="log", tickvals=ticks,
+                                 ticktext=[str(t) for t in ticks]),
+                      yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"), height=height,
+                      margin=dict(l=10, r=10, t=10, b=10), template="plotly_white", hovermode="closest",
+                      legend=dict(orientation="v", x=1.02, y=1))
+    return fig
+
+
+def verifier_quality_figure(sweep: pd.DataFrame, scorers_at: pd.DataFrame, chosen: float | None = None,
+                            height: int = 380) -> go.Figure:
+    """Best-of-k accuracy against a verifier's within-problem AUROC: the simulated verifier as a line with
+    its 95% band, majority@k and pass@k as horizontal lines, each real scorer as a point at its measured
+    AUROC (``scorers_at``: scorer, within_problem_auroc, best_of_k), the chosen AUROC marked."""
+    s = sweep.sort_values("auc")
+    fig = go.Figure()
+    if len(s):
+        fig.add_trace(go.Scatter(x=s["auc"], y=s["hi"], mode="lines", line=dict(width=0), hoverinfo="skip",
+                                 showlegend=False))
+        fig.add_trace(go.Scatter(x=s["auc"], y=s["lo"], mode="lines", line=dict(width=0), fill="tonexty",
+                                 fillcolor=_rgba(PALETTE[0], 0.15), hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=s["auc"], y=s["accuracy"], mode="lines+markers", name="simulated verifier",
+                                 line=dict(color=PALETTE[0], width=3),
+                                 hovertemplate="AUROC %{x:.2f}: best-of-N %{y:.1%}<extra></extra>"))
+        for col, name, dash in (("pass", "oracle (pass@k)", "dash"), ("majority", "majority vote", "dot")):
+            fig.add_hline(y=float(s[col].iloc[0]), line=dict(color="#222", dash=dash, width=1.5),
+                          annotation_text=f"{name} {float(s[col].iloc[0]):.1%}", annotation_position="top left")
+    pts = scorers_at.dropna(subset=["within_problem_auroc", "best_of_k"])
+    if len(pts):
+        fig.add_trace(go.Scatter(x=pts["within_problem_auroc"], y=pts["best_of_k"], mode="markers+text",
+                                 name="measured scorers", text=list(pts["label"]), textposition="top center",
+                                 textfont=dict(size=10), marker=dict(size=10, color=PALETTE[1], symbol="diamond"),
+                                 hovertemplate="%{text}: AUROC %{x:.2f}, best-of-N %{y:.1%}<extra></extra>"))
+    if chosen is not None:
+        fig.add_vline(x=float(chosen), line=dict(color=PALETTE[0], width=1, dash="dash"))
+    fig.update_layout(xaxis=dict(title="verifier's within-problem AUROC (0.5 = guessing)", range=[0.4, 1.02]),
+                      yaxis=dict(title="best-of-N accuracy", tickformat=".0%", rangemode="tozero"), height=height,
+                      margin=dict(l=10, r=10, t=10, b=10), template="plotly_white", hovermode="closest",
+                      legend=dict(orientation="h", y=-0.2))
+    return fig

@@ -4,7 +4,9 @@
 - ``frontier``: Pareto frontiers, FLOPs-matched and equal-compute comparisons of two sizes;
 - ``planner``: the cheapest measured configuration that meets a target;
 - ``verdict``: who wins at equal compute, in words;
-- ``problem``: one problem's samples, the vote and a strategy's pick.
+- ``problem``: one problem's samples, the vote and a strategy's pick;
+- ``allocation``, ``stopping``, ``ensembles``, ``fits``: spending compute where it pays (per-difficulty
+  allocation, adaptive stopping, ensembles of sizes, coverage scaling laws), all from ``curves.blocks``.
 """
 from .curves import curves, powers_of_two, with_pretraining
 from .frontier import crossover, equal_compute, flops_matched, frontier

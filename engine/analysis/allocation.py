@@ -188,13 +188,13 @@ def cross_validated(opts: Options, bins: np.ndarray, budgets, allowed: np.ndarra
 
 
 def families(opts: Options) -> dict[str, np.ndarray]:
-    """Uniform baselines: which options each may use. One sample of any model belongs to every family."""
+    """Uniform baselines by name: which options each may use. One sample of any model belongs to every family."""
     strat = opts.labels["strategy"]
     single = (strat == "one sample").to_numpy()
     out = {"majority": single | (strat == "majority").to_numpy()}
     for s in sorted(set(strat) - {"one sample", "majority"}):
-        out[s] = single | (strat == s).to_numpy()
-    out["best uniform"] = np.ones(len(strat), bool)
+        out[strategies.short_label(s)] = single | (strat == s).to_numpy()
+    out["best single option"] = np.ones(len(strat), bool)
     return out
 
 
@@ -269,16 +269,16 @@ def policy(opts: Options, bins: np.ndarray, budgets, extra: np.ndarray) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def summary(result: dict) -> str:
-    """The finding in words: what allocation by difficulty saves against each uniform baseline."""
-    lines = [f"Difficulty: {result['difficulty']}; {result['bins']} bins, {result['problems']} problems, "
-             "accuracy cross-validated (each problem's policy chosen on the other problems)."]
+def summary(result: dict) -> list[str]:
+    """The findings in words, one line per uniform baseline: what allocation by difficulty saves against it."""
+    lines = [f"Difficulty from {result['difficulty']}; {result['bins']} bins of {result['problems']} problems; "
+             "accuracy cross-validated (each problem's policy is chosen on the other problems)."]
     for r in result["ratios"].itertuples():
         if r.ratio == r.ratio:
-            lines.append(f"Against {r.baseline} (best {r.best_accuracy:.1%}): allocation matches it at "
+            lines.append(f"Against {r.baseline} (at best {r.best_accuracy:.1%}): allocation matches it with "
                          f"{r.ratio:.2g}x {'less' if r.ratio >= 1 else 'more'} compute.")
         else:
             noise = abs(r.allocated_best - r.best_accuracy) <= 1.96 * r.best_se
-            lines.append(f"Against {r.baseline} (best {r.best_accuracy:.1%}): allocation never matches it; its "
-                         f"best is {r.allocated_best:.1%}" + (" (within noise)." if noise else "."))
-    return " ".join(lines)
+            lines.append(f"Against {r.baseline} (at best {r.best_accuracy:.1%}): allocation never matches it; its "
+                         f"best is {r.allocated_best:.1%}" + (", within noise." if noise else "."))
+    return lines

@@ -46,6 +46,16 @@ class _Side:
         return self.flops[:, self.ks.index(k)]
 
 
+def methods(specs) -> list[str]:
+    """How pooled samples can be answered: majority vote, or best-of-N with any scorer among ``specs``."""
+    scorers = list(dict.fromkeys(strategies.get(s).scorer for s in specs if strategies.get(s).scorer))
+    return ["majority"] + [f"best_of_n:{sc}" for sc in scorers]
+
+
+def method_label(spec: str) -> str:
+    return "majority vote" if spec == "majority" else strategies.short_label(spec)
+
+
 def pooled(a: _Side, b: _Side, ka: int, kb: int, method: str, right: np.ndarray) -> np.ndarray:
     """Per-problem expected accuracy of answering from k_a samples of ``a`` and k_b of ``b``."""
     ok = np.concatenate([a.take(ka, a.correct), b.take(kb, b.correct)], axis=2).astype(float)
@@ -72,12 +82,15 @@ def ensembles(blocks, pairs=None, method: str = "majority", ks=None, draws: int 
     blocks = list(blocks)
     single = options(blocks)
     ids = single.problem_ids
-    want = "majority" if method == "majority" else method
-    mine = {b.model: b for b in blocks if b.strategy == want}
-    if len(mine) < 2:
-        raise EngineError(f"an ensemble needs {method!r} measured on at least two models")
     if method != "majority" and not strategies.get(method).scorer:
         raise EngineError(f"pool an ensemble by majority or by a scoring strategy, not {method!r}")
+    scorer = None if method == "majority" else strategies.get(method).scorer
+    mine: dict = {}
+    for b in blocks:  # any block whose samples carry this scorer's scores (majority: one without a scorer)
+        if strategies.get(b.strategy).scorer == scorer:
+            mine.setdefault(b.model, b)
+    if len(mine) < 2:
+        raise EngineError(f"an ensemble needs {method_label(method)} measured on at least two models")
     rng = np.random.default_rng(seed)
     table = [dict() for _ in ids]  # answer -> code, shared by both models of a problem
     sides = {m: _Side(b, ids, table, draws, rng) for m, b in mine.items()}
@@ -107,7 +120,8 @@ def ensembles(blocks, pairs=None, method: str = "majority", ks=None, draws: int 
                     best = within[np.argmax(single.acc[within].mean(1))]
                     diff = acc - single.acc[best]
                     lab = single.labels.iloc[best]
-                    row.update(best_single=f"{lab.model} · {lab.strategy} · k={lab.k}",
+                    how = "one sample" if lab.k == 1 else f"{strategies.short_label(lab.strategy)} · k={lab.k}"
+                    row.update(best_single=f"{lab.model} · {how}",
                                best_single_accuracy=float(single.acc[best].mean()), gain=float(diff.mean()),
                                gain_se=float(diff.std(ddof=1) / np.sqrt(len(diff))))
                     row["clear"] = bool(row["gain"] > 1.96 * row["gain_se"])
@@ -125,8 +139,9 @@ def summary(df: pd.DataFrame) -> str:
     if df.empty or "gain" not in df:
         return "No ensemble could be compared with a single model."
     best = df.loc[df["gain"].idxmax()]
-    how = "majority vote" if best.method == "majority" else strategies.label(best.method)
-    split = f"{best.k_a} samples of {best.model_a} + {best.k_b} of {best.model_b}, pooled by {how}"
+    how = method_label(best.method)
+    split = (f"{best.k_a} sample{'s' if best.k_a > 1 else ''} of {best.model_a} + {best.k_b} of {best.model_b}, "
+             f"pooled by {how}")
     if best["clear"]:
         n = int(df["clear"].sum())
         return (f"Yes: {split} reaches {best.accuracy:.1%}, {best.gain:+.1%} (± {1.96 * best.gain_se:.1%}) over the "

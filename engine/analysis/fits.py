@@ -107,7 +107,7 @@ def fit(samples: pd.DataFrame, fit_samples: int = 16, target: int | None = None,
     per level. Returns (``table``: one row per level and form with the fitted parameters, pass@target
     predicted from ``fit_samples`` samples against the measured value, its band, whether the fit is poor, and
     extrapolations from all samples; ``curve``: the all-samples fit with its band over ``plot_ks``, and the
-    measured coverage, for plotting)."""
+    measured coverage with each fit's residual, for plotting)."""
     full = _counts(samples, None)
     n_min = int(full["n"].min()) if len(full) else 0
     target = min(target or n_min, n_min)
@@ -133,7 +133,10 @@ def fit(samples: pd.DataFrame, fit_samples: int = 16, target: int | None = None,
         boots_early = [early_c.fit(wi) for wi in w]
         boots_all = [all_c.fit(wi) for wi in w]
         cov_all = all_c.passk[all_c.inverse].mean(0)
-        curve += [dict(level=level, form="measured", k=int(k), coverage=float(v)) for k, v in zip(ks_all, cov_all)]
+        # measured points carry each all-samples fit's residual (measured - fitted) at the same k
+        res = {f"residual {form}": cov_all - predict(form, fits_all[form], ks_all) for form in FORMS}
+        curve += [dict(level=level, form="measured", k=int(k), coverage=float(v),
+                       **{name: float(r[i]) for name, r in res.items()}) for i, (k, v) in enumerate(zip(ks_all, cov_all))]
         for form in FORMS:
             pred = float(predict(form, fits_early[form], target))
             bp = np.array([predict(form, b[form], target) for b in boots_early])
@@ -186,7 +189,7 @@ def samples_for(table: pd.DataFrame, model: str, target: float, form: str = "bet
     return float(ks[hit[0]]) if hit.size else float("inf")
 
 
-def summary(table: pd.DataFrame) -> str:
+def summary(table: pd.DataFrame) -> list[str]:
     """Fit error per form over models (all levels pooled), and which fits are poor."""
     overall = table[table.level.isna()]
     out = []
@@ -200,4 +203,4 @@ def summary(table: pd.DataFrame) -> str:
         out.append("Poor fits (measured value outside the 95% band and off by more than 2 points): " + ", ".join(
             f"{r.model} {'all levels' if r.level != r.level else f'level {int(r.level)}'} ({r.form})"
             for r in poor.itertuples()) + ".")
-    return " ".join(out)
+    return out

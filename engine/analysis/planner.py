@@ -83,3 +83,33 @@ def _why_none(df: pd.DataFrame, target: float, latency_budget_s: float) -> str:
     return (f"{base} Options that reach {target:.0%} take at least {b.latency_s:.3g} s ({b.model}, k={b.k}), "
             f"and options within {latency_budget_s:g} s reach at most {fast.accuracy.max():.1%}: "
             "relax one of the two.")
+
+
+def allocation_note(allocated: pd.DataFrame, target_accuracy: float, best: dict | None) -> str | None:
+    """What allocating compute by difficulty (``allocation.allocate``'s cross-validated curve) would cost to reach
+    the target, in FLOPs per problem (an allocated policy mixes models, so FLOPs are its common unit)."""
+    reach = allocated[allocated.accuracy >= target_accuracy]
+    if reach.empty:
+        return (f"Allocating compute by difficulty does not reach {target_accuracy:.0%} either (at most "
+                f"{allocated.accuracy.max():.1%}, cross-validated)." if best is None else None)
+    f = float(reach.flops.min())
+    text = (f"Allocating compute by difficulty (a model, strategy and k per difficulty bin) reaches "
+            f"{target_accuracy:.0%} at {f:.3g} FLOPs per problem, cross-validated")
+    if best is not None and best.get("flops"):
+        ratio = best["flops"] / f
+        text += (f": {ratio:.2g}x {'less' if ratio >= 1 else 'more'} compute than the recommendation "
+                 f"({best['flops']:.3g} FLOPs)")
+    return text + "; see Compute allocation."
+
+
+def extrapolation_note(fit_table: pd.DataFrame, target_accuracy: float) -> str | None:
+    """When nothing measured reaches the target: how many samples each model would need by the fitted coverage
+    law (extrapolated, and only reachable with a perfect verifier)."""
+    from .fits import samples_for
+    models = list(dict.fromkeys(fit_table.model))
+    need = {m: samples_for(fit_table, m, target_accuracy) for m in models}
+    parts = [f"{m} about {k:,.0f}" if k < float("inf") else f"{m} never (its fit plateaus below)"
+             for m, k in need.items()]
+    return (f"Extrapolated, not measured: by the Beta fit of coverage, reaching {target_accuracy:.0%} would take "
+            f"samples per problem of {', '.join(parts)}, and only with a perfect verifier (coverage is the "
+            "oracle's ceiling; majority vote and learned verifiers stay below it).")

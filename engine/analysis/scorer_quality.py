@@ -4,6 +4,10 @@ Pooled AUROC mixes problems, so a scorer that only recognises easy problems look
 within one problem's samples, so the number that matters is the AUROC *within* a problem: over problems
 that have both right and wrong samples, the chance that a right sample outscores a wrong one (ties count
 half), averaged. 0.5 is guessing.
+
+What that buys: best-of-k next to majority@k and pass@k, with the share of that gap closed
+(``verifier_table``); the simulated verifier's best-of-k across AUROCs (``simulated_sweep``); and what the
+step checker catches among a model's wrong samples (``step_checker_split``).
 """
 from __future__ import annotations
 
@@ -54,3 +58,91 @@ def scorer_quality(cache: SampleCache, exp, names=None) -> pd.DataFrame:
                                                                               df["correct"].to_numpy(bool)),
                              within_problem_auroc=within, problems=n, samples=len(df)))
     return pd.DataFrame(rows)
+
+
+def best_of_k(cache: SampleCache, exp, names, k: int) -> pd.DataFrame:
+    """Per model and scorer: best-of-k accuracy next to majority@k and pass@k (the oracle), and the share of
+    the gap from majority to pass@k that it closes (negative: worse than the vote)."""
+    from .curves import curves
+    specs = ["oracle", "majority"] + [f"best_of_n:{n}" for n in names]
+    cv = curves(cache, exp.replace(strategies=specs), ks=[k])
+    if cv.empty:
+        return pd.DataFrame(columns=["model", "scorer", "k", "best_of_k", "majority", "pass", "gap_closed"])
+    acc = cv.pivot_table(index="model", columns="strategy", values="accuracy", sort=False)
+    rows = []
+    for model, r in acc.iterrows():
+        for n in names:
+            gap = r["oracle"] - r["majority"]
+            rows.append(dict(model=model, scorer=n, k=k, best_of_k=r[f"best_of_n:{n}"], majority=r["majority"],
+                             **{"pass": r["oracle"]},
+                             gap_closed=(r[f"best_of_n:{n}"] - r["majority"]) / gap if gap > 0 else float("nan")))
+    return pd.DataFrame(rows)
+
+
+def verifier_table(cache: SampleCache, exp, names=None, k: int | None = None) -> pd.DataFrame:
+    """``scorer_quality`` and ``best_of_k`` side by side: per model and scorer, how well it ranks and what
+    best-of-k (default: the whole pool) makes of it."""
+    names = list(names or scorers.available())
+    q = scorer_quality(cache, exp, names)
+    if q.empty:
+        return q
+    return q.merge(best_of_k(cache, exp, names, int(k or exp.params.n)), on=["model", "scorer"], how="left")
+
+
+def simulated_sweep(cache: SampleCache, exp, aucs, k: int | None = None) -> pd.DataFrame:
+    """Best-of-k accuracy (with its 95% interval) of the simulated verifier at each AUROC in ``aucs``, per
+    model, next to majority@k and pass@k: how far verifier quality moves best-of-N from the vote to the
+    oracle."""
+    from .curves import curves
+    from ..scorers.simulated import PREFIX
+    k = int(k or exp.params.n)
+    specs = {f"best_of_n:{PREFIX}-{float(a):g}": float(a) for a in aucs}
+    cv = curves(cache, exp.replace(strategies=["oracle", "majority", *specs]), ks=[k])
+    if cv.empty:
+        return pd.DataFrame(columns=["model", "auc", "k", "accuracy", "lo", "hi", "majority", "pass"])
+    ref = cv.pivot_table(index="model", columns="strategy", values="accuracy", sort=False)
+    sim = cv[cv["strategy"].isin(specs)]
+    return pd.DataFrame(dict(model=sim["model"], auc=sim["strategy"].map(specs), k=k, accuracy=sim["accuracy"],
+                             lo=sim["lo"], hi=sim["hi"], majority=sim["model"].map(ref["majority"]),
+                             **{"pass": sim["model"].map(ref["oracle"])})).reset_index(drop=True)
+
+
+def step_checker_split(cache: SampleCache, exp) -> pd.DataFrame:
+    """What the step checker catches among each model's wrong samples, per level and over all levels.
+
+    ``caught``: share of wrong samples failing some check, split by the first reason (an ``arithmetic`` slip,
+    a broken ``chain``: a step not starting from the last result or an answer not repeating it, a
+    ``malformed`` line or no answer line); ``misread``: wrong samples whose every line checks out (the
+    problem was misread: only the answer key catches these); ``false_alarm``: share of right samples failing
+    a check.
+    """
+    from ..scorers.step_checker import failure
+    task, problems = exp.load_task(), exp.selected()
+    rows = []
+    for ref in exp.models:
+        df = load_samples(cache, ref, task, problems, exp.params)
+        if df.empty:
+            continue
+        df = df.assign(why=[failure(t) or "passes" for t in df["text"]])
+        for level, g in [*df.groupby("difficulty"), ("all", df)]:
+            wrong, right = g[~g["correct"].astype(bool)], g[g["correct"].astype(bool)]
+            share = wrong["why"].value_counts(normalize=True)
+            rows.append(dict(model=ref.name, level=level, wrong=len(wrong), caught=1 - share.get("passes", 0.0),
+                             arithmetic=share.get("arithmetic", 0.0), chain=share.get("chain", 0.0),
+                             malformed=share.get("malformed", 0.0), misread=share.get("passes", 0.0),
+                             false_alarm=float((right["why"] != "passes").mean()) if len(right) else float("nan")))
+    return pd.DataFrame(rows)
+
+
+def auc_needed(sweep: pd.DataFrame, target: float) -> float | None:
+    """The within-problem AUROC at which the simulated verifier's best-of-k first reaches ``target`` accuracy
+    (linear between measured AUROCs), from one model's ``simulated_sweep``; None if it never does."""
+    s = sweep.sort_values("auc")
+    x, y = s["auc"].to_numpy(float), s["accuracy"].to_numpy(float)
+    hit = np.flatnonzero(y >= target)
+    if not hit.size:
+        return None
+    i = int(hit[0])
+    if i == 0 or y[i] == y[i - 1]:
+        return float(x[i])
+    return float(x[i - 1] + (target - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))

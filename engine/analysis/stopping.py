@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betainc
 
-from .. import metrics
+from .. import metrics, strategies
 from ..errors import EngineError
 from ..strategies import Pool
 
@@ -85,7 +85,24 @@ def verifier_rule(pool: Pool, thresholds, max_samples: int | None = None, orders
 
 
 RULES = {"majority": majority_rule, "verifier": verifier_rule}
-THRESHOLDS = {"majority": (0.8, 0.9, 0.95, 0.99), "verifier": (0.5, 0.7, 0.9)}
+THRESHOLDS = {"majority": (0.8, 0.9, 0.95, 0.99), "verifier": (0.5, 0.7, 0.9)}      # what the CLI reports
+GRID = {"majority": (0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999), "verifier": (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)}
+DEFAULT = {"majority": 0.95, "verifier": 0.9}
+
+
+def stoppable(specs) -> list[str]:
+    """The strategies a stopping rule applies to: majority vote, and every strategy with a scorer (whose scores
+    the verifier rule reads)."""
+    return [s for s in specs if strategies.get(s).scorer or strategies.get(s).name == "majority"]
+
+
+def rule_of(spec: str) -> str:
+    return "verifier" if strategies.get(spec).scorer else "majority"
+
+
+def rule_label(spec: str) -> str:
+    return ("majority settled (Beta rule)" if rule_of(spec) == "majority"
+            else f"verifier confident ({strategies.short_label(spec)})")
 
 
 def simulate(block, rule: str, thresholds, max_samples: int | None = None, orders: int = 16,
@@ -143,14 +160,15 @@ def _flops_by_k(block, ks, scored_always: bool = False) -> np.ndarray:
     return np.vstack([np.interp(ks, grid, row) for row in cost])
 
 
-def summary(df: pd.DataFrame) -> str:
+def summary(df: pd.DataFrame) -> list[str]:
     """One sentence per model and rule: samples saved and the accuracy it costs against the full budget and
     against fixed-k majority at the same mean samples."""
     out = []
     for r in df.itertuples():
         base = r.fixed_best_of_n if r.rule == "verifier" else r.fixed_majority
         what = "fixed-k best-of-N" if r.rule == "verifier" else "fixed-k majority"
-        out.append(f"{r.model}, {r.rule} rule at {r.threshold:g}: {r.mean_samples:.1f} of {r.max_samples} samples "
+        rule = "majority rule" if r.rule == "majority" else f"{strategies.short_label(r.strategy)} confidence rule"
+        out.append(f"{r.model}, {rule} at {r.threshold:g}: {r.mean_samples:.1f} of {r.max_samples} samples "
                    f"on average ({r.saved:.0%} saved), accuracy {r.accuracy:.1%} (majority@{r.max_samples}: "
                    f"{r.majority_at_cap:.1%}; {what} at the same mean samples: {base:.1%}).")
-    return "\n".join(out)
+    return out

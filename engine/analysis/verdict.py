@@ -25,7 +25,8 @@ def deployable(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ceiling(df: pd.DataFrame) -> pd.DataFrame:
-    return df[[strategies.get(s).needs_key for s in df["strategy"]]]
+    """The oracle's rows: a strategy that reads the key through a scorer (a simulated verifier) is no ceiling."""
+    return df[[strategies.get(s).needs_key and not strategies.get(s).scorer for s in df["strategy"]]]
 
 
 def gap_is_clear(a: pd.Series, b: pd.Series) -> bool:

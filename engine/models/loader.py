@@ -49,6 +49,9 @@ def resolve_source(name_or_path: str) -> str:
     for sub in ("verifiers",):
         if (MODELS_DIR / sub / name_or_path / "config.json").exists():
             return str(MODELS_DIR / sub / name_or_path)
+    from .gguf import import_dir  # models imported from GGUF files answer to their directory's name
+    if name_or_path and (import_dir() / name_or_path / "config.json").exists():
+        return str(import_dir() / name_or_path)
     return name_or_path
 
 

@@ -28,6 +28,9 @@ def resolve_model(model: "ModelRef | str", source: str | None = None, backend: s
     """A ref for a shipped name, a local directory or a hub id (``source`` overrides where it lives)."""
     if isinstance(model, ModelRef):
         return model
+    if source is None and str(model).startswith(("http://", "https://")):
+        from ..backends.http import http_ref  # a model on a server (URL#MODEL?...); keyed without contacting it
+        return http_ref(model)
     src = source or resolve_source(model)
     if not is_local_source(src) and "/" not in src:
         # hub ids are "org/name"; a bare name that is neither shipped nor a directory is a typo, and asking

@@ -32,6 +32,8 @@ class RawSample:
     decode_s: float         # wall time of the batch this sample was decoded in
     batch_size: int
     finish: str             # "eos", "stop" or "length"
+    tokens: list[int] | None = None            # completion token ids (a server returns them as logprobs)
+    token_logprobs: list[float] | None = None  # their log-probabilities under the model (T=1)
 
 
 def sample_seed(seed: int, prompt_key: str, index: int) -> int:
@@ -162,5 +164,6 @@ def _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s) -> l
             n_tok -= 1  # that "eos" was padding after a stop string
         samples.append(RawSample(index=idx, text=text, prompt_tokens=ids.shape[1], completion_tokens=n_tok,
                                  logprob=float(lps[j, :n_tok].sum()), prefill_s=prefill_s, decode_s=decode_s,
-                                 batch_size=b, finish=finish))
+                                 batch_size=b, finish=finish, tokens=toks[:n_tok],
+                                 token_logprobs=lps[j, :n_tok].tolist()))
     return samples

@@ -5,7 +5,10 @@ One small interface: ``score(cache, task, samples) -> samples`` with a float
 has no steps), plus ``params`` (weights read per token, for FLOPs accounting),
 ``label`` and ``short``. Scorers are registered by name with a factory; a
 name that is a directory is opened as a user's Hugging Face classifier
-(``learned.from_directory``). Modules in this package register themselves on
+(``learned.from_directory``). A family of scorers with a parameter in the name
+(``simulated-0.8``) registers once with ``register_family``. A scorer that reads
+the answer key sets ``needs_key``; a strategy using it is then not deployable.
+Modules in this package register themselves on
 first use, so adding a scorer is one new module plus its tests.
 """
 from __future__ import annotations
@@ -25,6 +28,8 @@ class Scorer:
     label: str
     short: str
     params: ClassVar[int] = 0
+    # True for a scorer that reads the answer key (a simulation, like the oracle): never deployable
+    needs_key: ClassVar[bool] = False
 
     def score(self, cache, task, samples: pd.DataFrame, on_progress=None) -> pd.DataFrame:
         raise NotImplementedError
@@ -37,12 +42,37 @@ class Entry:
 
 
 _REGISTRY: dict[str, Entry] = {}
+_FAMILIES: dict[str, tuple[Callable[[str], Scorer], tuple[str, ...]]] = {}
 _instances: dict[str, Scorer] = {}
 
 
 def register(name: str, factory: Callable[[], Scorer], available: Callable[[], bool] = lambda: True) -> None:
     """Make ``factory()`` available as scorer ``name``; ``available`` says whether its files are there."""
     _REGISTRY[name] = Entry(factory, available)
+
+
+def register_family(prefix: str, factory: Callable[[str], Scorer], listed: tuple[str, ...] = ()) -> None:
+    """Scorers named ``prefix-PARAM`` (``simulated-0.8``): ``factory(PARAM)`` makes one, raising ``EngineError``
+    on a bad PARAM; ``listed`` are the names ``available()`` offers."""
+    _FAMILIES[prefix] = (factory, tuple(listed))
+
+
+def _family(name: str):
+    prefix, _, param = name.rpartition("-")
+    return (_FAMILIES[prefix][0], param) if prefix in _FAMILIES else None
+
+
+def needs_key(name: str) -> bool:
+    """Whether scorer ``name`` reads the answer key; False for names that do not resolve (a verifier
+    directory is a learned verifier, and resolving one would load it)."""
+    _load()
+    name = str(name).strip()
+    if name in _REGISTRY or _family(name):
+        try:
+            return get(name).needs_key
+        except EngineError:
+            return False
+    return False
 
 
 def _load() -> None:
@@ -59,19 +89,25 @@ def get(name: str) -> Scorer:
                 raise EngineError(f"scorer {name!r} is not available here (its model files are missing; "
                                   "train the shipped verifiers with `python -m engine.train verifiers`)")
             _instances[name] = _REGISTRY[name].factory()
+        elif _family(name):
+            factory, param = _family(name)
+            _instances[name] = factory(param)
         elif Path(name).expanduser().is_dir():
             from .learned import from_directory
             _instances[name] = from_directory(name)
         else:
-            raise EngineError(f"unknown scorer {name!r}: use one of {', '.join(available()) or '(none)'} "
+            families = "".join(f", {prefix}-PARAM" for prefix in _FAMILIES)
+            raise EngineError(f"unknown scorer {name!r}: use one of {', '.join(available()) or '(none)'}{families} "
                               "or the path of a verifier directory")
     return _instances[name]
 
 
 def available(extra_dirs=()) -> list[str]:
-    """Registered scorers whose files are present, then any verifier directories the user added."""
+    """Registered scorers whose files are present, the listed members of each family, then any verifier
+    directories the user added."""
     _load()
-    return [n for n, e in _REGISTRY.items() if e.available()] + [str(d) for d in extra_dirs]
+    return ([n for n, e in _REGISTRY.items() if e.available()] + [n for _, listed in _FAMILIES.values() for n in listed]
+            + [str(d) for d in extra_dirs])
 
 
 def unavailable() -> list[str]:

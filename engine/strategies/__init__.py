@@ -82,6 +82,9 @@ class Strategy:
         if not self.uses_scorer and scorer:
             raise EngineError(f"strategy {self.name!r} uses no scorer; drop ':{scorer}'")
         self.scorer = scorer
+        if scorer and not self.needs_key:
+            from .. import scorers
+            self.needs_key = scorers.needs_key(scorer)  # a scorer that reads the key makes the strategy a ceiling
 
     @property
     def spec(self) -> str:

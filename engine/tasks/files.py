@@ -12,15 +12,23 @@ import io
 import hashlib
 import json
 import re
+from collections import Counter
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import DatasetError
-from .answers import _ANY, _PATTERNS, extract_answer, normalize_number
+from .answers import _ANY, _PATTERNS, CHECKER_VERSION, clean, extract_answer, normalize_number
 from .base import Problem, Task
 
 SUFFIXES = (".jsonl", ".json", ".csv")
+MAX_QUESTION_CHARS = 50_000  # far beyond any model's context here; a longer "question" is a broken file
+MAX_STEM = 100                # file names stay well inside the 255 bytes a file system allows
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")  # JSON can spell a lone surrogate; UTF-8 cannot
+_MAGIC = {b"\x1f\x8b": "a gzip archive", b"PK\x03\x04": "a zip archive", b"BZh": "a bzip2 archive",
+          b"\xfd7zXZ": "an xz archive", b"\x28\xb5\x2f\xfd": "a zstd archive", b"SQLite format 3": "a SQLite database"}
+_BOMS = [(b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+         (b"\xfe\xff", "UTF-16")]
 STOP = ("\n\nQuestion:", "\n\n\n")
 
 Rows = Iterator[tuple[int, dict]]  # (1-based line the row starts on, raw row)
@@ -28,6 +36,15 @@ Rows = Iterator[tuple[int, dict]]  # (1-based line the row starts on, raw row)
 
 def prompt(p: Problem) -> str:
     return f"Question: {p.question}\nAnswer:"
+
+
+def safe_name(filename: str) -> str:
+    """The name an uploaded file is stored under, and the stem of every file's task id (so the app and
+    the CLI give one file one id): letters, digits, '.', '_', '-'; the stem cut to ``MAX_STEM``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(filename)).name).lstrip(".") or "dataset"
+    p = Path(name)
+    suffix = p.suffix if len(p.suffix) <= 8 else ""
+    return (name[:len(name) - len(suffix)][:MAX_STEM] or "dataset") + suffix
 
 
 # ---------------------------------------------------------------- reading
@@ -40,6 +57,17 @@ def _read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as e:
         raise DatasetError(path, f"cannot read file ({e.strerror or e})") from None
+    for magic, what in _MAGIC.items():
+        if raw.startswith(magic):  # never unpacked: a renamed archive is refused, whatever it would expand to
+            raise DatasetError(path, f"this is {what}, not text; extract the {path.suffix} file from it first")
+    for bom, enc in _BOMS:
+        if raw.startswith(bom):
+            raise DatasetError(path, f"the file is {enc} text; save it with UTF-8 encoding")
+    if b"\x00" in raw:
+        line = raw[:raw.index(b"\x00")].count(b"\n") + 1
+        hint = "UTF-16 text without a byte-order mark? save it with UTF-8 encoding" \
+            if raw[:200].count(b"\x00") * 3 > min(len(raw), 200) else "a binary file?"
+        raise DatasetError(path, f"the file contains NUL bytes ({hint})", line)
     try:
         # utf-8-sig: spreadsheet exports often start with a BOM that would otherwise
         # stick to the first column name
@@ -58,35 +86,71 @@ def _kind(v) -> str:
             type(None): "null"}.get(type(v), "a number")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs):
+    keys = Counter(k for k, _ in pairs)
+    dup = next((k for k, c in keys.items() if c > 1), None)
+    if dup is not None:
+        raise _DuplicateKey(dup)
+    return dict(pairs)
+
+
+# integers too long for int64 stay text: exact, shown as written, and never past Python's digit limit;
+# NaN and Infinity stay the words they are
+_OPTS = dict(parse_constant=str, parse_int=lambda s: int(s) if len(s) < 19 else s)
+_DECODER, _SYNTAX = json.JSONDecoder(object_pairs_hook=_no_duplicates, **_OPTS), json.JSONDecoder(**_OPTS)
+
+
+def _decode(path: Path, text: str, line: int | None, start: int = 0, hint: str = "", syntax_only: bool = False):
+    """One JSON value at ``start``: (value, end); every way it can be wrong is a DatasetError."""
+    try:
+        value, end = (_SYNTAX if syntax_only else _DECODER).raw_decode(text, start)
+    except json.JSONDecodeError as e:
+        raise DatasetError(path, f"invalid JSON ({e.msg}, column {e.colno}){hint}",
+                           line if line is not None else e.lineno) from None
+    except _DuplicateKey as e:
+        raise DatasetError(path, f"duplicate key {str(e)!r} in one object (JSON keeps only the last)", line) from None
+    except RecursionError:
+        raise DatasetError(path, "JSON nested too deeply; a row is one flat object", line) from None
+    if not syntax_only and _SURROGATE.search(text, start, end):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise DatasetError(path, f"invalid Unicode: an unpaired surrogate \\u{ord(e.object[e.start]):04x} "
+                                     "(an escape such as \\ud83d must come in a pair)", line) from None
+    return value, end
+
+
 def _jsonl(path: Path, text: str) -> Rows:
+    hint = "; a .json file must be one JSON array or one object per line" if path.suffix.lower() == ".json" else ""
     # split on "\n" only: str.splitlines also breaks on U+2028 and friends, which
     # JSON strings may contain unescaped
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            hint = "; a .json file must be one JSON array or one object per line" \
-                if path.suffix.lower() == ".json" else ""
-            raise DatasetError(path, f"invalid JSON ({e.msg}, column {e.colno}){hint}", n) from None
+        row, end = _decode(path, line, n, len(line) - len(line.lstrip()), hint)
+        if line[end:].strip():
+            raise DatasetError(path, f"invalid JSON (Extra data, column {end + 1}){hint}", n)
         if not isinstance(row, dict):
             raise DatasetError(path, f"expected a JSON object {{...}}, got {_kind(row)}", n)
         yield n, row
 
 
 def _json_array(path: Path, text: str) -> Rows:
-    try:
-        json.loads(text)  # validate up front so a syntax error names its real line
-    except json.JSONDecodeError as e:
-        raise DatasetError(path, f"invalid JSON ({e.msg}, column {e.colno})", e.lineno) from None
+    first = len(text) - len(text.lstrip())
+    _, end = _decode(path, text, None, first, syntax_only=True)  # up front, so a syntax error names its line
+    if text[end:].strip():
+        raise DatasetError(path, "invalid JSON (Extra data after the array)", text.count("\n", 0, end) + 1)
     # walk the items one by one to know the line each starts on
-    dec, skip = json.JSONDecoder(), re.compile(r"[\s,]*")
-    i = skip.match(text, text.index("[") + 1).end()
+    skip = re.compile(r"[\s,]*")
+    i = skip.match(text, first + 1).end()
     line, counted = 1, 0
     while text[i] != "]":
         line, counted = line + text.count("\n", counted, i), i
-        row, end = dec.raw_decode(text, i)
+        row, end = _decode(path, text, line, i)
         if not isinstance(row, dict):
             raise DatasetError(path, f"expected a JSON object {{...}}, got {_kind(row)}", line)
         yield line, row
@@ -94,13 +158,16 @@ def _json_array(path: Path, text: str) -> Rows:
 
 
 def _csv(path: Path, text: str) -> tuple[list[str], Rows]:
+    # a tab-separated file saved as .csv would otherwise read as one column named "question\tanswer"
+    head = text.lstrip("\n").split("\n", 1)[0]
+    delimiter = "\t" if "\t" in head and "," not in head else ","
     # strict: an unclosed quote is an error, not a field that swallows the rest of the file
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True, strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True)
     try:
         header = next((r for r in reader if r), [])
     except csv.Error as e:
         raise DatasetError(path, f"malformed CSV ({e}); check the quoting", reader.line_num) from None
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    dupes = sorted(h for h, c in Counter(header).items() if c > 1)
     if dupes:
         raise DatasetError(path, f"duplicate column name(s) in header: {', '.join(map(repr, dupes))}",
                            reader.line_num)
@@ -163,6 +230,7 @@ def _field(path: Path, row: dict, col: str, line: int, hint: str = "") -> str:
 
 
 def _gold(path: Path, text: str, col: str, line: int) -> str:
+    text = clean(text)
     plain = normalize_number(text)
     if plain is not None:
         return plain
@@ -202,15 +270,20 @@ def load_task_file(path, question_col: str | None = None, answer_col: str | None
     Ids come from ``id_col``, else ``<name>-<line>``.
     """
     path = Path(path)
-    id_prefix = name or path.stem
-    if name is None and path.is_file():
-        # the task name is part of the cache key: include the content and mapping so two files
-        # called test.jsonl, or one file edited in place, never share cached samples
-        h = hashlib.sha256(path.read_bytes())
-        h.update(repr((question_col, answer_col, id_col, difficulty_col)).encode())
-        name = f"{path.stem}@{h.hexdigest()[:8]}"
-    name = name or path.stem
+    stem = Path(safe_name(path.name)).stem
+    id_prefix = name or stem
     qcol, acol = question_col or "question", answer_col or "answer"
+    if qcol == acol:
+        raise DatasetError(path, f"the question and the answer are the same column ({qcol!r}): the prompt "
+                                 "would contain the answer")
+    if name is None and path.is_file():
+        # the task name is part of the cache key: include the content, the mapping as used (the app names
+        # the default columns, the CLI leaves them out) and the answer checker's version, so two files
+        # called test.jsonl, one file edited in place, or samples graded by another checker never mix
+        h = hashlib.sha256(path.read_bytes())
+        h.update(repr((qcol, acol, id_col, difficulty_col, CHECKER_VERSION)).encode())
+        name = f"{stem}@{h.hexdigest()[:8]}"
+    name = name or stem
     hint = "" if (question_col or answer_col) else \
         "; name the question and answer columns with question_col=... and answer_col=..."
     problems, seen = [], {}
@@ -219,6 +292,9 @@ def load_task_file(path, question_col: str | None = None, answer_col: str | None
         answer_text = _field(path, row, acol, line, hint)
         if not question:
             raise DatasetError(path, f"empty question (column {qcol!r})", line)
+        if len(question) > MAX_QUESTION_CHARS:
+            raise DatasetError(path, f"question of {len(question):,} characters (column {qcol!r}); the limit is "
+                                     f"{MAX_QUESTION_CHARS:,}", line)
         if not answer_text:
             raise DatasetError(path, f"empty answer (column {acol!r}); no number to grade against", line)
         gold = _gold(path, answer_text, acol, line)
@@ -243,4 +319,4 @@ def load_task_file(path, question_col: str | None = None, answer_col: str | None
     return Task(name, problems, prompt, stop=STOP, source=str(path))
 
 
-__all__ = ["DatasetError", "STOP", "columns_of", "load_task_file", "preview_file", "prompt"]
+__all__ = ["DatasetError", "STOP", "columns_of", "load_task_file", "preview_file", "prompt", "safe_name"]

@@ -1,0 +1,146 @@
+"""Does a scorer check the arithmetic? Gold solutions against copies with one mistake put in.
+
+Three corruptions of an ``arith`` gold solution, each at one seeded step, later steps recomputed from it
+so that the only mistake is the one put in:
+
+- ``nudged``: the step's result is off by a little (a calculation slip);
+- ``miscopied``: an operand from the story is copied wrong and computed correctly (a misreading);
+- ``skipped``: the step is left out (levels 2-5 only: level 1 has one step).
+
+A scorer passes a pair when it scores the gold solution above the corrupted one (a tie counts half).
+Scoring happens in a throwaway cache, so the user's cache never holds these made-up solutions. Nobody
+sampled these texts, so a scorer that reads the sampling model's log-probability (self-likelihood) scores
+them as if a given model had: its probability of each text, computed in one forward pass.
+"""
+from __future__ import annotations
+
+import random
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .. import scorers
+from ..cache import SampleCache
+from ..errors import EngineError
+from ..tasks import Task, arith
+
+KINDS = ("nudged", "miscopied", "skipped")
+TRIES = 20
+
+
+def _apply(a: int, op: str, b: int) -> int:
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def _write(steps) -> str:
+    return arith.format_solution(steps) + "\n"
+
+
+def _rerun(steps, start: int) -> list:
+    """Steps with each first operand the previous result, each result recomputed, from index ``start`` on."""
+    out = list(steps[:start])
+    for a, op, b, _ in steps[start:]:
+        a = out[-1][3] if out else a
+        out.append((a, op, b, _apply(a, op, b)))
+    return out
+
+
+def corrupt(steps, kind: str, rng: random.Random) -> str | None:
+    """One corrupted copy of the gold ``steps`` ([(a, op, b, c)]) whose final answer differs from gold, or
+    None when ``kind`` does not apply (skipping the only step) or no try changed the answer."""
+    steps = [tuple(s) for s in steps]
+    gold = steps[-1][3]
+    for _ in range(TRIES):
+        k = rng.randrange(len(steps))
+        a, op, b, c = steps[k]
+        if kind == "nudged":
+            wrong = c + rng.choice([-10, -2, -1, 1, 2, 10]) if c > 10 else c + rng.choice([1, 2, 3])
+            out = _rerun(steps[:k] + [(a, op, b, wrong)] + steps[k + 1:], k + 1)
+        elif kind == "miscopied":
+            b2 = b + rng.choice([-1, 1]) * rng.choice([1, 2, 10]) if b > 10 else b + rng.choice([-1, 1, 2])
+            if b2 < 1 or b2 == b:
+                continue
+            out = _rerun(steps[:k] + [(a, op, b2, _apply(a, op, b2))] + steps[k + 1:], k + 1)
+        elif kind == "skipped":
+            if len(steps) < 2:
+                return None
+            out = _rerun(steps[:k] + steps[k + 1:], k)
+        else:
+            raise EngineError(f"unknown corruption {kind!r}: use one of {', '.join(KINDS)}")
+        if out and out[-1][3] != gold:
+            return _write(out)
+    return None
+
+
+def pairs(task: Task, problems=None, seed: int = 0) -> pd.DataFrame:
+    """Sample-shaped rows (``problem_id``, ``idx``, ``text``, ``answer``, ``correct``, ``kind``, ``difficulty``):
+    each problem's gold solution (idx 0) and one copy per corruption kind."""
+    rows = []
+    for p in problems if problems is not None else task.problems:
+        steps = arith.gold_steps(p)
+        if not steps:
+            raise EngineError(f"problem {p.id}: no worked solution in the a<op>b=c format to corrupt "
+                              "(gold-vs-corrupted needs the arith task)")
+        texts = [("gold", _write(steps))]
+        for kind in KINDS:
+            text = corrupt(steps, kind, random.Random(f"{seed}-{p.id}-{kind}"))
+            if text is not None:
+                texts.append((kind, text))
+        for i, (kind, text) in enumerate(texts):
+            answer, ok = task.grade(p, text)
+            rows.append(dict(problem_id=p.id, idx=i, text=text, answer=answer, correct=ok, kind=kind,
+                             difficulty=p.difficulty))
+    # the columns scorers read from a cached sample; gold and corrupted copies have no log-probability
+    return pd.DataFrame(rows).assign(model_fp="gold-vs-corrupted", task=task.name, config_key="gold-vs-corrupted",
+                                     logprob=float("nan"), completion_tokens=0)
+
+
+def with_logprob(df: pd.DataFrame, task: Task, model: str) -> pd.DataFrame:
+    """``df`` with ``logprob`` and ``completion_tokens`` as if ``model`` had sampled each text: teacher-forced
+    at temperature 1, the end-of-sequence token included, as sampling records them."""
+    import torch
+
+    from ..models.loader import load_model
+    lm = load_model(model, "cpu")
+    tok, net, by_id = lm.tokenizer, lm.model, task.by_id()
+    lps, ns = [], []
+    with torch.no_grad():
+        for pid, text in zip(df["problem_id"], df["text"]):
+            p = tok(task.prompt(by_id[pid]), add_special_tokens=False)["input_ids"]
+            c = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            logits = net(input_ids=torch.tensor([p + c])).logits[0, len(p) - 1:-1].float().log_softmax(-1)
+            lps.append(float(logits.gather(1, torch.tensor(c)[:, None]).sum()))
+            ns.append(len(c))
+    return df.assign(logprob=lps, completion_tokens=ns)
+
+
+def gold_beats_corrupted(task: Task, names, problems=None, seed: int = 0, models=()) -> pd.DataFrame:
+    """Per scorer, corruption kind and level: how often gold outscores its corrupted copy (``rate``, ties
+    half) over ``pairs`` problems. A scorer that needs a log-probability (self-likelihood) is scored once per
+    model in ``models`` (names or ``ModelRef``s; that model's name in ``model``, None for other scorers), and
+    left out without any."""
+    df = pairs(task, problems, seed)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = SampleCache(Path(tmp) / "scratch.duckdb")
+        for name in names:
+            scored = scorers.get(name).score(cache, task, df)
+            if not scored["score"].isna().any():
+                out.append(_rates(scored, name, None))
+                continue
+            out += [_rates(scorers.get(name).score(cache, task, with_logprob(df, task, getattr(m, "source", m))),
+                           name, getattr(m, "name", m)) for m in models]
+    if not out:
+        return pd.DataFrame(columns=["scorer", "model", "corruption", "level", "rate", "pairs"])
+    return pd.concat(out, ignore_index=True)[["scorer", "model", "corruption", "level", "rate", "pairs"]]
+
+
+def _rates(scored: pd.DataFrame, name: str, model: str | None) -> pd.DataFrame:
+    gold = scored[scored["kind"] == "gold"].set_index("problem_id")["score"]
+    bad = scored[scored["kind"] != "gold"]
+    g = bad["problem_id"].map(gold)
+    win = (g > bad["score"]).astype(float) + 0.5 * (g == bad["score"])
+    t = bad.assign(win=win).groupby(["kind", "difficulty"])["win"].agg(["mean", "size"]).reset_index()
+    return t.rename(columns={"kind": "corruption", "difficulty": "level", "mean": "rate",
+                             "size": "pairs"}).assign(scorer=name, model=model)

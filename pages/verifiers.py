@@ -1,0 +1,148 @@
+"""Verifiers: how well each scorer ranks one problem's samples, and what that does to best-of-N."""
+import streamlit as st
+
+from engine import scorers
+from engine.analysis import corruptions, scorer_quality
+from engine.experiment import Experiment
+from ui import common, figures
+from ui.common import URL
+
+common.require_router()  # a deep link to a fresh server runs this file without app.py
+
+AUCS = [round(0.5 + 0.05 * i, 2) for i in range(11)]
+
+ctx = common.context()
+st.title("Verifiers")
+st.caption("Best-of-N is only as good as its verifier: how each scorer ranks the samples of one problem, and how "
+           "far that moves best-of-N from majority vote towards the oracle.")
+
+cache, lms = common.cache_and_models(ctx)
+
+# ---- controls -------------------------------------------------------------------
+with st.container(border=True):
+    c1, c2, c3 = st.columns([2, 2, 1])
+    model = c1.selectbox("Model", lms["names"], index=lms["names"].index(lms["ladder"][0]), key="model", bind=URL)
+    task_name, task = common.task_picker(ctx["root"], c2)
+    if task is None:
+        st.stop()
+    n_problems = c3.number_input("Problems", min_value=1, max_value=len(task.problems),
+                                 value=min(100, len(task.problems)), step=10, key="problems", bind=URL)
+    c1, c2 = st.columns([2, 1])
+    params = common.sampling_widgets(c1, c2)
+    exp = common.guarded(Experiment.build, [model], task_name, params, int(n_problems), datasets=ctx["root"])
+    if exp is None:
+        st.stop()
+names = common.scorer_options()
+note = common.missing_scorers_note()
+if note:
+    st.caption(note)
+
+
+@st.cache_data(show_spinner="Measuring the scorers…", max_entries=16)
+def quality(exp: Experiment, names: tuple, cache_path: str, cache_version: int):
+    return scorer_quality.verifier_table(common.get_cache(cache_path), exp, list(names))
+
+
+@st.cache_data(show_spinner="Sweeping the simulated verifier's AUROC…", max_entries=16)
+def sweep(exp: Experiment, cache_path: str, cache_version: int):
+    return scorer_quality.simulated_sweep(common.get_cache(cache_path), exp, AUCS)
+
+
+@st.cache_data(show_spinner="Scoring gold solutions against corrupted copies…", max_entries=16)
+def gold_vs_corrupted(exp: Experiment, names: tuple):
+    return corruptions.gold_beats_corrupted(exp.load_task(), list(names), exp.selected(), models=exp.models)
+
+
+version = common.cache_version(ctx["cache_path"])
+common.data_notes(cache, exp)
+table = common.guarded(quality, exp, tuple(names), ctx["cache_path"], version)
+if table is None:
+    st.stop()
+if table.empty:
+    common.nothing_cached(f"{model} at these settings", common.explore_link_params(exp))
+    st.stop()
+k = exp.params.n
+table = table.assign(label=table["scorer"].map(scorers.short_label),
+                     key=["yes (simulation)" if scorers.needs_key(s) else "no" for s in table["scorer"]])
+first = table.iloc[0]
+
+# ---- quality table ----------------------------------------------------------------
+st.subheader(f"Each scorer on {model}")
+st.markdown(f"With {k} samples per problem, **majority vote** answers {first['majority']:.1%} and the **oracle** "
+            f"(pass@{k}, any sample right) {first['pass']:.1%}. A verifier is worth its compute when best-of-{k} "
+            "closes part of that gap; a negative share means it picks worse answers than the vote.")
+st.dataframe(table[["label", "key", "pooled_auroc", "within_problem_auroc", "best_of_k", "gap_closed", "problems"]],
+             hide_index=True, width="stretch", key="quality_table", column_config={
+                 "label": st.column_config.TextColumn("scorer"),
+                 "key": st.column_config.TextColumn("reads the answer key"),
+                 "pooled_auroc": st.column_config.NumberColumn("pooled AUROC", format="%.3f",
+                                                               help="Right vs wrong samples of all problems mixed: "
+                                                                    "rewards telling easy problems from hard ones"),
+                 "within_problem_auroc": st.column_config.NumberColumn(
+                     "within-problem AUROC", format="%.3f",
+                     help="Chance that a right sample outscores a wrong one of the same problem (what best-of-N "
+                          "needs); averaged over problems with both; 0.5 is guessing"),
+                 "best_of_k": st.column_config.NumberColumn(f"best-of-{k}", format="percent"),
+                 "gap_closed": st.column_config.NumberColumn("share of the gap closed", format="percent",
+                                                             help="(best-of-N − majority) / (oracle − majority)"),
+                 "problems": st.column_config.NumberColumn("problems with right and wrong samples")})
+
+# ---- best-of-N curves and the AUROC slider -------------------------------------------
+st.subheader("Best-of-N between majority vote and the oracle")
+auc = st.slider("Simulated verifier's within-problem AUROC", 0.5, 1.0, 0.8, 0.05, key="auc", bind=URL,
+                help="A verifier that reads the answer key and ranks a right sample above a wrong one of the same "
+                     "problem with this probability (equal-variance Gaussian scores); 0.5 is guessing, 1 the oracle")
+specs = ["oracle", "majority"] + [f"best_of_n:{s}" for s in names if not scorers.needs_key(s)] \
+    + [f"best_of_n:simulated-{auc:g}"]
+curves = common.curves_for(ctx, exp.replace(strategies=specs))
+sw = common.guarded(sweep, exp, ctx["cache_path"], version)
+if curves is None or curves.empty or sw is None or sw.empty:
+    st.stop()
+left, right = st.columns(2)
+left.markdown(f"**Accuracy of {model} against samples, by how the answer is picked**")
+left.plotly_chart(figures.verifier_curves_figure(curves), width="stretch", config={"displaylogo": False},
+                  key="verifier_curves")
+right.markdown(f"**Best-of-{k} against verifier quality**")
+right.plotly_chart(figures.verifier_quality_figure(sw, table[~table["scorer"].map(scorers.needs_key)], auc),
+                   width="stretch", config={"displaylogo": False}, key="verifier_quality")
+
+at = sw.loc[(sw["auc"] - auc).abs().idxmin()]
+need = scorer_quality.auc_needed(sw, float(first["majority"]))
+real = table[~table["scorer"].map(scorers.needs_key)].sort_values("best_of_k", ascending=False)
+lines = [f"At AUROC {auc:g} the simulated verifier's best-of-{k} answers {at['accuracy']:.1%}, between majority "
+         f"vote ({first['majority']:.1%}) and the oracle ({first['pass']:.1%})."]
+if need is not None:
+    lines.append(f"It beats majority vote only from an AUROC of about {need:.2f}: a verifier has to rank one "
+                 "problem's samples well, not just tell easy problems from hard ones, before more samples help.")
+if not real.empty:
+    best = real.iloc[0]
+    lines.append(f"The best scorer you could deploy here, {best['label']} (within-problem AUROC "
+                 f"{best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%}, closing "
+                 f"{best['gap_closed']:.0%} of the gap; the oracle shows what sampling already holds.")
+st.markdown(" ".join(lines))
+st.caption("A measured scorer below the line does worse than a simulated one of the same AUROC: best-of-N takes "
+           "its single top-rated sample, and a real scorer's mistakes are not random: it can prefer the same "
+           "wrong answer on the problems that matter, which an average ranking quality hides.")
+st.caption("The simulated verifier's scores are Gaussian draws seeded per sample, shifted up for right samples "
+           "by the amount that gives the chosen AUROC, so moving the slider moves one verifier's quality and "
+           "nothing else. As in [Brown et al. 2024](https://arxiv.org/abs/2407.21787) (sec. 4), coverage keeps "
+           "growing with samples; what a deployed system gets from them is decided by the verifier.")
+
+# ---- does it check the arithmetic? ----------------------------------------------------
+st.subheader("Gold solution against a corrupted copy")
+if task_name != "arith":
+    st.caption("Needs the arith task's worked solutions.")
+    st.stop()
+g = common.guarded(gold_vs_corrupted, exp, tuple(names))
+if g is None or g.empty:
+    st.stop()
+pivot = g.assign(scorer=g["scorer"].map(scorers.short_label)
+                 + g["model"].map(lambda m: f" ({m})" if isinstance(m, str) else "")).pivot_table(
+    index=["scorer", "corruption"], columns="level", values="rate", sort=False)
+pivot.columns = [f"L{c}" for c in pivot.columns]
+st.dataframe(pivot.reset_index(), hide_index=True, width="stretch", key="corruption_table",
+             column_config={c: st.column_config.NumberColumn(c, format="percent") for c in pivot.columns})
+st.caption("How often each scorer rates a problem's gold solution above a copy with one mistake put in: a result "
+           "nudged (a calculation slip), an operand miscopied from the story (a misreading, computed correctly) "
+           "or a step skipped; ties count half, so 50% is a coin flip. The step checker catches every slip and no "
+           "misreading. Self-likelihood reads the model's own probability of each text, as if it had sampled it.")

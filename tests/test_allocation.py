@@ -1,0 +1,290 @@
+"""Spending compute where it pays: stopping rules, allocation by difficulty, ensembles, scaling-law fits.
+
+Estimators are checked against hand-computed cases and brute force on small inputs; the CLI and the page run
+on the shipped ladder sweeps imported into a temporary cache."""
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import shipped
+from engine.analysis import allocation, ensembles, fits, stopping
+from engine.analysis.curves import blocks
+from engine.cache import SampleCache
+from engine.experiment import Experiment
+from engine.models import SamplingParams
+from engine.strategies import Pool
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_sweeps = pytest.mark.skipif(shipped.manifest() is None, reason="no shipped sweeps")
+
+
+# ---------------------------------------------------------------------------- adaptive stopping
+
+def test_beta_rule_matches_hand_computed_probabilities():
+    # P(p > 1/2), p ~ Beta(v1 + 1, v2 + 1) = P(Binomial(v1 + v2 + 1, 1/2) <= v1)
+    def exact(v1, v2):
+        n = v1 + v2 + 1
+        return sum(math.comb(n, i) for i in range(v1 + 1)) / 2 ** n
+    for v1, v2 in [(1, 0), (3, 0), (4, 0), (3, 1), (5, 2), (10, 7)]:
+        assert stopping.settled(v1, v2) == pytest.approx(exact(v1, v2))
+    assert stopping.settled(4, 0) == pytest.approx(0.96875) and stopping.settled(3, 0) == pytest.approx(0.9375)
+
+
+def test_majority_rule_stops_after_four_agreeing_samples_at_095():
+    pool = Pool(("7",) * 16, np.ones(16, bool))
+    used, acc = stopping.majority_rule(pool, [0.95, 0.9, 0.99])
+    assert list(used) == [4, 3, 6] and list(acc) == [1, 1, 1]  # 0.9375 < 0.95 <= 0.96875; 1 - 2^-7 >= 0.99
+
+
+def test_majority_rule_that_never_settles_uses_the_cap_and_breaks_ties_uniformly():
+    answers = tuple(str(i) for i in range(8))     # all different: v1 = v2 = 1 at every step
+    used, acc = stopping.majority_rule(Pool(answers, np.eye(8, dtype=bool)[0]), [0.95])
+    assert used[0] == 8 and acc[0] == pytest.approx(1 / 8)
+    used, acc = stopping.majority_rule(Pool(answers, np.eye(8, dtype=bool)[0]), [0.95], max_samples=5)
+    assert used[0] == 5 and acc[0] == pytest.approx(1 / 8, abs=0.1)  # random 5 of 8, correct one tied in 5/8 of them
+
+
+def test_verifier_rule_against_every_order():
+    scores = np.array([0.2, 0.95, 0.1, 0.97, 0.3])
+    correct = np.array([True, False, True, True, False])
+    pool = Pool(tuple("abcde"), correct, scores)
+    used, acc = stopping.verifier_rule(pool, [0.9], orders=20000, seed=1)
+    perms = list(itertools.permutations(range(5)))
+    first = [next(i for i, j in enumerate(p) if scores[j] >= 0.9) for p in perms]
+    want_used = np.mean([f + 1 for f in first])
+    want_acc = np.mean([correct[p[f]] for p, f in zip(perms, first)])
+    assert used[0] == pytest.approx(want_used, abs=0.03) and acc[0] == pytest.approx(want_acc, abs=0.02)
+    # nothing reaches the threshold: all samples drawn, then the best-scored one
+    used, acc = stopping.verifier_rule(pool, [0.99])
+    assert used[0] == 5 and acc[0] == 1.0
+
+
+# ---------------------------------------------------------------------------- allocation
+
+def test_knapsack_front_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        bins, opts = 3, 5
+        acc, cost = rng.random((bins, opts)), rng.random((bins, opts)) * 10
+        w = rng.dirichlet(np.ones(bins))
+        policies = allocation.front(acc, cost, w)
+        for budget in np.linspace(0, 10, 23):
+            best = max(((sum(w[b] * acc[b, o] for b, o in enumerate(ch)), ch)
+                        for ch in itertools.product(range(opts), repeat=bins)
+                        if sum(w[b] * cost[b, o] for b, o in enumerate(ch)) <= budget), default=None)
+            got = allocation.choose(policies, budget)
+            if best is None:
+                assert got is None
+            else:
+                assert sum(w[b] * acc[b, o] for b, o in enumerate(got)) == pytest.approx(best[0])
+
+
+def _synthetic_options(problems=60, options=6, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = pd.DataFrame(dict(model=[f"m{i}" for i in range(options)], strategy="majority",
+                               k=np.arange(1, options + 1), params=1))
+    return allocation.Options(labels, rng.random((options, problems)).round(2),
+                              rng.random((options, problems)) * 5 + np.arange(options)[:, None],
+                              np.array([f"p{i}" for i in range(problems)], dtype=object), np.ones(problems))
+
+
+def test_cross_validation_never_uses_a_problems_own_labels():
+    opts = _synthetic_options()
+    bins = np.arange(60) % 3
+    budgets = np.linspace(1, 10, 12)
+    before = allocation.cv_choices(opts, bins, budgets, folds=2, seed=3)
+    fold = np.random.default_rng(3).permutation(60) % 2
+    for f in (0, 1):
+        # rewrite the labels of fold f's problems: their own choices must not move, the other fold's may
+        changed = allocation.Options(opts.labels, opts.acc.copy(), opts.flops, opts.problem_ids, opts.levels)
+        changed.acc[:, fold == f] = np.random.default_rng(9 + f).random(changed.acc[:, fold == f].shape)
+        after = allocation.cv_choices(changed, bins, budgets, folds=2, seed=3)
+        assert (after[:, fold == f] == before[:, fold == f]).all()
+        assert (after[:, fold != f] != before[:, fold != f]).any()
+
+
+def test_allocation_beats_uniform_when_bins_need_different_options():
+    # easy problems: the cheap option is as good; hard ones need the expensive one
+    p = 40
+    acc = np.vstack([np.r_[np.ones(p // 2), np.zeros(p // 2)], np.ones(p)])
+    flops = np.vstack([np.ones(p), np.full(p, 10.0)])
+    labels = pd.DataFrame(dict(model=["small", "big"], strategy="one sample", k=1, params=[1, 10]))
+    opts = allocation.Options(labels, acc, flops, np.arange(p).astype(str).astype(object), np.ones(p))
+    bins = np.r_[np.zeros(p // 2, int), np.ones(p // 2, int)]
+    cv = allocation.cross_validated(opts, bins, [8, 10])  # a fold's half need not split 50/50: headroom
+    uniform = allocation.cross_validated(opts, np.zeros(p, int), [8, 10])
+    assert cv.accuracy.iloc[0] == 1.0 and cv.flops.iloc[0] == pytest.approx(5.5)
+    assert uniform.accuracy.iloc[0] == 0.5 and uniform.accuracy.iloc[1] == 1.0
+    r = allocation.ratios(pd.concat([cv.assign(policy="allocated by difficulty"), uniform.assign(policy="uniform")]))
+    assert r.ratio.iloc[0] == pytest.approx(10 / 5.5)
+
+
+# ---------------------------------------------------------------------------- ensembles
+
+def _exact_pooled_majority(a_ans, a_ok, b_ans, b_ok, ka, kb):
+    vals = []
+    for sa in itertools.combinations(range(len(a_ans)), ka):
+        for sb in itertools.combinations(range(len(b_ans)), kb):
+            ans = [a_ans[i] for i in sa] + [b_ans[i] for i in sb]
+            ok = {a: o for a, o in zip(a_ans + b_ans, a_ok + b_ok)}
+            c = Counter(x for x in ans if x is not None)
+            if not c:
+                vals.append(0.0)
+                continue
+            top = max(c.values())
+            tied = [x for x in c if c[x] == top]
+            vals.append(sum(ok[x] for x in tied) / len(tied))
+    return float(np.mean(vals))
+
+
+def test_pooled_majority_matches_brute_force():
+    a_ans, a_ok = ["1", "2", "2", None, "3", "1"], [True, False, False, False, False, True]
+    b_ans, b_ok = ["1", "2", "4", "4", "2"], [True, False, False, False, False]
+
+    class B:  # the few attributes _Side reads from a block
+        def __init__(self, model, ans, ok):
+            n = len(ans)
+            self.model, self.ks = model, (1, 2, 4)
+            self.samples = pd.DataFrame(dict(problem_id="p", idx=range(n), answer=ans, correct=ok, tokens=10.0))
+            self.sizes, self.problem_ids = np.array([n]), np.array(["p"], dtype=object)
+            self.costs = {"flops": np.array([[1.0, 2.0, 4.0]])}
+            self.scorer_params = 0
+    table = [dict()]
+    rng = np.random.default_rng(0)
+    sa = ensembles._Side(B("a", a_ans, a_ok), ["p"], table, 20000, rng)
+    sb = ensembles._Side(B("b", b_ans, b_ok), ["p"], table, 20000, rng)
+    right = np.zeros((1, len(table[0])))
+    right[0, table[0]["1"]] = 1
+    for ka, kb in [(1, 1), (2, 1), (1, 2), (2, 2), (4, 2)]:
+        got = ensembles.pooled(sa, sb, ka, kb, "majority", right)[0]
+        assert got == pytest.approx(_exact_pooled_majority(a_ans, a_ok, b_ans, b_ok, ka, kb), abs=0.015)
+
+
+# ---------------------------------------------------------------------------- scaling-law fits
+
+def test_power_law_recovers_its_parameters():
+    ks = np.arange(1, 65)
+    a, b = fits.fit_power_law(ks, fits.power_law(ks, 1.3, 0.45))
+    assert a == pytest.approx(1.3, rel=1e-6) and b == pytest.approx(0.45, rel=1e-6)
+
+
+def test_beta_fit_recovers_a_known_distribution_and_predicts_pass_at_k():
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.4, 1.5, size=4000)
+    n = np.full(p.size, 64)
+    c = rng.binomial(n, p)
+    alpha, beta = fits.fit_beta(n, c)
+    assert alpha == pytest.approx(0.4, rel=0.1) and beta == pytest.approx(1.5, rel=0.1)
+    truth = 1 - np.mean((1 - p[:, None]) ** np.array([1, 16, 1000]), axis=0)
+    assert fits.beta_pass_at_k([1, 16, 1000], alpha, beta) == pytest.approx(truth, abs=0.02)
+
+
+def test_fit_on_few_samples_predicts_more_and_flags_a_bad_fit():
+    rng = np.random.default_rng(1)
+    p = rng.beta(0.5, 1.0, size=400)
+    rows = [dict(problem_id=f"q{i}", idx=j, correct=bool(rng.random() < pi), difficulty=1 + i % 2)
+            for i, pi in enumerate(p) for j in range(64)]
+    table, curve = fits.fit(pd.DataFrame(rows), fit_samples=16, boot=30)
+    overall = table[table.level.isna()].set_index("form")
+    assert abs(overall.loc["beta", "error"]) < 0.02 and not overall.loc["beta", "poor"]
+    assert set(curve.form) == {"measured", "beta", "power law"} and curve.k.max() == 10000
+    # a population whose hard problems are all impossible: the Beta fit from 4 samples overshoots
+    rows = [dict(problem_id=f"z{i}", idx=j, correct=bool(i < 100 and rng.random() < 0.05), difficulty=1)
+            for i in range(400) for j in range(64)]
+    bad, _ = fits.fit(pd.DataFrame(rows), fit_samples=4, boot=30)
+    assert bad.error.abs().max() > 0.02
+
+
+# ---------------------------------------------------------------------------- on the shipped ladder
+
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ladder") / "samples.duckdb"
+    shipped.import_into(SampleCache(path))
+    return path
+
+
+@needs_sweeps
+def test_analyses_on_the_shipped_ladder(ladder):
+    exp = Experiment.build([m["name"] for m in shipped.manifest()["models"]], "arith",
+                           SamplingParams(n=64, temperature=0.8), problems=100,
+                           strategies=["majority", "best_of_n:self-likelihood"])
+    bl = list(blocks(SampleCache(ladder), exp))
+    res = allocation.allocate(bl, bins=3)
+    assert set(res["curves"].policy) >= {"allocated by difficulty", "uniform majority", "uniform best single option"}
+    assert res["curves"].accuracy.between(0, 1).all()
+    assert np.allclose(res["policy"].groupby("budget").share.sum(), 1.0)
+    st = stopping.simulate([b for b in bl if b.strategy == "majority"][0], "majority", [0.9, 0.99])
+    assert (st.mean_samples < 64).all() and st.mean_samples.is_monotonic_increasing
+    ens = ensembles.ensembles(bl, pairs=[("arith-s", "arith-xl")], method="majority", draws=8)
+    assert len(ens) == 49 and ens.gain.notna().all()
+    assert "split" in ensembles.summary(ens) or "samples of arith-s" in ensembles.summary(ens)
+
+
+@needs_sweeps
+@pytest.mark.parametrize("args,expect", [
+    (["allocate"], "Difficulty from agreement among arith-s's first 4 samples"),
+    (["allocate", "--view", "stopping", "--strategy", "majority,best_of_n:self-likelihood"],
+     "self-likelihood confidence rule at 0.9"),
+    (["allocate", "--view", "ensembles", "--strategy", "majority"], "samples of"),
+    (["fit", "--boot", "20"], "beta: predicting pass@64 from 16 samples"),
+])
+def test_cli_allocate_and_fit(ladder, tmp_path, args, expect):
+    out = tmp_path / "out.csv"
+    r = subprocess.run([sys.executable, "-m", "engine", *args, "--problems", "100", "--cache", str(ladder),
+                        "--csv", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert expect in r.stdout and "Traceback" not in r.stderr
+    assert len(pd.read_csv(out)) > 0
+
+
+def test_cli_allocate_on_an_empty_cache_is_one_message(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "engine", "allocate", "--problems", "10", "--cache",
+                        str(tmp_path / "x.duckdb")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={"TTC_SHIPPED": "0", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "nothing cached" in r.stderr
+
+
+@needs_sweeps
+def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
+    from tests.test_app import chart, page, texts
+    at = page(ladder.parent, "pages/allocation.py", problems="100")
+    md = texts(at.markdown)
+    assert "Difficulty from agreement among arith-s's first 4 samples" in md
+    assert "majority rule at 0.95" in md and "samples of arith-s" in md and "predicting pass@64 from 16 samples" in md
+    for key in ("alloc_fig", "stop_fig", "ens_fig", "fit_fig", "fit_residuals"):
+        assert chart(at, key)["data"], key
+    names = {t["name"] for t in chart(at, "alloc_fig")["data"] if t.get("name")}
+    assert {"allocated by difficulty", "uniform majority", "uniform best single option"} <= names
+
+
+def test_planner_notes_for_allocation_and_extrapolation():
+    from engine.analysis.planner import allocation_note, extrapolation_note
+    curve = pd.DataFrame(dict(accuracy=[0.5, 0.7, 0.8], flops=[1e6, 4e6, 9e6]))
+    assert "at 4e+06 FLOPs" in allocation_note(curve, 0.7, {"flops": 8e6}) and "2x less" in \
+        allocation_note(curve, 0.7, {"flops": 8e6})
+    assert "does not reach 90%" in allocation_note(curve, 0.9, None)
+    assert allocation_note(curve, 0.9, {"flops": 1e6}) is None  # a measured option exists: nothing to add
+    table = pd.DataFrame([dict(model="m", form="beta", level=np.nan, p1=0.5, p2=1.0)])
+    k = fits.samples_for(table, "m", 0.95)
+    assert fits.beta_pass_at_k(k, 0.5, 1.0) >= 0.95 > fits.beta_pass_at_k(k * 0.9, 0.5, 1.0)
+    assert "Extrapolated, not measured" in extrapolation_note(table, 0.95) and "perfect verifier" in \
+        extrapolation_note(table, 0.95)
+
+
+@needs_sweeps
+def test_planner_page_adds_allocation_and_extrapolation_when_nothing_qualifies(ladder):
+    from tests.test_app import page, texts
+    at = page(ladder.parent, "pages/planner.py", problems="100", budget="64", target="90", latency="100")
+    assert "No cached configuration meets" in texts(at.warning)
+    assert "Allocating compute by difficulty does not reach 90%" in texts(at.info)
+    assert "Extrapolated, not measured" in texts(at.caption)
