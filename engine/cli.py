@@ -40,7 +40,7 @@ def _common(p):
     p.add_argument("--models", default=DEFAULT_MODELS,
                    help="comma-separated shipped names, model dirs, hub ids or servers (URL#MODEL, see README "
                         "'Scaling out'); 'ladder' = all shipped (default)")
-    p.add_argument("--task", default="arith", help="task name or path to a .jsonl/.csv dataset (default arith)")
+    p.add_argument("--task", default="arith", help="arith, gsm, or path to a .jsonl/.csv dataset (default arith)")
     p.add_argument("--problems", type=int, default=100, help="how many problems (default 100)")
     p.add_argument("--levels", default="", help="difficulty levels, e.g. 1,2,3 (default all)")
     p.add_argument("--n", type=int, default=64, help="samples per problem (default 64)")
@@ -48,6 +48,8 @@ def _common(p):
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt-format", choices=("auto", "plain", "chat"), default="auto",
+                   help="auto (default): the chat template for models that have one, else the task's plain prompt")
     p.add_argument("--cache", type=Path, default=None, help="DuckDB file (default cache/samples.duckdb)")
 
 
@@ -64,7 +66,7 @@ def _experiment(args):
     if args.problems < 1:
         raise EngineError(f"--problems must be at least 1, got {args.problems}")
     params = SamplingParams(n=args.n, temperature=args.temperature, top_p=args.top_p,
-                            max_new_tokens=args.max_new_tokens, seed=args.seed)
+                            max_new_tokens=args.max_new_tokens, seed=args.seed, prompt_format=args.prompt_format)
     strategies = [s for s in getattr(args, "strategy", "oracle").split(",") if s.strip()]
     cost = CostModel(hardware=getattr(args, "hardware", None) or MEASURED, prefix_cache=getattr(args, "prefix_cache", True))
     exp = Experiment.build(_models(args.models), args.task, params, args.problems, levels, strategies, cost)
@@ -205,8 +207,13 @@ def _table(df, path) -> None:
     with pd.option_context("display.width", 220, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(df.to_string(index=False))
     if path:
-        df.to_csv(path, index=False)
-        print(f"wrote {path}")
+        _write_csv(df, path)
+
+
+def _write_csv(df, path) -> None:
+    from .cache import csv_safe
+    csv_safe(df).to_csv(path, index=False)  # model names and ids come from users: no spreadsheet formulas
+    print(f"wrote {path}")
 
 
 def cmd_allocate(args) -> int:
@@ -253,8 +260,7 @@ def cmd_allocate(args) -> int:
         print()
         _table(df.sort_values("gain", ascending=False).head(args.top), None)
         if args.csv:
-            df.to_csv(args.csv, index=False)
-            print(f"wrote {args.csv}")
+            _write_csv(df, args.csv)
     return 0
 
 
@@ -269,8 +275,7 @@ def cmd_fit(args) -> int:
             "pass@1024", "pass@10000"]
     _table(table[cols], args.csv)
     if args.curves:
-        curve.to_csv(args.curves, index=False)
-        print(f"wrote {args.curves}")
+        _write_csv(curve, args.curves)
     return 0
 
 

@@ -7,6 +7,7 @@ cache (``TTC_CACHE``) gets its own registry too. No SQL here.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -135,6 +136,10 @@ def add_model(path: str, root: str | Path, kind: str = "lm") -> dict:
     else:
         spec = load_model(str(src), device="cpu").spec
         record, params, matmul = spec.training or {}, spec.params, spec.matmul_params
+    if not re.fullmatch(r"[A-Za-z0-9._@+-]{1,100}", src.name):
+        # the name is shown in verdicts and tables: nothing in it may read as markup or a formula
+        raise ModelError(f"model directory name {src.name!r}: use letters, digits and . _ - @ + only (at most "
+                         "100), then add it again")
     root = Path(root)
     rows = added_models(root)
     taken = {r["name"]: r["source"] for r in shipped_models() + rows}
@@ -145,6 +150,56 @@ def add_model(path: str, root: str | Path, kind: str = "lm") -> dict:
                          "rename the directory to add this one")
     row = _row(src.name, kind, src, "added", record, params, matmul)
     _save_added(root, rows + [row])
+    return row
+
+
+def import_gguf_model(path: str, root: str | Path) -> dict:
+    """Convert a GGUF file once (``models/``, as ``python -m engine models import-gguf``) and list the result."""
+    from .models.gguf import import_gguf
+    if not str(path).strip():
+        raise ModelError("import GGUF: enter the path of a .gguf file on this machine")
+    target, _ = import_gguf(str(path).strip())
+    if any(r["source"] == str(target) for r in added_models(root)):
+        raise ModelError(f"model {target.name!r} is already in the list")
+    return add_model(str(target), root)
+
+
+def add_endpoint(url: str, model: str, root: str | Path, key_env: str = "", params: str = "",
+                 revision: str = "") -> dict:
+    """Check a model on an OpenAI-compatible server (it must answer and serve ``model``) and list it.
+
+    Stored as its spec (``URL#MODEL?...``, README "Scaling out"): the key's variable *name* at most, never a key.
+    """
+    from urllib.parse import urlencode, urlparse
+
+    from .backends.http import HttpBackend, http_ref
+    url, model, key_env, params, revision = (str(v or "").strip() for v in (url, model, key_env, params, revision))
+    u = urlparse(url)
+    if u.scheme not in ("http", "https") or not u.netloc or any(c in url for c in "#?+ "):
+        raise ModelError(f"endpoint URL {url!r}: write the API base, e.g. http://127.0.0.1:8000/v1")
+    if not model:
+        raise ModelError("endpoint: enter the model id the server serves (its /v1/models lists them)")
+    if key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
+        raise ModelError(f"key variable {key_env!r}: enter the NAME of an environment variable (e.g. VLLM_KEY), "
+                         "never the key itself")
+    if params:
+        try:
+            params = str(int(float(params)))
+        except (ValueError, OverflowError):
+            raise ModelError(f"parameter count {params!r} is not a number (e.g. 1.35e8)") from None
+    opts = {k: v for k, v in (("key_env", key_env), ("params", params), ("revision", revision)) if v}
+    spec = f"{url.rstrip('/')}#{model}" + (f"?{urlencode(opts)}" if opts else "")
+    ref = http_ref(spec)
+    # one quick try for the check, so a wrong address is one message in seconds, not after the sweep's retries
+    backend = HttpBackend(ModelRef(ref.name, spec + ("&" if opts else "?") + "retries=0&timeout=10",
+                                   ref.fingerprint, "http"))
+    backend._pool.shutdown(wait=False)
+    rows = added_models(root)
+    if ref.name in {r["name"] for r in shipped_models() + rows}:
+        raise ModelError(f"model {ref.name!r} is already in the list")
+    row = _row(ref.name, "lm", spec, "server", {"family": backend.spec.family}, backend.spec.params,
+               backend.spec.matmul_params)
+    _save_added(Path(root), rows + [row])
     return row
 
 
@@ -166,6 +221,9 @@ def model_ref(name: str, root: str | Path | None = None) -> ModelRef:
     """A listed name (shipped, or added under ``root``), a directory or a hub id, resolved once."""
     for r in (added_models(root) if root is not None else []):
         if r["name"] == name:
+            if r.get("origin") == "server":
+                from .backends.http import http_ref
+                return ModelRef(name, r["source"], http_ref(r["source"]).fingerprint, "http")
             return ModelRef(name, r["source"], fingerprint(r["source"]))
     return resolve_model(name)
 

@@ -14,6 +14,7 @@ from .models import SamplingParams
 from .models.ref import ModelRef, resolve_model
 from .planning import missing, resolve_params
 from .tasks import Problem, Task
+from .tasks.prompts import render
 
 
 @dataclass
@@ -89,11 +90,15 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
     todo = missing(cache, spec.fingerprint, task, problems, params)
     total = sum(len(v) for v in todo.values())
     cached = len(problems) * params.n - total
+    # a backend with a tokenizer here formats prompts itself (chat templates); others get the plain prompt
+    prompt_of = getattr(backend, "prompt", None) or (lambda t, p, sp: render(t, p, sp.prompt_format))
     fits = getattr(backend, "check_prompt", None)  # optional: a backend that knows its context refuses up front
+    if total:
+        prompt_of(task, problems[0], params)  # a format the model cannot take fails before anything starts
     if fits:
         for p in problems:
             if todo[p.id]:
-                fits(task.prompt(p), params, p.id)
+                fits(prompt_of(task, p, params), params, p.id)
     run_id = uuid.uuid4().hex[:12]
     t0 = time.perf_counter()
     done, stopped = 0, False
@@ -109,7 +114,7 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
                     stopped = True
                     break
                 batch = left[j:j + max_batch]
-                raws = backend.generate(task.prompt(p), params, batch, prompt_key=f"{task.name}/{p.id}",
+                raws = backend.generate(prompt_of(task, p, params), params, batch, prompt_key=f"{task.name}/{p.id}",
                                         max_batch=max_batch)
                 rows = []
                 for r in raws:

@@ -39,7 +39,8 @@ def models_section():
     quality_section()
     st.subheader("Add a model")
     if common.SERVER_MODE:
-        st.info("Hosted mode: models are added by the host (a server never loads a directory a visitor names).")
+        st.info("Hosted mode: models are added by the host (a server never loads a directory or file a visitor "
+                "names, nor sends requests to an address a visitor gives).")
         return
     with st.form("add_model", clear_on_submit=False):
         path = st.text_input("Local model directory", key="add_model_path",
@@ -54,6 +55,7 @@ def models_section():
             where = ("selectable on Explore" if row["kind"] == "lm"
                      else "a scorer for best-of-N and weighted voting on every page")
             st.success(f"Added {row['name']} ({row['params']:,} parameters). It is now {where}.")
+    add_gguf_and_endpoint()
     added = [r["name"] for r in common.guarded(registry.added_models, root) or []]
     if added:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -62,6 +64,40 @@ def models_section():
             registry.remove_model(name, root)
             common.models_table.clear()
             st.rerun()
+
+
+def add_gguf_and_endpoint():
+    with st.form("add_gguf"):
+        path = st.text_input("GGUF file on this machine", key="gguf_path",
+                             placeholder="/path/to/model.gguf (llama.cpp format; converted once into models/)")
+        submitted = st.form_submit_button("Import and add", icon=":material/download:")
+    if submitted:
+        with st.spinner("Converting the GGUF file (a minute for a 135M model; once per file)..."):
+            row = common.guarded(registry.import_gguf_model, path, root)
+        if row:
+            common.models_table.clear()
+            st.success(f"Added {row['name']} ({row['params']:,} parameters). It is now selectable on Explore.")
+    with st.form("add_endpoint"):
+        st.write("A model on an OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, `python -m engine serve`)")
+        c1, c2 = st.columns(2)
+        url = c1.text_input("API base URL", key="ep_url", placeholder="http://127.0.0.1:8000/v1")
+        model = c2.text_input("Model id", key="ep_model", placeholder="as the server's /v1/models lists it")
+        c1, c2, c3 = st.columns(3)
+        key_env = c1.text_input("API key variable (optional)", key="ep_key_env", placeholder="VLLM_KEY",
+                                help="The NAME of an environment variable of the app's process that holds the key; "
+                                     "the key itself is never entered, stored or shown.")
+        params = c2.text_input("Parameters (optional)", key="ep_params", placeholder="1.35e8",
+                               help="For FLOPs when the server does not report a count.")
+        revision = c3.text_input("Revision (optional)", key="ep_revision",
+                                 help="Part of the cache key: change it when the server's weights change.")
+        submitted = st.form_submit_button("Check and add", icon=":material/cloud:")
+    if submitted:
+        with st.spinner("Asking the server..."):
+            row = common.guarded(registry.add_endpoint, url, model, root, key_env, params, revision)
+        if row:
+            common.models_table.clear()
+            st.success(f"Added {row['name']} ({row['params']:,} parameters, {row['family']}). "
+                       "It is now selectable on Explore.")
 
 
 def quality_section():

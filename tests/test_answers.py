@@ -64,6 +64,8 @@ def test_numbers_past_pythons_digit_limit_never_raise(tmp_path):
     assert extract_answer("x " + "1" * 100_000) == "1" * 100_000
     assert answers_equal(huge, huge) and not answers_equal(huge, "9" * 4999 + "8")
     assert extract_answer(f"{huge}/7") is not None and extract_answer("0." + "3" * 5000) is not None
+    assert normalize_number("1e100000") is None and extract_answer("\\boxed{(1e100000)}") is not None
+    assert extract_answer("\\boxed{(10)^{100000}}") == "10**100000"  # left unevaluated, as text
     path = tmp_path / "huge.jsonl"
     path.write_text(json.dumps({"question": "big?", "answer": f"#### {huge}"}) + "\n"
                     + f'{{"question": "bigger?", "answer": {huge}}}\n')

@@ -103,7 +103,8 @@ EXPECT = {
     "bad_suffix.txt": ("error", "unknown task"),
 }
 APP = {"duplicate_ids.csv": ("error", "duplicate id 'a'"), "huge_difficulty.csv": ("error", "not an integer"),
-       "one_column.csv": ("error", "same column"), "missing_columns.csv": ("ok", 1), "huge_file.jsonl": ("error", "upload limit"),
+       "one_column.csv": ("error", "same column"), "missing_columns.csv": ("ok", 1),
+       "huge_file.jsonl": ("error", "upload limit"),
        "bad_suffix.txt": ("error", "unsupported file type")}
 
 
@@ -326,3 +327,14 @@ def test_hosted_sessions_have_a_sample_budget(tmp_path, monkeypatch):
     (err,) = [e.value for e in at.error]
     assert "Hosted mode" in err and "100" in err and "sweep_job" not in at.session_state
     assert SampleCache(tmp_path / "hosted.duckdb").samples().empty  # refused before anything was sampled
+
+
+def test_a_model_directory_name_that_reads_as_markup_is_refused(tmp_path, tiny_model):
+    import shutil
+
+    from engine import registry
+    from engine.errors import ModelError
+    bad = shutil.copytree(tiny_model, tmp_path / "[x](http:evil)")
+    with pytest.raises(ModelError, match="letters, digits"):
+        registry.add_model(str(bad), tmp_path)
+    assert registry.added_models(tmp_path) == []

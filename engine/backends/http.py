@@ -9,7 +9,7 @@ URL is the API base (what the ``openai`` client calls ``base_url``); MODEL the s
 ``revision`` (part of the cache key: the weights are not here to hash, so change it when the server's weights
 change), ``params`` (parameter count for FLOPs when the server does not report one), ``key_env`` (the NAME of
 the environment variable holding the API key; the key is sent as a Bearer header and never stored or
-printed), ``name`` (what reports call it; default MODEL), ``concurrency`` (requests in flight, default 8),
+printed), ``name`` (what reports call it; default MODEL@host:port), ``concurrency`` (requests in flight, default 8),
 ``timeout`` (seconds per request, default 120), ``retries`` (default 4, with exponential backoff from
 ``backoff`` seconds, default 0.5), ``mode``:
 
@@ -26,7 +26,6 @@ model's ``family``.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import itertools
 import json
@@ -37,67 +36,12 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
-from urllib.parse import parse_qsl, urlparse
 
-from ..errors import ConfigError, ModelError
+from ..errors import ModelError
 from ..models.loader import ModelSpec
-from ..models.ref import ModelRef
+from ..models.ref import HttpSpec, ModelRef, http_ref, parse_spec  # noqa: F401 (http_ref: re-exported)
 from ..models.sampling import RawSample, sample_seed
 from . import register
-
-
-@dataclass(frozen=True)
-class HttpSpec:
-    urls: tuple[str, ...]
-    model: str
-    revision: str = ""
-    params: int | None = None
-    key_env: str | None = None
-    name: str | None = None
-    concurrency: int = 8
-    timeout: float = 120.0
-    retries: int = 4
-    backoff: float = 0.5
-    mode: str = "auto"
-
-
-def parse_spec(spec: str) -> HttpSpec:
-    base, sep, rest = spec.partition("#")
-    model, _, query = rest.partition("?")
-    urls = tuple(u.rstrip("/") for u in base.split("+") if u)
-    if not sep or not model or not urls or not all(u.startswith(("http://", "https://")) for u in urls):
-        raise ConfigError(f"model spec {spec!r}: write URL[+URL...]#MODEL[?option=value&...], "
-                          "e.g. http://127.0.0.1:8000/v1#arith-s")
-    known = [f.name for f in fields(HttpSpec) if f.name not in ("urls", "model")]
-    opts = {}
-    for k, v in parse_qsl(query, keep_blank_values=True):
-        if k not in known:
-            raise ConfigError(f"model spec {spec!r}: unknown option {k!r}; use {', '.join(known)}")
-        try:
-            if k in ("params", "concurrency", "retries"):
-                opts[k] = int(float(v))
-            elif k in ("timeout", "backoff"):
-                opts[k] = float(v)
-            else:
-                opts[k] = v
-        except (ValueError, OverflowError):
-            raise ConfigError(f"model spec {spec!r}: {k}={v!r} is not a number") from None
-    s = HttpSpec(urls, model, **opts)
-    if s.mode not in ("auto", "indices", "seed") or s.concurrency < 1 or s.retries < 0 or s.timeout <= 0 \
-            or s.backoff < 0 or (s.params is not None and s.params < 1):
-        raise ConfigError(f"model spec {spec!r}: needs mode in auto/indices/seed, concurrency >= 1, retries >= 0, "
-                          "timeout > 0, backoff >= 0, params >= 1")
-    return s
-
-
-def http_ref(spec: str) -> ModelRef:
-    """The cache identity of a served model: its id and the user's revision (no network needed)."""
-    s = parse_spec(spec)
-    fp = hashlib.sha256(json.dumps(["http", s.model, s.revision]).encode()).hexdigest()[:16]
-    # the default name says where the model runs, so a served arith-s never reads as the local one in a report
-    host = urlparse(s.urls[0]).netloc + ("+" if len(s.urls) > 1 else "")
-    return ModelRef(s.name or f"{s.model}@{host}", spec, fp, "http")
 
 
 class _Retry(Exception):

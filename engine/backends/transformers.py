@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..models.loader import load_model
 from ..models.sampling import sample
+from ..tasks.prompts import render
 from . import register
 
 
@@ -15,6 +16,9 @@ class TransformersBackend:
     def __init__(self, ref, device: str | None = None):
         self.lm = load_model(ref.source, device=device)
         self.spec = self.lm.spec
+
+    def prompt(self, task, problem, params) -> str:
+        return render(task, problem, params.prompt_format, self.lm.tokenizer)
 
     def check_prompt(self, prompt, params, problem_id):
         """Refuse a prompt that, with the new tokens, would run past the model's positions (a model there

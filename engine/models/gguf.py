@@ -11,20 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ModelError
-from .loader import RECORD_FILE
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def import_dir() -> Path:
-    return Path(os.environ.get("TTC_MODELS_DIR") or ROOT / "models")
+from .loader import RECORD_FILE, import_dir
 
 
 def sha256_file(path: Path) -> str:

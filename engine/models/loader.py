@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,11 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def import_dir() -> Path:
+    """Where ``models import-gguf`` writes converted models (git-ignored)."""
+    return Path(os.environ.get("TTC_MODELS_DIR") or MODELS_DIR.parents[1] / "models")
+
+
 def resolve_source(name_or_path: str) -> str:
     """A shipped model name (``arith-s``), a local dir, or (else) a hub id."""
     shipped = MODELS_DIR / name_or_path
@@ -49,7 +55,7 @@ def resolve_source(name_or_path: str) -> str:
     for sub in ("verifiers",):
         if (MODELS_DIR / sub / name_or_path / "config.json").exists():
             return str(MODELS_DIR / sub / name_or_path)
-    from .gguf import import_dir  # models imported from GGUF files answer to their directory's name
+    # models imported from GGUF files answer to their directory's name
     if name_or_path and (import_dir() / name_or_path / "config.json").exists():
         return str(import_dir() / name_or_path)
     return name_or_path
@@ -81,11 +87,28 @@ def list_shipped(kind: str = "lm") -> list[str]:
 _fp_cache: dict[tuple, str] = {}
 
 
+def chat_template(path: str | Path) -> str | None:
+    """The chat template a model directory's tokenizer carries (transformers 5 writes ``chat_template.jinja``,
+    older versions a ``chat_template`` entry in ``tokenizer_config.json``), or None."""
+    p = Path(path)
+    try:
+        if (p / "chat_template.jinja").is_file():
+            return (p / "chat_template.jinja").read_text()
+        cfg = json.loads((p / "tokenizer_config.json").read_text()) if (p / "tokenizer_config.json").is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    tpl = cfg.get("chat_template") if isinstance(cfg, dict) else None
+    return json.dumps(tpl, sort_keys=True) if isinstance(tpl, list) else tpl or None
+
+
 def fingerprint(path: str) -> str:
-    """sha256 over config.json and the weight files: changes whenever the model does."""
+    """sha256 over config.json and the weight files, and the chat template when there is one (it decides the
+    prompt under the ``auto`` format): changes whenever the model or its prompt does. Models without a
+    template (the ladder) keep the fingerprint they had before templates counted."""
     p = Path(path)
     files = [p / "config.json"] + sorted(f for f in p.iterdir() if f.suffix in WEIGHT_SUFFIXES)
-    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())
+    tpl = chat_template(p)
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists()) + (tpl,)
     if key not in _fp_cache:
         h = hashlib.sha256()
         for f in files:
@@ -94,6 +117,8 @@ def fingerprint(path: str) -> str:
                 with open(f, "rb") as fh:
                     for chunk in iter(lambda: fh.read(1 << 20), b""):
                         h.update(chunk)
+        if tpl is not None:
+            h.update(b"chat_template" + tpl.encode())
         _fp_cache[key] = h.hexdigest()[:16]
     return _fp_cache[key]
 
@@ -176,8 +201,15 @@ def _load(name: str, source: str, device: str, dtype: str | None) -> LoadedModel
 
 
 def hub_fingerprint(source: str) -> str:
-    """A hub id's cache key: its name (a hub revision is not pinned offline, so the name is what we know)."""
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
+    """A hub id's cache key: its name (a hub revision is not pinned offline, so the name is what we know),
+    and its chat template when the local hub cache holds one (it decides the prompt, as for a directory)."""
+    tpl = None
+    try:
+        from huggingface_hub import snapshot_download
+        tpl = chat_template(snapshot_download(source, local_files_only=True))
+    except Exception:  # not downloaded yet (or no hub library): the name alone
+        pass
+    return hashlib.sha256(source.encode() + (b"" if tpl is None else b"chat_template" + tpl.encode())).hexdigest()[:16]
 
 
 def is_local_source(source: str) -> bool:

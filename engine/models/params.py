@@ -27,6 +27,7 @@ class SamplingParams:
     max_new_tokens: int = 128
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int = 0
+    prompt_format: str = "auto"  # engine.tasks.prompts: auto, plain or chat
 
     def __post_init__(self):
         if isinstance(self.stop, (list, str)):
@@ -40,6 +41,8 @@ class SamplingParams:
              f"max_new_tokens must be an integer in 1..{MAX_NEW_TOKENS}, got {self.max_new_tokens!r}"),
             (all(isinstance(s, str) and s for s in self.stop), f"stop strings must be non-empty strings, got {self.stop!r}"),
             (isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed!r}"),
+            (self.prompt_format in ("auto", "plain", "chat"),
+             f"prompt format must be auto, plain or chat, got {self.prompt_format!r}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -55,6 +58,8 @@ class SamplingParams:
         d["temperature"] = float(self.temperature)
         d["top_p"] = float(self.top_p)
         d["stop"] = list(self.stop)
+        if self.prompt_format == "auto":  # left out so keys made before prompt formats existed stay as they were
+            d.pop("prompt_format")
         return d
 
     def key(self) -> str:

@@ -1,6 +1,6 @@
 """Task registry: built-in tasks by name, or bring-your-own files by path.
 
-``get_task("arith")`` gives the shipped 500-problem test set;
+``get_task("arith")`` gives the shipped 500-problem test set, ``get_task("gsm")`` 300 GSM-Symbolic problems;
 ``get_task("path/to/file.jsonl")`` loads a GSM8K-format or mapped JSONL/CSV file.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import EngineError
-from . import arith
+from . import arith, gsm
 from .base import Problem, Task
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
@@ -25,6 +25,11 @@ def register(name: str):
 @register("arith")
 def _arith() -> Task:
     return Task("arith", arith.load_test(), arith.prompt, stop=arith.STOP, source=str(arith.TEST_FILE))
+
+
+@register("gsm")
+def _gsm() -> Task:
+    return Task("gsm", gsm.load_test(), gsm.prompt, stop=gsm.STOP, source=str(gsm.TEST_FILE))
 
 
 def list_tasks() -> list[str]:

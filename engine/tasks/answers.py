@@ -22,6 +22,7 @@ from fractions import Fraction
 # this checker agrees with the old one on every shipped sample (tests/test_answers.py).
 CHECKER_VERSION = 2
 MAX_DIGITS = 4000  # Python refuses int(str) beyond 4300 digits; longer numbers stay text
+_MAX_BITS = 14_000  # about 4,200 digits: the most a number may have and still be printed
 MAX_TEX = 200      # LaTeX handed to math-verify is this short, so its parser cannot run long
 
 _CLEAN = {**dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None),
@@ -58,9 +59,12 @@ def _latex(s: str):
         v = v.rhs
     if getattr(v, "is_Rational", False):
         p, q = int(v.p), int(v.q)
-        return Fraction(p, q) if max(abs(p), q).bit_length() < 13_000 else s  # 13,000 bits: ~4,000 digits
+        return Fraction(p, q) if max(abs(p), q).bit_length() <= _MAX_BITS else s
     if getattr(v, "is_Float", False):
-        return Fraction(str(v))
+        try:
+            return Fraction(str(v))
+        except (ValueError, ZeroDivisionError):
+            pass
     return str(v)
 
 
@@ -86,6 +90,8 @@ def _canon(v) -> str | None:
     if not isinstance(v, Fraction):
         return v
     n, d = v.numerator, v.denominator
+    if max(abs(n), d).bit_length() > _MAX_BITS:  # 1e100000 and the like: too long to print
+        return None
     if d == 1:
         return str(n)
     k, r = 0, d
@@ -96,10 +102,9 @@ def _canon(v) -> str | None:
         k = max(k, e)
     if r != 1:
         return f"{n}/{d}"
-    try:
-        s = str(abs(n) * 10 ** k // d).rjust(k + 1, "0")
-    except ValueError:  # too many digits to print as a decimal
+    if k > MAX_DIGITS:  # 1/2**13000 as a decimal: too many digits to print
         return f"{n}/{d}"
+    s = str(abs(n) * 10 ** k // d).rjust(k + 1, "0")
     return ("-" if n < 0 else "") + s[:-k] + "." + s[-k:]
 
 

@@ -32,9 +32,14 @@ class Task:
     check_fn: Callable[[str | None, str], bool] = answers_equal
     stop: tuple[str, ...] = ()       # default stop strings for this prompt format
     source: str = ""                 # file or generator the problems came from
+    chat_fn: Callable[[Problem], str] | None = None  # the user turn for chat models (default: prompts.chat_message)
 
     def prompt(self, p: Problem) -> str:
         return self.prompt_fn(p)
+
+    def chat(self, p: Problem) -> str:
+        from .prompts import chat_message
+        return (self.chat_fn or chat_message)(p)
 
     def extract(self, completion: str) -> str | None:
         return self.extract_fn(completion)

@@ -1,17 +1,15 @@
-"""Train the outcome (ORM) and process (PRM) reward models to rank the samples *of one problem*.
+"""Train the outcome (ORM) and process (PRM) reward models on the ladder's own samples.
 
-Data: problems from the arith *train* distribution (never the test set): ``samples`` samples each from
-every ladder model at T=0.8 (generated through the engine and cached, so a rerun does not resample),
-labelled by the checker; each problem's gold solution; and corrupted copies of it, one per kind
-(a result nudged, an operand miscopied, a step skipped: ``analysis.corruptions``), which teach checking
-the arithmetic and the reading of the problem rather than the ladder's usual failure patterns. Extra
-problems contribute only gold and corrupted copies (free and unlimited).
-
-Objective: binary cross-entropy on the labels (the solution for the ORM, each step for the PRM) plus a
-pairwise ranking loss between right and wrong candidates of the same problem (each batch holds whole
-problems), which is what best-of-N needs. Both start from arith-xl's weights (a backbone that already
-computes arithmetic) with a fresh scalar head. Problems are split 80/20 into train and held-out; the
-held-out metrics are what the app and README show.
+Data: problems from the arith *train* distribution (never the test set), 6
+samples each from every ladder model at T=0.8, generated through the engine
+and cached (so a rerun does not resample), labelled by the checker; plus each
+problem's gold solution and a corrupted copy of it (one step's result nudged),
+which pushes the verifiers to check arithmetic rather than only to recognise
+the ladder's usual failure patterns. (Three times the problems with three
+corrupted copies each did no better on that check.) These small verifiers
+still barely check arithmetic: see ``gold_beats_corrupted`` in their records.
+Problems are split 80/20 into train and held-out; the held-out AUROCs are what
+the app shows.
 """
 from __future__ import annotations
 
@@ -40,50 +38,54 @@ SEED = 7
 
 @dataclass(frozen=True)
 class VerifierRecipe:
-    per_level: int = 40         # problems per difficulty level sampled from the ladder
-    samples: int = 8            # samples per problem per ladder model
-    synthetic_per_level: int = 600  # further problems with only gold and corrupted copies
-    corrupted: int = 1          # copies per corruption kind
-    group: int = 12             # candidates per problem in a batch (gold and corrupted copies always)
-    problems_per_batch: int = 8
-    d_model: int = 64           # sizes for a random init (init_from = "")
+    per_level: int = 100        # training problems per difficulty level
+    samples: int = 6            # samples per problem per ladder model
+    corrupted: int = 1          # corrupted copies of each gold solution
+    d_model: int = 64
     n_layers: int = 3
     n_heads: int = 4
     ffn: int = 176
     epochs: int = 2
-    lr: float = 3e-4
-    rank_weight: float = 1.0    # pairwise ranking loss (right above wrong within a problem) next to BCE
+    batch: int = 32
+    lr: float = 1e-3
     holdout: float = 0.2
     seed: int = SEED
-    # a ladder model's name starts from its weights (a fresh scalar head), as reward models usually start
-    # from a pretrained LM; "" = random init at the sizes above
-    init_from: str = "arith-xl"
+    # "" = random init at the sizes above; a ladder model's name starts from its weights, as reward
+    # models usually start from a pretrained LM. Tried with arith-l: held-out AUROC 0.842 vs 0.861 and
+    # no better at spotting a nudged result, so the shipped verifiers start from scratch.
+    init_from: str = ""
 
 
-QUICK = VerifierRecipe(per_level=4, samples=4, synthetic_per_level=4, corrupted=1, group=6, problems_per_batch=4,
-                       d_model=32, n_layers=1, n_heads=2, ffn=64, epochs=1, init_from="arith-m")
+QUICK = VerifierRecipe(per_level=4, samples=4, corrupted=1, d_model=32, n_layers=1, n_heads=2, ffn=64, epochs=1,
+                       batch=16, init_from="arith-m")
 
 
-def train_task(r: VerifierRecipe, per_level: int | None = None, prefix: str = "vtrain") -> Task:
+def train_task(r: VerifierRecipe) -> Task:
     test_q = {p.question for p in arith.load_test()}
-    seed = r.seed if prefix == "vtrain" else f"{r.seed}-{prefix}"
-    probs = [p for p in arith.generate(seed, per_level or r.per_level, prefix=prefix) if p.question not in test_q]
-    return Task("arith-vtrain", probs, arith.prompt, stop=arith.STOP, source=f"arith.generate(seed={seed!r})")
+    probs = [p for p in arith.generate(r.seed, r.per_level, prefix="vtrain") if p.question not in test_q]
+    return Task("arith-vtrain", probs, arith.prompt, stop=arith.STOP, source=f"arith.generate(seed={r.seed})")
 
 
-def corrupt(p, rng: random.Random, kind: str = "nudged") -> str:
-    """The gold solution with one mistake of ``kind`` put in (``analysis.corruptions``); the gold solution
-    itself when the kind does not apply (skipping the only step)."""
-    from ..analysis.corruptions import corrupt as put_in
-    text = put_in(arith.gold_steps(p), kind, rng)
-    return (text or p.solution).rstrip("\n")
+def corrupt(p, rng: random.Random) -> str:
+    """The gold solution with one step's result changed (that step and the rest are wrong)."""
+    steps = arith.gold_steps(p)
+    k = rng.randrange(len(steps))
+    out, total = [], None
+    for i, (a, op, b, c) in enumerate(steps):
+        if i > k:
+            a = total
+            c = a + b if op == "+" else a - b if op == "-" else a * b
+        elif i == k:
+            c = c + rng.choice([-10, -2, -1, 1, 2, 10]) if c > 10 else c + rng.choice([1, 2, 3])
+        out.append(f"{a}{op}{b}={c}")
+        total = c
+    return "\n".join(out + [f"#### {total}"])
 
 
 def build_rows(r: VerifierRecipe, models: list[str], cache: SampleCache, progress=True) -> list[dict]:
-    from ..analysis.corruptions import KINDS
-    from ..results import load_samples
     task = train_task(r)
     params = SamplingParams(n=r.samples, temperature=0.8, max_new_tokens=128)
+    from ..results import load_samples
     rows = []
     for m in models:
         bar = tqdm(desc=f"sampling {Path(m).name}", unit="sample", disable=not progress)
@@ -91,17 +93,11 @@ def build_rows(r: VerifierRecipe, models: list[str], cache: SampleCache, progres
         bar.close()
         df = load_samples(cache, m, task, task.problems, params)
         rows += [dict(problem_id=x.problem_id, completion=x.text, source=Path(m).name) for x in df.itertuples()]
-    extra = train_task(r, r.synthetic_per_level, prefix="vsynth") if r.synthetic_per_level else None
-    problems = task.problems + (extra.problems if extra else [])
     rng = random.Random(r.seed)
-    for p in problems:
+    for p in task.problems:
         rows.append(dict(problem_id=p.id, completion=p.solution, source="gold"))
-        for kind in KINDS:
-            for _ in range(r.corrupted):
-                text = corrupt(p, rng, kind)
-                if text != p.solution:
-                    rows.append(dict(problem_id=p.id, completion=text, source=f"corrupted:{kind}"))
-    by_id = {p.id: p for p in problems}
+        rows += [dict(problem_id=p.id, completion=corrupt(p, rng), source="corrupted") for _ in range(r.corrupted)]
+    by_id = task.by_id()
     for row in rows:
         p = by_id[row["problem_id"]]
         row["prompt"] = task.prompt(p)
@@ -153,32 +149,6 @@ def _loss(logits, labels):
     return torch.nn.functional.binary_cross_entropy_with_logits(logits[mask], labels[mask])
 
 
-def _group(rows, idx, size, rng) -> list[dict]:
-    """One problem's candidates for a batch: gold and corrupted copies always, ladder samples up to ``size``."""
-    made = [j for j in idx if rows[j]["source"] == "gold" or rows[j]["source"].startswith("corrupted")]
-    sampled = [j for j in idx if j not in set(made)]
-    rng.shuffle(sampled)
-    return [rows[j] for j in made + sampled[:max(0, size - len(made))]]
-
-
-def _solution_logit(logits, labels, kind):
-    """One logit per candidate: the ORM's, or the PRM's weakest step (what ``prm-min`` ranks by)."""
-    if kind == "orm":
-        return logits
-    return torch.where(labels >= 0, logits, torch.full_like(logits, float("inf"))).min(dim=1).values
-
-
-def _rank_loss(scores, correct, group):
-    """Pairwise logistic loss: every right candidate above every wrong one of the same problem."""
-    c = torch.tensor(correct, dtype=torch.bool)
-    g = torch.tensor(group)
-    pairs = (g[:, None] == g[None, :]) & c[:, None] & ~c[None, :] & torch.isfinite(scores)[:, None] \
-        & torch.isfinite(scores)[None, :]
-    if not pairs.any():
-        return scores.sum() * 0.0
-    return torch.nn.functional.softplus(scores[None, :] - scores[:, None])[pairs].mean()
-
-
 def predict(model, tok, rows, kind, batch=64) -> tuple[np.ndarray, np.ndarray]:
     """(scores, labels) over held-out rows: per solution (ORM) or per step (PRM)."""
     model.eval()
@@ -221,44 +191,24 @@ def solution_scores(model, tok, rows, kind, batch=64) -> np.ndarray:
 
 
 def gold_beats_corrupted(model, tok, held_rows, kind) -> dict:
-    """How often the gold solution outscores a copy with one mistake put in, overall, per level and per kind
-    of mistake (held-out problems). AUROC on the ladder's samples rewards spotting its usual failure
-    patterns; this asks whether the verifier checks the arithmetic and the reading itself."""
-    rows = [x for x in held_rows if x["source"] == "gold" or x["source"].startswith("corrupted")]
+    """How often the gold solution outscores a copy with one result nudged, per level (held-out problems).
+
+    AUROC on the ladder's samples rewards spotting its usual failure patterns;
+    this asks whether the verifier checks the arithmetic itself.
+    """
+    rows = [x for x in held_rows if x["source"] in ("gold", "corrupted")]
     if not rows:
         return {}
     scores = solution_scores(model, tok, rows, kind)
     gold = {x["problem_id"]: s for x, s in zip(rows, scores) if x["source"] == "gold"}
     wins: dict = {}
     for x, s in zip(rows, scores):
-        if x["source"] != "gold" and x["problem_id"] in gold:
+        if x["source"] == "corrupted" and x["problem_id"] in gold:
             g = gold[x["problem_id"]]
-            what = x["source"].partition(":")[2] or "nudged"
-            wins.setdefault((what, str(x["level"])), []).append(1.0 if g > s else 0.5 if g == s else 0.0)
+            wins.setdefault(str(x["level"]), []).append(1.0 if g > s else 0.5 if g == s else 0.0)
     every = [w for v in wins.values() for w in v]
-
-    def mean_by(i):
-        out: dict = {}
-        for key, v in wins.items():
-            out.setdefault(key[i], []).extend(v)
-        return {k: float(np.mean(v)) for k, v in sorted(out.items())}
-    return {"all": float(np.mean(every)), "pairs": len(every), "by_level": mean_by(1), "by_kind": mean_by(0),
-            "by_kind_level": {f"{k}/L{lv}": float(np.mean(v)) for (k, lv), v in sorted(wins.items())}}
-
-
-def within_problem(model, tok, held_rows, kind) -> dict:
-    """Mean AUROC within each held-out problem whose ladder samples are both right and wrong: how well the
-    verifier ranks the samples best-of-N chooses among."""
-    rows = [x for x in held_rows if x["source"] != "gold" and not x["source"].startswith("corrupted")]
-    if not rows:
-        return {}
-    scores = solution_scores(model, tok, rows, kind)
-    by: dict = {}
-    for x, s in zip(rows, scores):
-        by.setdefault(x["problem_id"], []).append((s, x["correct"]))
-    vals = [auroc([s for s, _ in v], [c for _, c in v]) for v in by.values()]
-    vals = [v for v in vals if v == v]
-    return {"auroc": float(np.mean(vals)) if vals else None, "problems": len(vals)}
+    return {"all": float(np.mean(every)), "pairs": len(every),
+            "by_level": {k: float(np.mean(v)) for k, v in sorted(wins.items())}}
 
 
 def _json_num(x: float) -> float | None:
@@ -291,8 +241,7 @@ def train_one(kind: str, r: VerifierRecipe, train_rows, held_rows, out_dir: Path
                   for src, (ss, yy) in scored.items()}
     record["held_out"] = {"unit": "solution" if kind == "orm" else "step", "auroc": _json_num(auroc(s, y)),
                           "n": int(len(y)), "per_source": per_source,
-                          "gold_beats_corrupted": gold_beats_corrupted(model, tok, held_rows, kind),
-                          "within_problem": within_problem(model, tok, held_rows, kind)}
+                          "gold_beats_corrupted": gold_beats_corrupted(model, tok, held_rows, kind)}
     rec_path.write_text(json.dumps(record, indent=2))
     return record
 
@@ -309,17 +258,15 @@ def _fit(kind, cls, tok, r, train_rows, out_dir, progress):
     else:
         model = cls(_config(r, tok))
     opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=0.05)
+    rng = random.Random(r.seed)
     ckpt = out_dir / "ckpt.pt"
     start_epoch, elapsed, losses = 0, 0.0, []
     if ckpt.exists():
         st = torch.load(ckpt, weights_only=False)
         model.load_state_dict(st["model"]), opt.load_state_dict(st["opt"])
         start_epoch, elapsed, losses = st["epoch"], st["elapsed"], st["losses"]
-    groups: dict = {}
-    for i, x in enumerate(train_rows):
-        groups.setdefault(x["problem_id"], []).append(i)
-    pids = sorted(groups)
-    steps_per_epoch = (len(pids) + r.problems_per_batch - 1) // r.problems_per_batch
+    order = list(range(len(train_rows)))
+    steps_per_epoch = (len(order) + r.batch - 1) // r.batch
     total = steps_per_epoch * r.epochs
     warm = max(1, total // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(  # linear warmup, then linear decay to 10%
@@ -327,22 +274,16 @@ def _fit(kind, cls, tok, r, train_rows, out_dir, progress):
     for _ in range(start_epoch * steps_per_epoch):
         sched.step()
     tokens = 0
-    for epoch in range(start_epoch, r.epochs):
-        rng = random.Random(f"{r.seed}-{epoch}")  # per epoch, so a resumed run sees the same batches
-        order = pids[:]
-        rng.shuffle(order)
+    for epoch in range(r.epochs):
+        rng.shuffle(order)  # shuffle every epoch (also the skipped ones) so a resume sees the same order
+        if epoch < start_epoch:
+            continue
         t0 = time.time()
         model.train()
-        for i in tqdm(range(0, len(order), r.problems_per_batch), desc=f"{kind} epoch {epoch + 1}/{r.epochs}",
-                      disable=not progress):
-            batch, gid = [], []
-            for g, pid in enumerate(order[i:i + r.problems_per_batch]):
-                batch += (chosen := _group(train_rows, groups[pid], r.group, rng))
-                gid += [g] * len(chosen)
+        for i in tqdm(range(0, len(order), r.batch), desc=f"{kind} epoch {epoch + 1}/{r.epochs}", disable=not progress):
+            batch = [train_rows[j] for j in order[i:i + r.batch]]
             enc, labels = _encode(tok, batch, kind)
-            logits = _forward(model, enc, kind)
-            loss = _loss(logits, labels) + r.rank_weight * _rank_loss(
-                _solution_logit(logits, labels, kind), [x["correct"] for x in batch], gid)
+            loss = _loss(_forward(model, enc, kind), labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -366,9 +307,7 @@ def _fit(kind, cls, tok, r, train_rows, out_dir, progress):
         "training_flops": 6 * n_params * tokens, "wall_time_s": round(elapsed, 1), "seed": r.seed,
         "final_loss": round(float(np.mean(losses[-20:])), 4), "recipe": asdict(r), "device": "cpu",
         "initialised_from": r.init_from or "random",
-        "data": "arith train distribution (seeded, test questions excluded): ladder samples at T=0.8 + gold + "
-                "corrupted gold (nudged, miscopied, skipped)", "objective": f"BCE + {r.rank_weight} x pairwise ranking "
-                "within a problem",
+        "data": "arith train distribution (seeded, test questions excluded): ladder samples at T=0.8 + gold + corrupted gold",
     }
     ckpt.unlink(missing_ok=True)
     return model, record
@@ -392,12 +331,8 @@ def train_verifiers(out: Path = MODELS_DIR, quick: bool = False, progress: bool 
               + " ".join(f"{k}={v['auroc']:.3f}" for k, v in h["per_source"].items() if v["auroc"] is not None))
         g = h.get("gold_beats_corrupted") or {}
         if g:
-            print(f"{kind}: gold beats a corrupted copy {g['all']:.0%} of {g['pairs']} pairs; by kind "
-                  + " ".join(f"{k} {v:.0%}" for k, v in g["by_kind"].items()) + "; by level "
+            print(f"{kind}: gold beats a nudged copy {g['all']:.0%} of {g['pairs']} pairs; by level "
                   + " ".join(f"L{k} {v:.0%}" for k, v in g["by_level"].items()))
-        w = h.get("within_problem") or {}
-        if w.get("auroc") is not None:
-            print(f"{kind}: within-problem AUROC {w['auroc']:.3f} over {w['problems']} held-out problems")
     return recs
 
 
