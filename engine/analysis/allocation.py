@@ -93,8 +93,10 @@ def difficulty(blocks, opts: Options, how: str = "predicted", bins: int = 5, ref
             np.array([np.interp(probe, ref.ks, row) for row in ref.costs["flops"][pos]])
         text = f"agreement among {ref.model}'s first {probe} samples (charged to every problem)"
     ease = ease.reindex(opts.problem_ids).to_numpy(float)
-    # equal-size bins by rank; hardest = lowest ease; ties keep problem order (deterministic)
-    rank = np.argsort(np.argsort(-ease, kind="stable"), kind="stable")
+    # equal-size bins by rank, easiest first; ties in a seeded random order (problem ids sort by level, and
+    # breaking ties by id would slip the level label into the bins)
+    tiebreak = np.random.default_rng(0).permutation(len(ease))
+    rank = np.argsort(np.lexsort((tiebreak, -ease)), kind="stable")
     b = np.minimum(rank * bins // len(rank), bins - 1)
     return b.astype(int), np.asarray(charged, float), text
 
