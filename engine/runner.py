@@ -69,6 +69,9 @@ class RunResult:
     stopped: bool
 
 
+TOKENS_PER_BATCH = 8192  # new tokens a batch may generate at most (rows x max_new_tokens)
+
+
 def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: SamplingParams,
         cache: SampleCache, max_batch: int = 64, device: str | None = None,
         on_progress: Callable[[Progress], None] | None = None,
@@ -78,7 +81,7 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
     Each generated batch is written in its own transaction before the next one
     starts, so an interrupted run loses at most the batch in flight and a
     rerun resumes where it stopped. ``stop_event`` ends the run after the
-    current batch.
+    current batch. A batch holds at most ``max_batch`` rows and ``TOKENS_PER_BATCH`` new tokens.
     """
     params = resolve_params(task, params)
     if not isinstance(max_batch, int) or max_batch < 1:
@@ -99,6 +102,9 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
         for p in problems:
             if todo[p.id]:
                 fits(prompt_of(task, p, params), params, p.id)
+    # a batch is the unit of progress, saving and Stop: long generations get fewer rows per batch, so a
+    # 4,096-token run still saves and can stop every couple of minutes (the ladder's 128 tokens keep 64 rows)
+    max_batch = min(max_batch, max(1, TOKENS_PER_BATCH // max(1, params.max_new_tokens)))
     run_id = uuid.uuid4().hex[:12]
     t0 = time.perf_counter()
     done, stopped = 0, False

@@ -74,6 +74,22 @@ def test_stop_and_resume(tiny_model, tmp_path, task):
     assert texts(cache) == texts(ref)
 
 
+def test_long_generations_save_and_stop_in_smaller_batches(tiny_model, tmp_path, task, monkeypatch):
+    """A batch is capped by new tokens as well as rows, so progress, saving and Stop come more often when each
+    sample may run long; the samples are the same as with full batches."""
+    import engine.runner
+    monkeypatch.setattr(engine.runner, "TOKENS_PER_BATCH", 2 * 16)
+    params = SamplingParams(n=6, temperature=0.8, max_new_tokens=16)
+    cache = SampleCache(tmp_path / "long.duckdb")
+    steps = []
+    run(tiny_model, task, task.problems[:1], params, cache, max_batch=64, on_progress=lambda p: steps.append(p.done))
+    assert steps == [2, 4, 6] and set(cache.samples().batch_size) == {2}
+    monkeypatch.setattr(engine.runner, "TOKENS_PER_BATCH", 8192)
+    ref = SampleCache(tmp_path / "ref.duckdb")
+    run(tiny_model, task, task.problems[:1], params, ref, max_batch=64)
+    assert texts(cache) == texts(ref)
+
+
 def test_crash_loses_at_most_batch_in_flight(tiny_model, tmp_path, task):
     cache = SampleCache(tmp_path / "crash.duckdb")
 
