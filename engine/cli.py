@@ -400,9 +400,18 @@ def cmd_export(args) -> int:
     _writable(args.out, "--out")
     exp = _experiment(args)
     cache = _cache(args)
-    df = pd.concat([load_samples(cache, m, exp.load_task(), exp.selected(), exp.params) for m in exp.models])
+    problems = exp.selected()
+    parts = [load_samples(cache, m, exp.load_task(), problems, exp.params) for m in exp.models]
+    df = pd.concat(parts)
     cache.export(df, args.out)
     print(f"wrote {len(df)} samples to {args.out}")
+    short = [(m.name, len(d)) for m, d in zip(exp.models, parts) if len(d) < len(problems) * exp.params.n]
+    for name, have in short:  # say what the file lacks instead of letting it pass for the whole sweep
+        print(f"note: {name}: {have} of {len(problems) * exp.params.n} samples ({len(problems)} problems x "
+              f"{exp.params.n}) are cached and exported", file=sys.stderr)
+    if short and args.strict:
+        print("error: --strict: fewer samples are cached than asked (see the notes above)", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -490,6 +499,7 @@ def build_parser():
     p = sub.add_parser("export", help="write cached samples to .parquet or .csv")
     _common(p)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--strict", action="store_true", help="exit with status 3 when fewer samples are cached than asked")
     p.set_defaults(fn=cmd_export)
     simple = [("models", "list shipped models and verifiers", cmd_models, False),
               ("import-shipped", "load the shipped ladder sweeps (data/sweeps) into the cache", cmd_import_shipped,

@@ -85,8 +85,17 @@ def test_strategies_command_lists_strategies_and_scorers():
 
 def test_export(swept, tmp_path):
     db, common, _, _ = swept
-    cli("export", *common, "--out", str(tmp_path / "s.parquet"))
-    assert len(pd.read_parquet(tmp_path / "s.parquet")) == 32
+    r = cli("export", *common, "--out", str(tmp_path / "s.parquet"))
+    assert len(pd.read_parquet(tmp_path / "s.parquet")) == 32 and "note:" not in r.stderr
+
+
+def test_export_says_what_it_lacks(swept, tmp_path):
+    db, common, _, _ = swept
+    more = [("16" if a == "8" and common[i - 1] == "--n" else a) for i, a in enumerate(common)]
+    r = cli("export", *more, "--out", str(tmp_path / "s.parquet"))
+    assert "32 of 64 samples" in r.stderr and len(pd.read_parquet(tmp_path / "s.parquet")) == 32
+    r = cli("export", *more, "--out", str(tmp_path / "t.parquet"), "--strict", check=False)
+    assert r.returncode == 3 and "--strict" in r.stderr
 
 
 @pytest.mark.parametrize("args,needle", [
