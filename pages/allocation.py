@@ -77,10 +77,10 @@ with tab_alloc:
         st.dataframe(at[["bin", "option", "accuracy", "flops", "uniform", "uniform_accuracy", "uniform_flops"]],
                      hide_index=True, width="stretch", column_config={
                          "accuracy": st.column_config.NumberColumn("accuracy in bin", format="percent"),
-                         "flops": st.column_config.NumberColumn("FLOPs", format="%.3g"),
+                         "flops": st.column_config.NumberColumn("FLOPs", format="%.2e"),
                          "uniform": st.column_config.TextColumn("uniform option"),
                          "uniform_accuracy": st.column_config.NumberColumn("uniform accuracy", format="percent"),
-                         "uniform_flops": st.column_config.NumberColumn("uniform FLOPs", format="%.3g")})
+                         "uniform_flops": st.column_config.NumberColumn("uniform FLOPs", format="%.2e")})
         common.download_buttons(res["curves"], "allocation_curves", key="alloc_dl")
 
 with tab_stop:

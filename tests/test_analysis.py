@@ -154,6 +154,14 @@ def test_plan():
         analysis.recommend(df, target_accuracy=2, latency_budget_s=1, queries_per_day=1)
 
 
+def test_plan_says_about_the_same_cost_instead_of_1_0x_cheaper():
+    df = _table()
+    df["dollars"] = 1e-4 * (1 + 0.01 * (df.model == df.model.iloc[-1]))  # every option within 1% of the others
+    p = analysis.recommend(df, target_accuracy=0.0, latency_budget_s=10, queries_per_day=1)
+    assert p["runner_up"] is not None and "about the same cost as" in p["explanation"]
+    assert "1.0x" not in p["explanation"]
+
+
 def test_plan_never_recommends_a_strategy_that_needs_the_answer_key():
     df = pd.concat([_table(), _table().assign(strategy="oracle", accuracy=1.0, dollars=0.0)])
     p = analysis.recommend(df, target_accuracy=0.5, latency_budget_s=0.15, queries_per_day=1000)

@@ -273,7 +273,7 @@ def policy(opts: Options, bins: np.ndarray, budgets, extra: np.ndarray) -> pd.Da
 
 def summary(result: dict) -> list[str]:
     """The findings in words, one line per uniform baseline: what allocation by difficulty saves against it."""
-    lines = [f"Difficulty from {result['difficulty']}; {result['bins']} bins of {result['problems']} problems; "
+    lines = [f"Difficulty from {result['difficulty']}; {result['problems']} problems in {result['bins']} bins; "
              "accuracy cross-validated (each problem's policy is chosen on the other problems)."]
     for r in result["ratios"].itertuples():
         if r.ratio == r.ratio:

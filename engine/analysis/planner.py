@@ -44,8 +44,8 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
             f"per 1,000 queries")
     if runner:
         ratio = runner["cost_per_1000"] / best["cost_per_1000"] if best["cost_per_1000"] > 0 else float("inf")
-        text += (f", {ratio:.1f}x cheaper than the best {runner['model']} option "
-                 f"({how(runner)}, {runner['accuracy']:.1%}).")
+        cheaper = f"{ratio:.1f}x cheaper than" if ratio >= 1.05 else "about the same cost as"
+        text += f", {cheaper} the best {runner['model']} option ({how(runner)}, {runner['accuracy']:.1%})."
     else:
         text += "; no other model size meets the target."
     if best["lo"] < target_accuracy:
