@@ -1,10 +1,4 @@
 """Models & data: a model on an OpenAI-compatible server, and a GGUF import, added from the app (AppTest)."""
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -14,37 +8,18 @@ from engine.experiment import Experiment
 from engine.models import SamplingParams
 from engine.runner import run
 from tests.conftest import ROOT
-from tests.test_http import free_port
+from tests.test_app import page
+from tests.test_http import engine_server, free_port
 
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--models", "arith-s", "--port", str(port)],
-                            cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/models", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"server did not start: {proc.stdout.read()}")
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with engine_server() as url:
+        yield url
 
 
 def models_page(root):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["cache"] = str(root / "samples.duckdb")
-    at.switch_page("pages/models_data.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return page(root, "pages/models_data.py")
 
 
 def submit(at, label):
@@ -78,10 +53,7 @@ def test_an_endpoint_is_checked_then_listed_and_offered_on_explore(tmp_path, ser
     [row] = registry.added_models(tmp_path)
     assert row["source"] == f"{server}#arith-s?revision=v1" and row["params"] > 0
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["cache"] = str(tmp_path / "samples.duckdb")
-    at.run()  # Explore is the first page
-    assert not at.exception, [e.value for e in at.exception]
+    at = page(tmp_path)  # Explore is the first page
     assert row["name"] in at.multiselect(key="models").options
 
     # and it samples through the server like any listed model (the runner gets an http ref from the list)
@@ -115,9 +87,7 @@ def test_a_gguf_file_is_imported_and_offered_on_explore(tmp_path, monkeypatch):
     assert row["source"].startswith(str(tmp_path / "models" / "tiny-gguf-"))
     submit(at, "Import and add")  # the same file again: converted once, listed once
     assert "already in the list" in errors(at)[0]
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["cache"] = str(tmp_path / "samples.duckdb")
-    at.run()
+    at = page(tmp_path)
     assert row["name"] in at.multiselect(key="models").options
 
 

@@ -1,5 +1,6 @@
 """The OpenAI-compatible server and the http backend, over real sockets: `python -m engine serve` checked with
 the official `openai` client, sweeps through HTTP against in-process sweeps, and a misbehaving server."""
+import contextlib
 import json
 import os
 import socket
@@ -28,14 +29,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def engine_server(models: str = "arith-s", key: str | None = None):
+    """`python -m engine serve` on a free port (with an API key when ``key``), until the block ends: its base URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--models", "arith-s", "--port", str(port),
-                             "--api-key-env", KEY_ENV], cwd=ROOT, env={**os.environ, KEY_ENV: SECRET},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [sys.executable, "-m", "engine", "serve", "--models", models, "--port", str(port)]
+    env = os.environ.copy()
+    if key:
+        cmd += ["--api-key-env", KEY_ENV]
+        env[KEY_ENV] = key
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/v1"
-    req = urllib.request.Request(f"{url}/models", headers={"Authorization": f"Bearer {SECRET}"})
+    req = urllib.request.Request(f"{url}/models", headers={"Authorization": f"Bearer {key}"} if key else {})
     deadline = time.time() + 90
     while True:
         try:
@@ -46,9 +51,17 @@ def server():
                 proc.kill()
                 pytest.fail(f"server did not start: {proc.stdout.read()}")
             time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with engine_server(key=SECRET) as url:
+        yield url
 
 
 def test_server_speaks_openai_completions(server):

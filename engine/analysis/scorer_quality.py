@@ -43,14 +43,20 @@ def within_problem_auroc(df: pd.DataFrame) -> tuple[float, int]:
     return float(vals.mean()), int(ok.sum())
 
 
+def _cached(cache: SampleCache, exp):
+    """(model ref, its cached samples of ``exp``) for each model with any."""
+    task, problems = exp.load_task(), exp.selected()
+    for ref in exp.models:
+        df = load_samples(cache, ref, task, problems, exp.params)
+        if not df.empty:
+            yield ref, df
+
+
 def scorer_quality(cache: SampleCache, exp, names=None) -> pd.DataFrame:
     """Per model of ``exp`` and scorer: pooled AUROC, within-problem AUROC and the problems behind it."""
-    task, problems = exp.load_task(), exp.selected()
+    task = exp.load_task()
     rows = []
-    for ref in exp.models:
-        base = load_samples(cache, ref, task, problems, exp.params)
-        if base.empty:
-            continue
+    for ref, base in _cached(cache, exp):
         for name in names or scorers.available():
             df = scorers.get(name).score(cache, task, base)
             within, n = within_problem_auroc(df)
@@ -117,12 +123,8 @@ def step_checker_split(cache: SampleCache, exp) -> pd.DataFrame:
     a check.
     """
     from ..scorers.step_checker import failure
-    task, problems = exp.load_task(), exp.selected()
     rows = []
-    for ref in exp.models:
-        df = load_samples(cache, ref, task, problems, exp.params)
-        if df.empty:
-            continue
+    for ref, df in _cached(cache, exp):
         df = df.assign(why=[failure(t) or "passes" for t in df["text"]])
         for level, g in [*df.groupby("difficulty"), ("all", df)]:
             wrong, right = g[~g["correct"].astype(bool)], g[g["correct"].astype(bool)]
