@@ -6,18 +6,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from engine import registry
 from engine.analysis import allocation, ensembles, fits, stopping
-from engine.analysis.curves import blocks, powers_of_two
 from engine.experiment import Experiment
 from ui import common, figures
 
 DASH = {"uniform majority": "dot", "uniform best single option": "dash"}
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading cached samples…")
 def _blocks(exp: Experiment, cache_path: str, cache_version: int) -> list:
-    """Per-problem curves of the experiment (shared, never mutated: every analysis below only reads them)."""
-    return list(blocks(common.get_cache(cache_path), exp, powers_of_two(exp.params.n)))
+    """The experiment's per-problem curves, shared with every other page (complete pools only)."""
+    return common.cached_blocks(exp, False, registry.task_version(exp.task, exp.datasets), cache_path, cache_version)
 
 
 def get_blocks(ctx: dict, exp: Experiment) -> list:

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import analysis, compute, hardware, planning, registry, scorers, shipped, strategies
+from engine.analysis.curves import blocks, from_blocks
 from engine.compute import CostModel
 from engine.cache import DEFAULT_PATH, CacheError, SampleCache, csv_safe, move_aside
 from engine.errors import EngineError
@@ -82,15 +83,21 @@ def missing_scorers_note() -> str | None:
             "(`python -m engine.train verifiers`); strategies that use them appear once shipped.")
 
 
+@st.cache_resource(show_spinner="Computing curves…", max_entries=4)
+def cached_blocks(exp: Experiment, include_partial: bool, task_version: float, cache_path: str,
+                  cache_version: int) -> list:
+    """``analysis.curves.blocks`` over what is cached (never samples; scorers score samples they have not seen):
+    the per-problem curves every page's curves, allocation, stopping, ensembles and fits are computed from.
+    Shared between sessions and never mutated. ``task_version`` and ``cache_version`` are in the key only so
+    that a new dataset mapping or new samples invalidate it."""
+    return list(blocks(get_cache(cache_path), exp, include_partial=include_partial))
+
+
 @st.cache_data(show_spinner="Computing curves…", max_entries=32)
 def cached_curves(exp: Experiment, by_level: bool, include_partial: bool, task_version: float, cache_path: str,
                   cache_version: int) -> pd.DataFrame:
-    """``analysis.curves`` over what is cached (never samples; scorers score samples they have not seen).
-
-    ``task_version`` and ``cache_version`` are in the key only so that a new dataset mapping or new
-    samples invalidate the cached result.
-    """
-    return analysis.curves(get_cache(cache_path), exp, by_level=by_level, include_partial=include_partial)
+    """``analysis.curves`` from ``cached_blocks`` (a page's overall and per-level curves share one pass)."""
+    return from_blocks(cached_blocks(exp, include_partial, task_version, cache_path, cache_version), by_level)
 
 
 # ---- errors ---------------------------------------------------------------------

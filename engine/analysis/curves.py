@@ -86,7 +86,9 @@ def blocks(cache: SampleCache, exp, ks: Sequence[int] | None = None, include_par
             df = accounting.per_sample(df, info, exp.cost, sparams)
             pp = accounting.per_problem(df)
             acc, se = _accuracy(df, strat, ks)
-            yield Block(ref.name, strat.spec, ks, info, sparams, df, pp.index.to_numpy(),
+            # texts stay in the cache: nothing computed from a block reads them, and blocks are kept in memory
+            yield Block(ref.name, strat.spec, ks, info, sparams, df.drop(columns=["text"], errors="ignore"),
+                        pp.index.to_numpy(),
                         pp["difficulty"].to_numpy(), pp["n"].to_numpy(), acc, se,
                         accounting.problem_costs(pp, info, ks, exp.cost, sparams))
 
@@ -98,8 +100,13 @@ def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: b
     ``problems`` and ``samples`` on each row say how many stand behind it (see ``blocks`` for which
     problems count).
     """
+    return from_blocks(blocks(cache, exp, ks, include_partial, on_progress), by_level)
+
+
+def from_blocks(bl, by_level: bool = False) -> pd.DataFrame:
+    """``curves`` of already computed ``blocks`` (so a page's overall and per-level curves share one pass)."""
     rows = []
-    for b in blocks(cache, exp, ks, include_partial, on_progress):
+    for b in bl:
         rows += _aggregate(b.acc, b.se, b.costs, b.levels, b.sizes, b.ks, by_level,
                            dict(model=b.model, params=int(b.info["params"]), strategy=b.strategy), b.info)
     return pd.DataFrame(rows)
