@@ -437,7 +437,8 @@ def build_parser():
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     p = sub.add_parser("sweep", help="fill the cache with samples (resumable)")
     _common(p)
-    p.add_argument("--batch", type=int, default=64, help="max rows decoded at once (memory cap)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="max rows decoded at once, across problems (default: sized from the model and device)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.set_defaults(fn=cmd_sweep)
     p = sub.add_parser("report", help="pass@k, tokens, FLOPs and time per model")

@@ -69,11 +69,29 @@ class RunResult:
     stopped: bool
 
 
-TOKENS_PER_BATCH = 8192  # new tokens a batch may generate at most (rows x max_new_tokens)
+TOKENS_PER_BATCH = 2 ** 18  # new tokens a batch may generate at most (rows x max_new_tokens)
+
+
+def _batches(problems: Sequence[Problem], todo: dict, rows: int, across: bool):
+    """Lists of (problem, sample indices) of at most ``rows`` rows in all: many problems per batch when the
+    backend decodes them together (``across``), else one problem's chunk."""
+    batch, size = [], 0
+    for p in problems:
+        left = todo[p.id]
+        while left:
+            take = left[:rows - size]
+            batch.append((p, take))
+            size += len(take)
+            left = left[len(take):]
+            if size == rows or not across:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: SamplingParams,
-        cache: SampleCache, max_batch: int = 64, device: str | None = None,
+        cache: SampleCache, max_batch: int | None = None, device: str | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         stop_event: threading.Event | None = None) -> RunResult:
     """Top up the cache to ``params.n`` samples for each problem.
@@ -81,10 +99,12 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
     Each generated batch is written in its own transaction before the next one
     starts, so an interrupted run loses at most the batch in flight and a
     rerun resumes where it stopped. ``stop_event`` ends the run after the
-    current batch. A batch holds at most ``max_batch`` rows and ``TOKENS_PER_BATCH`` new tokens.
+    current batch. A batch holds at most ``max_batch`` rows (default: what the backend picks for this model
+    and device) and ``TOKENS_PER_BATCH`` new tokens; a backend with ``generate_many`` fills it with the rows of
+    many problems.
     """
     params = resolve_params(task, params)
-    if not isinstance(max_batch, int) or max_batch < 1:
+    if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
         raise ConfigError(f"the batch size must be a whole number of at least 1, got {max_batch!r}")
     backend = open_backend(resolve_model(model), device=device)
     spec = backend.spec
@@ -103,7 +123,10 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
             if todo[p.id]:
                 fits(prompt_of(task, p, params), params, p.id)
     # a batch is the unit of progress, saving and Stop: long generations get fewer rows per batch, so a
-    # 4,096-token run still saves and can stop every couple of minutes (the ladder's 128 tokens keep 64 rows)
+    # 4,096-token run still saves and can stop every couple of minutes
+    many = getattr(backend, "generate_many", None)
+    if max_batch is None:
+        max_batch = backend.rows_per_batch(params) if hasattr(backend, "rows_per_batch") else 64
     max_batch = min(max_batch, max(1, TOKENS_PER_BATCH // max(1, params.max_new_tokens)))
     run_id = uuid.uuid4().hex[:12]
     t0 = time.perf_counter()
@@ -113,16 +136,18 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
                         **machine_conditions())
     status = "error"
     try:
-        for p in problems:
-            left = todo[p.id]
-            for j in range(0, len(left), max_batch):
-                if stop_event is not None and stop_event.is_set():
-                    stopped = True
-                    break
-                batch = left[j:j + max_batch]
-                raws = backend.generate(prompt_of(task, p, params), params, batch, prompt_key=f"{task.name}/{p.id}",
-                                        max_batch=max_batch)
-                rows = []
+        for batch in _batches(problems, todo, max_batch, many is not None):
+            if stop_event is not None and stop_event.is_set():
+                stopped = True
+                break
+            requests = [(prompt_of(task, p, params), f"{task.name}/{p.id}", idx) for p, idx in batch]
+            if many is not None:
+                outs = many(requests, params)
+            else:
+                outs = [backend.generate(prompt, params, idx, prompt_key=key, max_batch=max_batch)
+                        for prompt, key, idx in requests]
+            rows = []
+            for (p, _), raws in zip(batch, outs):
                 for r in raws:
                     answer, correct = task.grade(p, r.text)
                     rows.append(dict(model_fp=spec.fingerprint, task=task.name, problem_id=p.id,
@@ -131,12 +156,10 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
                                      completion_tokens=r.completion_tokens, logprob=r.logprob,
                                      prefill_s=r.prefill_s, decode_s=r.decode_s, batch_size=r.batch_size,
                                      finish=r.finish, device=spec.device))
-                cache.write_samples(rows)
-                done += len(rows)
-                if on_progress:
-                    on_progress(Progress(done, total, cached, time.perf_counter() - t0, spec.name))
-            if stopped:
-                break
+            cache.write_samples(rows)
+            done += len(rows)
+            if on_progress:
+                on_progress(Progress(done, total, cached, time.perf_counter() - t0, spec.name))
         status = "stopped" if stopped else "done"
     except KeyboardInterrupt:
         status = "stopped"  # Ctrl-C is the user stopping the run, not an error; finished batches are kept

@@ -90,6 +90,20 @@ def test_long_generations_save_and_stop_in_smaller_batches(tiny_model, tmp_path,
     assert texts(cache) == texts(ref)
 
 
+def test_a_batch_decodes_many_problems_with_the_same_samples(tiny_model, tmp_path, task):
+    """By default a batch holds the rows of many problems (sized from the model); the samples are those of
+    one problem per batch."""
+    params = SamplingParams(n=4, temperature=0.8, max_new_tokens=16)
+    wide = SampleCache(tmp_path / "wide.duckdb")
+    steps = []
+    run(tiny_model, task, task.problems[:5], params, wide, on_progress=lambda p: steps.append(p.done))
+    assert steps == [20] and set(wide.samples().batch_size) == {20}
+    narrow = SampleCache(tmp_path / "narrow.duckdb")
+    run(tiny_model, task, task.problems[:5], params, narrow, max_batch=3)
+    assert set(narrow.samples().batch_size) <= {1, 2, 3}
+    assert texts(wide) == texts(narrow)
+
+
 def test_crash_loses_at_most_batch_in_flight(tiny_model, tmp_path, task):
     cache = SampleCache(tmp_path / "crash.duckdb")
 

@@ -134,3 +134,83 @@ def test_a_sampled_pad_token_does_not_cut_the_completion():
     assert completion_length([5, 0, 7, 3, 0], eos, pad) == (4, "eos")      # up to and including EOS
     assert completion_length([5, 6, 3, 3], eos, eos) == (3, "eos")
     assert completion_length([0, 0], eos, pad) == (0, "length")
+
+
+# --- batched decoding across problems (engine.models.decode) -------------------------------------------------
+
+PROMPTS = [PROMPT, "Q: Bo has 7 cards. He gives away 2. How many cards now?\nA:\n",
+           "Q: Cy has 40 apples. She eats 1. She buys 13 more. She gives away 9. How many apples now?\nA:\n", ""]
+
+
+def _by_generate(lm, monkeypatch, prompt, sp, idx, key):
+    """The same samples through ``model.generate`` (the path for models the batched decoder does not take)."""
+    from engine.models import decode
+    with monkeypatch.context() as m:
+        m.setattr(decode, "supports", lambda model: False)
+        return sample(lm, prompt, sp, idx, key, max_batch=len(idx))
+
+
+@pytest.mark.parametrize("kw", [dict(temperature=1.0), dict(temperature=0.7, top_p=0.8), dict(temperature=0),
+                                dict(temperature=1.0, stop=("\n", "s"))])
+@pytest.mark.parametrize("gqa", [False, True])
+def test_batched_decode_matches_generate(tmp_path, monkeypatch, kw, gqa):
+    """Many prompts of different lengths (one of a single token) decoded as one batch, rows leaving as they
+    finish: the same tokens as ``model.generate`` one prompt at a time, log-probabilities to rounding."""
+    from engine.models.sampling import sample_many
+    from tests.conftest import make_tiny_model
+    path = make_tiny_model(tmp_path / ("gqa" if gqa else "mha"), seed=3)
+    if gqa:  # 4 query heads sharing 2 key/value heads
+        import json
+        cfg = json.loads((path / "config.json").read_text())
+        cfg.update(num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+        (path / "config.json").write_text(json.dumps(cfg))
+        from transformers import LlamaConfig, LlamaForCausalLM
+        torch.manual_seed(3)
+        LlamaForCausalLM(LlamaConfig(**{k: v for k, v in cfg.items() if k != "architectures"})).save_pretrained(path)
+    lm = load_model(str(path))
+    sp = SamplingParams(max_new_tokens=20, **kw)
+    reqs = [(p, f"k{i}", list(range(6))) for i, p in enumerate(PROMPTS)]
+    got = sample_many(lm, reqs, sp)
+    assert {s.batch_size for out in got for s in out} == {24}
+    for (prompt, key, idx), out in zip(reqs, got):
+        ref = _by_generate(lm, monkeypatch, prompt, sp, idx, key)
+        for a, b in zip(out, ref):
+            # generate pads a row that stopped early, so its path drops trailing sampled pad tokens too
+            # (completion_length); the batched decoder knows where each row stopped and keeps them
+            n = len(b.tokens)
+            assert a.tokens[:n] == b.tokens and set(a.tokens[n:]) <= {lm.tokenizer.pad_token_id}
+            assert (a.text, a.finish) == (b.text, b.finish)
+            assert a.token_logprobs[:n] == pytest.approx(b.token_logprobs, abs=1e-4)
+    if "stop" in kw:
+        assert {s.finish for out in got for s in out} >= {"stop"}
+
+
+def test_batched_rows_do_not_depend_on_their_batch_mates(tiny_model):
+    from engine.models.sampling import sample_many
+    lm = load_model(tiny_model)
+    sp = SamplingParams(temperature=1.0, max_new_tokens=24)
+    together = sample_many(lm, [(PROMPTS[0], "a", [0, 1, 2, 3]), (PROMPTS[2], "c", [5, 6])], sp)
+    alone_a = sample_many(lm, [(PROMPTS[0], "a", [3, 1])], sp)[0]
+    alone_c = sample_many(lm, [(PROMPTS[1], "b", [9]), (PROMPTS[2], "c", [6])], sp)[1]
+    assert [s.tokens for s in alone_a] == [together[0][3].tokens, together[0][1].tokens]
+    assert alone_c[0].tokens == together[1][1].tokens
+
+
+def test_a_model_the_batched_decoder_does_not_take_samples_through_generate(tmp_path):
+    """A GPT-2 (learned positions, no cache.update registry path): sample_many falls back to generate."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from engine.models import decode
+    from engine.models.sampling import sample_many
+    from engine.train.tokenizer import build_tokenizer
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=256,
+                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    lm = load_model(str(tmp_path))
+    assert not decode.supports(lm.model)
+    sp = SamplingParams(temperature=1.0, max_new_tokens=12)
+    many = sample_many(lm, [(PROMPTS[0], "a", [0, 1]), (PROMPTS[1], "b", [2])], sp)
+    assert [s.tokens for s in many[0]] == [s.tokens for s in sample(lm, PROMPTS[0], sp, [0, 1], "a")]
+    assert all(s.completion_tokens > 0 for out in many for s in out)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..models.loader import load_model
-from ..models.sampling import sample
+from ..models.sampling import sample, sample_many
 from ..tasks.prompts import render
 from . import register
 
@@ -35,6 +35,34 @@ class TransformersBackend:
 
     def generate(self, prompt, params, indices, prompt_key, max_batch=64):
         return sample(self.lm, prompt, params, list(indices), prompt_key=prompt_key, max_batch=max_batch)
+
+    def generate_many(self, requests, params):
+        """``[(prompt, prompt_key, indices)]`` decoded together: many problems' rows in one batch."""
+        return sample_many(self.lm, [(p, k, list(i)) for p, k, i in requests], params)
+
+    def rows_per_batch(self, params) -> int:
+        return rows_per_batch(self.lm, params)
+
+
+# A batch is the unit of saving, progress and Stop, so it is sized to take seconds, not minutes: about this many
+# FLOPs of new tokens at max_new_tokens (most samples stop sooner), and within the memory its KV cache takes.
+BATCH_FLOPS = {"cpu": 2.5e11, "cuda": 2e14}
+MAX_ROWS = {"cpu": 2048, "cuda": 16384}   # past this, more rows stopped paying on this project's machines
+KV_BYTES = {"cpu": 2 * 2**30, "cuda": None}  # cuda: a quarter of the free memory
+
+
+def rows_per_batch(lm, params) -> int:
+    """Rows to decode together for ``params`` on this model and device."""
+    import torch
+    dev = "cuda" if lm.spec.device.startswith("cuda") else "cpu"
+    c = lm.model.config
+    per_row_flops = 2 * max(1, lm.spec.matmul_params) * params.max_new_tokens
+    rows = int(BATCH_FLOPS[dev] // per_row_flops)
+    hkv = getattr(c, "num_key_value_heads", None) or getattr(c, "num_attention_heads", 1)
+    d = getattr(c, "head_dim", None) or getattr(c, "hidden_size", 64) // max(1, getattr(c, "num_attention_heads", 1))
+    kv_row = 2 * getattr(c, "num_hidden_layers", 1) * hkv * d * params.max_new_tokens * lm.model.dtype.itemsize
+    budget = KV_BYTES[dev] if dev == "cpu" else torch.cuda.mem_get_info()[0] // 4
+    return max(1, min(rows, MAX_ROWS[dev], int(budget // max(1, kv_row))))
 
 
 register("transformers")(TransformersBackend)

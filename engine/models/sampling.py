@@ -1,10 +1,10 @@
-"""Sample n completions of one prompt as a batch, reproducibly per sample index.
+"""Sample completions, reproducibly per sample index.
 
-The prompt is encoded and prefilled once; its KV cache is copied to every row
-of a chunk and ``model.generate`` decodes the continuations. Randomness comes
-from one seeded generator *per sample index*, applied in a logits processor
-that picks the token and hands greedy decoding a one-hot distribution, so
-sample i never depends on which other samples share its batch.
+``sample_many`` decodes the rows of many prompts as one batch (``decode``: each prompt prefilled once, its KV
+cache shared by its rows). Models that path does not support, and ``sample`` on them, go through
+``model.generate``: the prompt is prefilled once, its KV cache copied to every row of a chunk. Either way the
+randomness comes from one seeded generator *per sample index*, one uniform per step, turned into a token by
+inverse-CDF sampling, so sample i never depends on which other samples share its batch.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, TopPLogitsWarper
 
 from ..errors import ModelError
+from . import decode
 from .loader import LoadedModel
 from .params import SamplingParams
 
@@ -97,23 +98,78 @@ def _prefill(model, ids: torch.Tensor):
     return out.cache
 
 
+def _encode(lm: LoadedModel, prompt: str) -> torch.Tensor:
+    ids = lm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"][0]
+    if ids.shape[0] == 0:
+        ids = torch.tensor([lm.tokenizer.bos_token_id or lm.tokenizer.eos_token_id])
+    return ids
+
+
+def _oom(lm: LoadedModel, what: str) -> ModelError:
+    return ModelError(f"model {lm.spec.name!r}: out of GPU memory {what}. "
+                      "Lower max_new_tokens, use a smaller model, or run on CPU.")
+
+
+def sample_many(lm: LoadedModel, requests: list[tuple[str, str, list[int]]],
+                params: SamplingParams) -> list[list[RawSample]]:
+    """Samples for each ``(prompt, prompt_key, indices)``, all decoded as one batch where the model allows.
+
+    Out of GPU memory, the batch is split in two and each half retried."""
+    if not decode.supports(lm.model):
+        return [sample(lm, prompt, params, list(idx), key, max_batch=max(1, len(idx))) for prompt, key, idx in requests]
+    jobs = [decode.Job(_encode(lm, prompt), list(idx), [sample_seed(params.seed, key, i) for i in idx])
+            for prompt, key, idx in requests]
+    try:
+        outs = decode.decode(lm, jobs, params)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        if len(requests) > 1:
+            h = len(requests) // 2
+            return sample_many(lm, requests[:h], params) + sample_many(lm, requests[h:], params)
+        prompt, key, idx = requests[0]
+        if len(idx) == 1:
+            raise _oom(lm, f"on a prompt of {len(jobs[0].ids)} tokens even at batch size 1") from None
+        h = len(idx) // 2
+        return [sample_many(lm, [(prompt, key, idx[:h])], params)[0] + sample_many(lm, [(prompt, key, idx[h:])], params)[0]]
+    eos = lm.tokenizer.eos_token_id
+    res = []
+    for job, out in zip(jobs, outs):
+        res.append([_raw(lm.tokenizer, i, toks, lps, "eos" if toks and toks[-1] == eos else "length", params,
+                         len(job.ids), out.prefill_s, out.decode_s, out.rows)
+                    for i, toks, lps in zip(job.indices, out.tokens, out.logprobs)])
+    return res
+
+
+def _raw(tok, index, toks, lps, finish, params, prompt_tokens, prefill_s, decode_s, rows) -> RawSample:
+    """A sample from its completion tokens: text up to the first stop string (finish "stop")."""
+    text = tok.decode(toks, skip_special_tokens=True)
+    for s in params.stop:
+        pos = text.find(s)
+        if pos >= 0:
+            text, finish = text[:pos], "stop"
+    return RawSample(index=index, text=text, prompt_tokens=prompt_tokens, completion_tokens=len(toks),
+                     logprob=float(sum(lps)), prefill_s=prefill_s, decode_s=decode_s, batch_size=rows,
+                     finish=finish, tokens=list(toks), token_logprobs=list(lps))
+
+
 def sample(lm: LoadedModel, prompt: str, params: SamplingParams, indices: list[int],
            prompt_key: str = "", max_batch: int = 64) -> list[RawSample]:
     """Samples ``indices`` of ``prompt`` under ``params``; chunks of at most ``max_batch`` rows."""
+    chunk = max(1, max_batch)
+    if decode.supports(lm.model):
+        return [r for i in range(0, len(indices), chunk)
+                for r in sample_many(lm, [(prompt, prompt_key, indices[i:i + chunk])], params)[0]]
     model, tok = lm.model, lm.tokenizer
     device = next(model.parameters()).device
-    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
-    if ids.shape[1] == 0:
-        ids = torch.tensor([[tok.bos_token_id or tok.eos_token_id]], device=device)
+    ids = _encode(lm, prompt)[None].to(device)
     t0 = time.perf_counter()
     try:
         base_cache = _prefill(model, ids)
     except torch.cuda.OutOfMemoryError:
-        raise ModelError(f"model {lm.spec.name!r}: out of GPU memory on a prompt of {ids.shape[1]} tokens. "
-                         "Use a shorter prompt, a smaller model or device=cpu.") from None
+        raise _oom(lm, f"on a prompt of {ids.shape[1]} tokens. Use a shorter prompt") from None
     prefill_s = time.perf_counter() - t0
     out: list[RawSample] = []
-    i, chunk = 0, max(1, max_batch)
+    i = 0
     while i < len(indices):
         rows = indices[i:i + chunk]
         try:
@@ -122,8 +178,7 @@ def sample(lm: LoadedModel, prompt: str, params: SamplingParams, indices: list[i
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if chunk == 1:
-                raise ModelError(f"model {lm.spec.name!r}: out of GPU memory even at batch size 1. "
-                                 "Lower max_new_tokens, use a smaller model, or run on CPU.") from None
+                raise _oom(lm, "even at batch size 1") from None
             chunk //= 2  # halve the batch and retry the same rows
     return out
 
@@ -155,15 +210,9 @@ def _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s) -> l
     for j, idx in enumerate(rows):
         toks = new[j].tolist()
         n_tok, finish = completion_length(toks, eos, pad)
-        text = tok.decode(toks[:n_tok], skip_special_tokens=True)
-        for s in params.stop:
-            pos = text.find(s)
-            if pos >= 0:
-                text, finish = text[:pos], "stop"
-        if finish == "stop" and pad == eos and n_tok and toks[n_tok - 1] == eos:
+        if params.stop and pad == eos and finish == "eos" and n_tok and toks[n_tok - 1] == eos \
+                and any(s in tok.decode(toks[:n_tok], skip_special_tokens=True) for s in params.stop):
             n_tok -= 1  # that "eos" was padding after a stop string
-        samples.append(RawSample(index=idx, text=text, prompt_tokens=ids.shape[1], completion_tokens=n_tok,
-                                 logprob=float(lps[j, :n_tok].sum()), prefill_s=prefill_s, decode_s=decode_s,
-                                 batch_size=b, finish=finish, tokens=toks[:n_tok],
-                                 token_logprobs=lps[j, :n_tok].tolist()))
+        samples.append(_raw(tok, idx, toks[:n_tok], lps[j, :n_tok].tolist(), finish, params, ids.shape[1],
+                            prefill_s, decode_s, b))
     return samples

@@ -1,0 +1,267 @@
+"""Decode the samples of many problems together, each prompt's KV cache stored and read once for all its rows.
+
+Why this shape: for small models a decode step costs little arithmetic. It costs a fixed overhead per step,
+paid once however many rows the step holds, and reading every row's KV cache. So rows of many problems go into
+one batch, and each prompt's keys and values are kept once and read once per step for all rows that
+continue it (shared-prefix attention, as Hydragen, Juravsky et al. 2024). The scores against the prompt and
+against the row's own continuation are computed apart and merged exactly through their log-sum-exp. Rows that
+finish leave the batch, so nothing is spent on padding after EOS.
+
+Everything except the attention is the model's own Hugging Face forward: this module plugs in a cache object
+and an attention function through transformers' attention registry. For every other call the function hands
+over to SDPA unchanged, so prefill and scoring are as before. Sample i of a problem draws its uniforms from its
+own seeded generator (``sampling.sample_seed``; the same stream ``model.generate`` used), so it does not depend
+on which rows share its batch. Rounding of different batch shapes can, very rarely, move a near-tie token
+(README, Reliability: how rare).
+
+Models whose attention does not go through ``cache.update`` and the registry (``supports``) keep the
+``model.generate`` path in ``sampling``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers import AttentionInterface, StopStringCriteria, TopPLogitsWarper
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+NAME = "ttc_shared_prefix"
+SUPPORTED = frozenset({"llama", "qwen2", "qwen3"})
+COMPACT_AT = 0.25           # drop finished rows once this share of the batch has finished since the last drop
+_PLACEHOLDER_MASK = torch.zeros(0, 0, 0, 0)  # a 4-D "mask" makes transformers skip building one
+
+
+def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    if isinstance(key, _Layer):
+        return key.attend(query, scaling if scaling is not None else query.shape[-1] ** -0.5), None
+    return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                  **kwargs)
+
+
+AttentionInterface.register(NAME, _attention)
+AttentionMaskInterface.register(NAME, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+
+
+def supports(model) -> bool:
+    c = model.config
+    return (c.model_type in SUPPORTED and c._attn_implementation in ("sdpa", NAME)
+            and not getattr(c, "use_sliding_window", False))
+
+
+def _install(model) -> None:
+    """Route the model's attention through ``_attention`` (SDPA for everything but a shared-prefix decode)."""
+    if model.config._attn_implementation != NAME:
+        model.config._attn_implementation = NAME
+
+
+@dataclass
+class Job:
+    """One prompt and the sample rows to decode from it."""
+    ids: torch.Tensor      # [prompt tokens]
+    indices: list[int]     # sample indices
+    seeds: list[int]       # one generator seed per index
+
+
+@dataclass
+class Decoded:
+    tokens: list[list[int]]        # per row of the job, the completion's token ids
+    logprobs: list[list[float]]    # and their log-probabilities under the model (T=1)
+    ended: list[bool]              # whether EOS or a stop string ended the row (else max_new_tokens did)
+    prefill_s: float
+    decode_s: float
+    rows: int                      # rows decoded together (all jobs)
+
+
+class _Layer:
+    """One layer's keys and values: each prompt's, shared by its rows, and each row's own continuation."""
+
+    def __init__(self, state: "_State", kp: torch.Tensor, vp: torch.Tensor, rows: int, cap: int):
+        self.state, self.kp, self.vp = state, kp, vp          # [P, Hkv, Lmax, D]
+        shape = (rows, kp.shape[1], cap, kp.shape[3])
+        self.ks, self.vs = kp.new_empty(shape), vp.new_empty(shape)  # only positions < s + 1 are ever read
+
+    def attend(self, q: torch.Tensor, scale: float) -> torch.Tensor:
+        st = self.state
+        r, hq, _, d = q.shape
+        hkv = self.ks.shape[1]
+        g = hq // hkv
+        q4 = q.reshape(r, hkv, g, d)  # a GQA group's query heads share their key head: they are its "positions"
+        o2, lse2 = _attention_lse(q4, self.ks[:, :, :st.s + 1], self.vs[:, :, :st.s + 1], scale)
+        if self.kp.shape[2] == 0:
+            return o2.to(q.dtype).reshape(r, 1, hq, d)
+        p, n = st.problems, st.nmax
+        qp = q4.new_zeros(p * n, hkv, g, d).index_copy_(0, st.slot, q4)
+        qp = qp.view(p, n, hkv, g, d).permute(0, 2, 1, 3, 4).reshape(p, hkv, n * g, d)
+        o1, lse1 = _attention_lse(qp, self.kp, self.vp, scale, st.bias)
+        o1 = o1.reshape(p, hkv, n, g, d).permute(0, 2, 1, 3, 4).reshape(p * n, hkv, g, d).index_select(0, st.slot)
+        lse1 = lse1.reshape(p, hkv, n, g).permute(0, 2, 1, 3).reshape(p * n, hkv, g).index_select(0, st.slot)
+        if st.empty is not None:  # a one-token prompt has no prefix: its rows attend to their continuation only
+            lse1 = lse1.masked_fill(st.empty[:, None, None], float("-inf"))
+            o1 = o1.masked_fill(st.empty[:, None, None, None], 0.0)
+        lse = torch.logaddexp(lse1, lse2)
+        out = o1 * (lse1 - lse).exp()[..., None] + o2 * (lse2 - lse).exp()[..., None]
+        return out.to(q.dtype).reshape(r, 1, hq, d)
+
+    def keep(self, idx: torch.Tensor, upto: int) -> None:
+        for name in ("ks", "vs"):
+            old = getattr(self, name)
+            new = old.new_empty((len(idx),) + old.shape[1:])
+            new[:, :, :upto] = old[:, :, :upto].index_select(0, idx)
+            setattr(self, name, new)
+
+
+def _attention_lse(q, k, v, scale, bias=None):
+    """Attention of ``q`` [B, H, Lq, D] over ``k``, ``v`` [B, H, Lk, D] (``bias`` added to the scores) and the
+    log-sum-exp of its scores [B, H, Lq], in float32, which is what lets two parts be merged exactly."""
+    if q.device.type == "cpu" and q.dtype == torch.float32:  # one fused, vectorised kernel
+        o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
+        return o.float(), lse.float()
+    s = torch.matmul(q, k.transpose(-1, -2)).float() * scale
+    if bias is not None:
+        s = s + bias
+    lse = torch.logsumexp(s, -1)
+    w = torch.exp(s - lse[..., None]).nan_to_num_(0.0)
+    return torch.matmul(w.to(v.dtype), v).float(), lse
+
+
+class _State:
+    """The cache object the model's layers see: ``update`` stores a step's keys and values and hands the
+    layer's ``_Layer`` to the attention function in place of key tensors."""
+
+    def __init__(self, layers_kv, pad: torch.Tensor, slot: torch.Tensor, nmax: int, rows: int, cap: int):
+        self.slot, self.nmax, self.problems = slot, nmax, pad.shape[0]
+        self.bias = torch.zeros(pad.shape, dtype=torch.float32, device=pad.device).masked_fill_(pad, float("-inf"))
+        self.bias = self.bias[:, None, None, :]  # [P, 1, 1, Lmax]: prompts padded to the longest
+        empty = pad.all(-1)[torch.div(slot, nmax, rounding_mode="floor")] if pad.shape[1] else None
+        self.empty = empty if empty is not None and bool(empty.any()) else None
+        self.s = 0
+        self.layers = [_Layer(self, k, v, rows, cap) for k, v in layers_kv]
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        lay = self.layers[layer_idx]
+        lay.ks[:, :, self.s] = key_states[:, :, -1]
+        lay.vs[:, :, self.s] = value_states[:, :, -1]
+        return lay, None
+
+    def keep(self, idx: torch.Tensor) -> None:
+        self.slot = self.slot.index_select(0, idx)
+        if self.empty is not None:
+            self.empty = self.empty.index_select(0, idx)
+        for lay in self.layers:
+            lay.keep(idx, self.s + 1)
+
+
+def _prefill(model, jobs: list[Job], device):
+    """Per layer, the prompts' keys and values (all tokens but the last, which the first step feeds), padded
+    at the end to the longest: [P, Hkv, Lmax, D] each, and the padding mask [P, Lmax]."""
+    per_job = []
+    for job in jobs:
+        ids = job.ids.to(device)[None]
+        if ids.shape[1] < 2:
+            per_job.append(None)
+            continue
+        out = model(input_ids=ids[:, :-1], use_cache=True)
+        per_job.append([(lay.keys[0], lay.values[0]) for lay in out.cache.layers])
+    lengths = [0 if kv is None else kv[0][0].shape[1] for kv in per_job]
+    lmax = max(lengths)
+    c = model.config
+    hkv = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+    d = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    dtype = next(model.parameters()).dtype
+    layers = []
+    for li in range(c.num_hidden_layers):
+        k = torch.zeros(len(jobs), hkv, lmax, d, dtype=dtype, device=device)
+        v = torch.zeros_like(k)
+        for j, kv in enumerate(per_job):
+            if kv is not None:
+                k[j, :, :lengths[j]] = kv[li][0]
+                v[j, :, :lengths[j]] = kv[li][1]
+        layers.append((k, v))
+    pad = torch.arange(lmax, device=device)[None, :] >= torch.tensor(lengths, device=device)[:, None]
+    return layers, pad
+
+
+def decode(lm, jobs: list[Job], params) -> list[Decoded]:
+    """Samples every job's rows under ``params`` in one batch; one ``Decoded`` per job."""
+    model, tok = lm.model, lm.tokenizer
+    device = next(model.parameters()).device
+    _install(model)
+    eos = tok.eos_token_id
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        layers, pad = _prefill(model, jobs, device)
+        prefill_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        out = _decode(model, tok, jobs, params, layers, pad, device, eos)
+    decode_s = time.perf_counter() - t1
+    rows = sum(len(j.indices) for j in jobs)
+    toks, lps, n_tok, ended = out
+    res, r = [], 0
+    for job in jobs:
+        k = len(job.indices)
+        res.append(Decoded([toks[i][:n_tok[i]] for i in range(r, r + k)],
+                           [lps[i][:n_tok[i]] for i in range(r, r + k)],
+                           ended[r:r + k], prefill_s, decode_s, rows))
+        r += k
+    return res
+
+
+def _decode(model, tok, jobs, params, layers, pad, device, eos):
+    rows = sum(len(j.indices) for j in jobs)
+    nmax = max(len(j.indices) for j in jobs)
+    new = params.max_new_tokens
+    slot = torch.tensor([p * nmax + i for p, j in enumerate(jobs) for i in range(len(j.indices))], device=device)
+    state = _State(layers, pad, slot, nmax, rows, new)
+    inp = torch.cat([j.ids[-1:].expand(len(j.indices)) for j in jobs]).to(device)[:, None]
+    pos = torch.cat([torch.full((len(j.indices),), len(j.ids) - 1) for j in jobs]).to(device)[:, None]
+    if not params.greedy:  # the uniforms each row's generator yields, one per step, drawn up front
+        u_all = torch.stack([torch.rand(new, generator=torch.Generator().manual_seed(s))
+                             for j in jobs for s in j.seeds]).to(device)
+    top_p = TopPLogitsWarper(params.top_p) if params.top_p < 1 else None
+    stops = StopStringCriteria(tok, list(params.stop)) if params.stop else None
+    # a stop string may begin in the prompt (as generate sees it), so each row's history keeps the prompt's tail
+    tail = min(stops.maximum_token_len, min(len(j.ids) for j in jobs)) if stops else 0
+    hist = torch.zeros(rows, tail + new, dtype=torch.long, device=device)
+    if tail:
+        hist[:, :tail] = torch.cat([j.ids[-tail:].expand(len(j.indices), -1) for j in jobs]).to(device)
+    out_tok = torch.zeros(rows, new, dtype=torch.long, device=device)
+    out_lp = torch.zeros(rows, new, dtype=torch.float32, device=device)
+    n_tok = torch.full((rows,), new, dtype=torch.long, device=device)
+    ended = torch.zeros(rows, dtype=torch.bool, device=device)
+    alive = torch.arange(rows, device=device)          # original row of each batch row
+    gone = torch.zeros(rows, dtype=torch.bool, device=device)  # finished, still in the batch until compaction
+    for t in range(new):
+        state.s = t
+        logits = model(input_ids=inp, position_ids=pos, cache=state, use_cache=True,
+                       attention_mask=_PLACEHOLDER_MASK).logits[:, -1].float()
+        raw = torch.log_softmax(logits, dim=-1)
+        if params.greedy:
+            nxt = logits.argmax(dim=-1)
+        else:
+            warped = logits / params.temperature
+            if top_p is not None:
+                warped = top_p(inp, warped)
+            probs = torch.softmax(warped, dim=-1)
+            # inverse-CDF sampling with the row's own uniform, as sampling._SeededPicker does
+            nxt = (probs.cumsum(-1) < u_all[alive, t][:, None]).sum(-1).clamp(max=probs.size(-1) - 1)
+        out_tok[alive, t] = nxt
+        out_lp[alive, t] = raw.gather(1, nxt[:, None])[:, 0]
+        done = nxt == eos
+        if stops is not None:
+            hist[alive, tail + t] = nxt
+            done |= stops(hist[alive, :tail + t + 1], logits)
+        done &= ~gone
+        if done.any():
+            n_tok[alive[done]] = t + 1
+            ended[alive[done]] = True
+            gone |= done
+            if gone.all():
+                break
+            if gone.sum() >= COMPACT_AT * len(alive):
+                keep = (~gone).nonzero()[:, 0]
+                state.keep(keep)
+                alive, nxt, pos, gone = alive[keep], nxt[keep], pos[keep], gone[keep]
+        inp, pos = nxt[:, None], pos + 1
+    return out_tok.cpu().tolist(), out_lp.cpu().tolist(), n_tok.cpu().tolist(), ended.cpu().tolist()
