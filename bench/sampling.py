@@ -1,45 +1,132 @@
-"""Throughput of the sampler: n samples as one shared-prefix batch vs one at a time.
+"""Sampling throughput: the engine against plain Hugging Face ``generate``, and against this machine's matmul rate.
 
-Prints ratios measured in one run (this machine is noisy, absolute numbers less so):
-    python bench/sampling.py [--model arith-m] [--n 64] [--problems 5]
+    python bench/sampling.py [--problems 16] [--n 64] [--models arith-s,arith-xl] [--contention] [--device cuda]
+
+All figures come from one run, side by side (this machine is noisy; ratios travel better than absolutes):
+* engine: ``engine.runner.run`` into a new cache (batched across problems, graded, written to DuckDB);
+* (a) ``model.generate(num_return_sequences=n)``, one prompt at a time, same prompts and settings;
+* (b) a naive loop of single ``generate`` calls (on 2 problems x 8 samples: it is slow);
+* the engine's FLOP/s (2 x matmul params per generated token) against a 1024 x 1024 fp32 matmul (on a GPU:
+  8192 x 8192 in the model's dtype);
+* ``--contention``: the engine with a competing CPU-bound process, at 2 threads and at the thread count
+  ``engine.models.threads.pick_threads`` chooses with one core busy.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.models import SamplingParams, load_model, sample  # noqa: E402
+import torch  # noqa: E402
+
+from engine.cache import SampleCache  # noqa: E402
+from engine.models import SamplingParams, load_model  # noqa: E402
+from engine.models.threads import pick_threads  # noqa: E402
+from engine.runner import run  # noqa: E402
 from engine.tasks import get_task  # noqa: E402
+
+BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\nwhile True:\n    a @ a\n"
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_gflops(device="cpu", dtype=torch.float32, reps: int = 10) -> float:
+    n = 8192 if device == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    a @ a
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ a
+    sync(device)
+    return reps * 2 * n ** 3 / (time.perf_counter() - t0) / 1e9
+
+
+def engine_run(model, task, probs, sp, tmp, device=None) -> tuple[float, int]:
+    cache = SampleCache(Path(tmp) / f"{model}-{time.perf_counter_ns()}.duckdb")
+    t0 = time.perf_counter()
+    run(model, task, probs, sp, cache, device=device)
+    secs = time.perf_counter() - t0
+    return secs, int(cache.samples().completion_tokens.sum())
+
+
+def hf_generate(lm, task, probs, sp, per_call: int) -> tuple[float, int]:
+    """Plain generate with ``per_call`` sequences a call (HF's own sampling, so different samples, same work)."""
+    tok, model = lm.tokenizer, lm.model
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    toks, t0 = 0, time.perf_counter()
+    with torch.inference_mode():
+        for p in probs:
+            ids = tok(task.prompt(p), return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+            for _ in range(sp.n // per_call):
+                out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                                     temperature=sp.temperature, top_p=None, top_k=None,
+                                     max_new_tokens=sp.max_new_tokens, num_return_sequences=per_call,
+                                     stop_strings=list(sp.stop), tokenizer=tok, pad_token_id=pad)
+                new = out[:, ids.shape[1]:]
+                toks += int((new != pad).sum())
+    sync(model.device.type)
+    return time.perf_counter() - t0, toks
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="arith-m")
+    ap.add_argument("--models", default="arith-s,arith-xl")
+    ap.add_argument("--problems", type=int, default=16)
     ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--problems", type=int, default=5)
+    ap.add_argument("--contention", action="store_true")
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
-    lm = load_model(a.model)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     task = get_task("arith")
     probs = task.select(a.problems, [1, 2, 3, 4, 5])
     sp = SamplingParams(n=a.n, temperature=0.8, max_new_tokens=128, stop=task.stop)
-    sample(lm, task.prompt(probs[0]), sp, [0], "warmup")
-    timings = {}
-    for label, batch in (("batched", a.n), ("batch=8", 8), ("one-at-a-time", 1)):
-        t0 = time.perf_counter()
-        toks = 0
-        for p in probs:
-            out = sample(lm, task.prompt(p), sp, list(range(a.n)), f"bench/{p.id}", max_batch=batch)
-            toks += sum(s.completion_tokens for s in out)
-        timings[label] = (time.perf_counter() - t0, toks)
-    base = timings["one-at-a-time"][0]
-    print(f"model {a.model} ({lm.spec.params:,} params, {lm.spec.device}), {a.problems} problems x {a.n} samples")
-    for label, (secs, toks) in timings.items():
-        print(f"{label:>14}: {a.problems * a.n / secs:7.1f} samples/s  {toks / secs:8.0f} tokens/s  "
-              f"speedup x{base / secs:.1f}")
+    where = torch.cuda.get_device_name() if a.device == "cuda" else f"{torch.get_num_threads()} CPU thread(s)"
+    first = load_model(a.models.split(",")[0], device=a.device)
+    peak = matmul_gflops(a.device, first.model.dtype)
+    print(f"{where}; {'8192' if a.device == 'cuda' else '1024'}-square {first.model.dtype} matmul: {peak:.0f} GFLOP/s; "
+          f"{a.problems} problems x {a.n} samples, T=0.8, max 128 new tokens")
+    print(f"{'model':9s} {'path':38s} {'tokens/s':>9s} {'engine is':>10s} {'GFLOP/s':>8s} {'of matmul':>9s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in a.models.split(","):
+            lm = load_model(name, device=a.device)
+            run(name, task, probs[:2], sp.with_n(8), SampleCache(Path(tmp) / "warm.duckdb"), device=a.device)
+            flops_tok = 2 * lm.spec.matmul_params
+            secs, toks = engine_run(name, task, probs, sp, tmp, a.device)
+            eng = toks / secs
+            rows = [("engine (batched across problems)", eng)]
+            s_a, t_a = hf_generate(lm, task, probs, sp, per_call=a.n)
+            rows.append((f"(a) generate(num_return_sequences={a.n})", t_a / s_a))
+            s_b, t_b = hf_generate(lm, task, probs[:2], sp.with_n(8), per_call=1)
+            rows.append(("(b) single generate calls (2 x 8)", t_b / s_b))
+            for label, rate in rows:
+                print(f"{name:9s} {label:38s} {rate:9.0f} {eng / rate:9.1f}x {rate * flops_tok / 1e9:8.1f} "
+                      f"{rate * flops_tok / 1e9 / peak:8.1%}")
+        if a.contention:
+            name = a.models.split(",")[-1]
+            busy = subprocess.Popen([sys.executable, "-c", BUSY])
+            try:
+                time.sleep(2)
+                saved = {v: os.environ.pop(v) for v in ("OMP_NUM_THREADS", "TTC_THREADS") if v in os.environ}
+                auto = pick_threads(load=1.0)  # what the engine picks on its own with one core busy
+                os.environ.update(saved)
+                for threads in (2, auto):
+                    os.environ["TTC_THREADS"] = str(threads)
+                    secs, toks = engine_run(name, task, probs[:4], sp, tmp)
+                    print(f"{name:9s} {'beside a busy core, ' + str(threads) + ' thread(s)':38s} {toks / secs:9.0f}")
+            finally:
+                busy.kill()
+                os.environ.pop("TTC_THREADS", None)
 
 
 if __name__ == "__main__":

@@ -214,3 +214,18 @@ def test_a_model_the_batched_decoder_does_not_take_samples_through_generate(tmp_
     many = sample_many(lm, [(PROMPTS[0], "a", [0, 1]), (PROMPTS[1], "b", [2])], sp)
     assert [s.tokens for s in many[0]] == [s.tokens for s in sample(lm, PROMPTS[0], sp, [0, 1], "a")]
     assert all(s.completion_tokens > 0 for out in many for s in out)
+
+
+def test_thread_count_follows_free_cores_and_the_user(monkeypatch):
+    from engine.models import threads
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("TTC_THREADS", raising=False)
+    monkeypatch.setattr(threads, "cores", lambda: 8)
+    assert threads.pick_threads(load=0.0) == 8
+    assert threads.pick_threads(load=6.2) == 2          # a busy machine: only the free cores
+    assert threads.pick_threads(load=20.0) == 1         # never below one
+    assert threads.pick_threads(workers=4, load=0.0) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.pick_threads(load=0.0) == 3          # the user's choice stands
+    monkeypatch.setenv("TTC_THREADS", "5")
+    assert threads.pick_threads(load=0.0) == 5

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..models.loader import load_model
 from ..models.sampling import sample, sample_many
+from ..models.threads import pick_threads
 from ..tasks.prompts import render
 from . import register
 
@@ -16,6 +17,9 @@ class TransformersBackend:
     def __init__(self, ref, device: str | None = None):
         self.lm = load_model(ref.source, device=device)
         self.spec = self.lm.spec
+        if self.spec.device == "cpu":
+            import torch
+            torch.set_num_threads(pick_threads())
 
     def prompt(self, task, problem, params) -> str:
         return render(task, problem, params.prompt_format, self.lm.tokenizer)

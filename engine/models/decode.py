@@ -88,7 +88,8 @@ class _Layer:
         hkv = self.ks.shape[1]
         g = hq // hkv
         q4 = q.reshape(r, hkv, g, d)  # a GQA group's query heads share their key head: they are its "positions"
-        o2, lse2 = _attention_lse(q4, self.ks[:, :, :st.s + 1], self.vs[:, :, :st.s + 1], scale)
+        # continuations: a query per row, so plain matmuls (faster here than the fused kernel's per-row setup)
+        o2, lse2 = _attention_lse(q4, self.ks[:, :, :st.s + 1], self.vs[:, :, :st.s + 1], scale, fused=False)
         if self.kp.shape[2] == 0:
             return o2.to(q.dtype).reshape(r, 1, hq, d)
         p, n = st.problems, st.nmax
@@ -105,17 +106,21 @@ class _Layer:
         return out.to(q.dtype).reshape(r, 1, hq, d)
 
     def keep(self, idx: torch.Tensor, upto: int) -> None:
+        """Keep rows ``idx`` (ascending), moved to the front of the same buffers: no new allocation."""
+        n = len(idx)
         for name in ("ks", "vs"):
-            old = getattr(self, name)
-            new = old.new_empty((len(idx),) + old.shape[1:])
-            new[:, :, :upto] = old[:, :, :upto].index_select(0, idx)
-            setattr(self, name, new)
+            buf = getattr(self, "_" + name, None)
+            if buf is None:
+                buf = getattr(self, name)
+                setattr(self, "_" + name, buf)
+            buf[:n, :, :upto] = buf[:, :, :upto].index_select(0, idx)
+            setattr(self, name, buf[:n])
 
 
-def _attention_lse(q, k, v, scale, bias=None):
+def _attention_lse(q, k, v, scale, bias=None, fused=True):
     """Attention of ``q`` [B, H, Lq, D] over ``k``, ``v`` [B, H, Lk, D] (``bias`` added to the scores) and the
     log-sum-exp of its scores [B, H, Lq], in float32, which is what lets two parts be merged exactly."""
-    if q.device.type == "cpu" and q.dtype == torch.float32:  # one fused, vectorised kernel
+    if fused and q.device.type == "cpu" and q.dtype == torch.float32:  # one fused, vectorised kernel
         o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=bias, scale=scale)
         return o.float(), lse.float()
     s = torch.matmul(q, k.transpose(-1, -2)).float() * scale
@@ -146,10 +151,19 @@ class _State:
         return lay, None
 
     def keep(self, idx: torch.Tensor) -> None:
-        self.slot = self.slot.index_select(0, idx)
+        """Keep rows ``idx`` (ascending). The prompts left are renumbered and each row gets a slot among its
+        prompt's remaining rows, so the prompt attention shrinks with the batch."""
+        prob = torch.div(self.slot.index_select(0, idx), self.nmax, rounding_mode="floor")
+        left, counts = torch.unique_consecutive(prob, return_counts=True)  # rows stay grouped by prompt
+        first = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(len(idx), device=idx.device) - torch.repeat_interleave(first, counts)
+        self.nmax, self.problems = int(counts.max()), len(left)
+        self.slot = torch.repeat_interleave(torch.arange(len(left), device=idx.device), counts) * self.nmax + rank
+        self.bias = self.bias.index_select(0, left)
         if self.empty is not None:
             self.empty = self.empty.index_select(0, idx)
         for lay in self.layers:
+            lay.kp, lay.vp = lay.kp.index_select(0, left), lay.vp.index_select(0, left)
             lay.keep(idx, self.s + 1)
 
 
