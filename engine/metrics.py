@@ -290,6 +290,178 @@ def _majority_cached(a: int, others: tuple, z: int, k: int) -> float:
     return total / float(math.comb(n, k))
 
 
+# --------------------------------------------------------------------------- whole blocks at once
+#
+# The same exact estimators for many problems at once: [problems, n] arrays in, [problems, len(ks)] out,
+# with array operations instead of a Python loop over problems (engine.strategies' ``curve_block``). They
+# agree with the per-problem functions above to float rounding (tests/test_metrics.py checks 1e-12).
+
+def _block_ks(ks, n: int) -> list[tuple[int, int]]:
+    """(column, k) for the ks that fit a pool of n; raises on k < 1."""
+    out = []
+    for j, k in enumerate(ks):
+        if _k_in_pool(k, n):
+            out.append((j, int(k)))
+    return out
+
+
+@lru_cache(maxsize=64)
+def _comb_table(n: int) -> np.ndarray:
+    """float(C(f, d)) for 0 <= f, d <= n (0 where d > f), as the per-problem code rounds them."""
+    return np.array([[float(math.comb(f, d)) for d in range(n + 1)] for f in range(n + 1)])
+
+
+def pass_at_k_block(correct, ks: Sequence[int]) -> np.ndarray:
+    """:func:`pass_at_k` of every row of a [problems, n] correctness matrix: [problems, len(ks)]."""
+    ok = np.asarray(correct, bool)
+    return pass_at_k_matrix(np.full(ok.shape[0], ok.shape[1]), ok.sum(axis=1), ks)
+
+
+def best_of_k_block(scores, correct, ks: Sequence[int]) -> np.ndarray:
+    """:func:`best_of_k` of every row of [problems, n] scores and correctness: [problems, len(ks)].
+
+    Per sample instead of per group of equal scores: a sample in a group with L samples scored lower
+    and g in the group is the pick with chance (C(L+g, k) - C(L, k)) / C(n, k) / g.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    ok = np.asarray(correct, dtype=np.float64)
+    if s.ndim != 2 or s.shape != ok.shape:
+        raise ConfigError(f"scores and correct must be [problems, n] of one shape ({s.shape} vs {ok.shape})")
+    p, n = s.shape
+    out = np.full((p, len(ks)), np.nan)
+    if n == 0 or p == 0:
+        return out
+    if np.any(np.isnan(s)):
+        raise ConfigError("verifier scores contain NaN; cannot rank samples")
+    if np.any((ok < 0) | (ok > 1)):
+        raise ConfigError("correct must hold booleans (or values in [0, 1])")
+    order = np.argsort(s, axis=1, kind="stable")
+    ss = np.take_along_axis(s, order, axis=1)
+    oks = np.take_along_axis(ok, order, axis=1)
+    pos = np.arange(n)
+    new = np.ones((p, n), bool)
+    new[:, 1:] = ss[:, 1:] != ss[:, :-1]
+    start = np.maximum.accumulate(np.where(new, pos, 0), axis=1)           # samples scored lower: L
+    last = np.ones((p, n), bool)
+    last[:, :-1] = new[:, 1:]
+    end = np.minimum.accumulate(np.where(last, pos + 1, n)[:, ::-1], axis=1)[:, ::-1]   # L + g
+    share = oks / (end - start)
+    for j, k in _block_ks(ks, n):
+        total = math.comb(n, k)
+        frac = np.array([math.comb(m, k) / total for m in range(n + 1)])    # correctly rounded, as best_of_k
+        out[:, j] = ((frac[end] - frac[start]) * share).sum(axis=1)
+    return out
+
+
+def vote_classes_block(codes, correct) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of [problems, n] answer codes (-1: no answer) and correctness: (size of the correct class,
+    [problems, n] sizes of the other classes in descending order, 0-padded; number of abstentions).
+    Raises like :func:`majority_at_k` on inconsistent flags."""
+    c = np.asarray(codes, np.int64)
+    ok = np.asarray(correct, bool)
+    if c.ndim != 2 or c.shape != ok.shape:
+        raise ConfigError(f"codes and correct must be [problems, n] of one shape ({c.shape} vs {ok.shape})")
+    p, n = c.shape
+    if np.any(ok & (c < 0)):
+        raise ConfigError("a sample without an answer (None) is flagged correct")
+    big = np.iinfo(np.int64).max
+    lo = np.where(ok, c, big).min(axis=1, initial=big)
+    hi = np.where(ok, c, -1).max(axis=1, initial=-1)
+    has = ok.any(axis=1)
+    if np.any(has & (lo != hi)):
+        raise ConfigError("samples flagged correct give different answers; "
+                          "normalise answers so the correct ones compare equal")
+    gold = np.where(has, lo, -2)
+    if np.any((c == gold[:, None]) & ~ok):
+        raise ConfigError("an answer is flagged correct for some samples and wrong for others")
+    a = ok.sum(axis=1)
+    z = (c < 0).sum(axis=1)
+    sc = np.sort(np.where((c < 0) | ok, -1, c), axis=1)     # the other classes' codes; -1 for the rest
+    pos = np.arange(n)
+    new = np.ones((p, n), bool)
+    new[:, 1:] = sc[:, 1:] != sc[:, :-1]
+    last = np.ones((p, n), bool)
+    last[:, :-1] = new[:, 1:]
+    end = np.minimum.accumulate(np.where(last, pos + 1, n)[:, ::-1], axis=1)[:, ::-1]
+    sizes = np.where(new & (sc >= 0), end - pos, 0)
+    return a, -np.sort(-sizes, axis=1), z
+
+
+def majority_at_k_block(codes, correct, ks: Sequence[int], chunk: int = 1024) -> np.ndarray:
+    """:func:`majority_at_k` of every row of [problems, n] answer codes (equal codes: equal answers; -1: no
+    answer) and correctness: [problems, len(ks)], NaN where k exceeds n.
+
+    The same sum as :func:`majority_at_k` (over m, the correct samples drawn), run for all rows at once: for
+    each m, one polynomial product over the other classes of at least m samples serves every k (rows sorted by
+    how many such classes they have, so each step touches only the rows that still have one).
+    """
+    a, sizes, z = vote_classes_block(codes, correct)
+    p, n = sizes.shape
+    out = np.full((p, len(ks)), np.nan)
+    cols = _block_ks(ks, n)
+    if not cols or p == 0:
+        return out
+    for _, k in cols:
+        _check_vote_range(n, k)
+    for j, _ in cols:
+        out[:, j] = 0.0
+    for lo in range(0, p, chunk):
+        sl = slice(lo, lo + chunk)
+        out[sl] = _majority_block(a[sl], sizes[sl], z[sl], n, cols, out[sl])
+    return out
+
+
+def _majority_block(a, sizes, z, n, cols, out) -> np.ndarray:
+    ct = _comb_table(n)
+    kmax = max(k for _, k in cols)
+    total = np.array([float(math.comb(n, k)) for _, k in cols])
+    acc = np.zeros((a.size, len(cols)))
+    for m in range(1, min(int(a.max(initial=0)), kmax) + 1):
+        rows = np.flatnonzero(a >= m)
+        big = sizes[rows] >= m
+        nbig = big.sum(axis=1)
+        order = np.argsort(-nbig, kind="stable")
+        rows, nbig = rows[order], nbig[order]
+        b = sizes[rows, :max(int(nbig[0]), 1)]
+        free = z[rows] + np.where(sizes[rows] < m, sizes[rows], 0).sum(axis=1)
+        r = kmax - m
+        active = [int(np.sum(nbig > j)) for j in range(int(nbig[0]))]   # rows with a j-th big class (a prefix)
+        if m == 1:  # every big class draws 0 or 1 sample: ties = draws, one dimension
+            v = np.zeros((rows.size, r + 1))
+            v[:, 0] = 1.0
+            for j, c in enumerate(active):
+                if r >= 1:
+                    v[:c, 1:] = v[:c, 1:] + ct[b[:c, j], 1][:, None] * v[:c, :-1]
+            v /= np.arange(1, r + 2)
+        else:
+            ties = min(int(nbig[0]), r // m)
+            poly = np.zeros((rows.size, r + 1, ties + 1))  # [row, drawn from big classes, classes tied at m]
+            poly[:, 0, 0] = 1.0
+            for j, c in enumerate(active):
+                # after j + 1 classes, at most j + 1 of them tie, and they drew at most m (j + 1) samples
+                tt, ss = min(j + 1, ties), min(r, m * (j + 1))
+                old = poly[:c, :ss + 1, :tt + 1]
+                new = np.zeros_like(old)
+                bj = b[:c, j]
+                for x in range(min(m - 1, ss) + 1):
+                    new[:, x:, :] += ct[bj, x][:, None, None] * old[:, :ss + 1 - x, :]
+                if m <= ss and tt >= 1:
+                    new[:, m:, 1:] += ct[bj, m][:, None, None] * old[:, :ss + 1 - m, :-1]
+                poly[:c, :ss + 1, :tt + 1] = new
+            v = (poly / np.arange(1, ties + 2)).sum(axis=2)
+        fill = ct[free]                                    # [row, d]: C(free, d)
+        weight = ct[a[rows], m]
+        for i, (_, k) in enumerate(cols):
+            if k < m:
+                continue
+            rest = k - m
+            acc[rows, i] += weight * (v[:, :rest + 1] * fill[:, rest::-1][:, :rest + 1]).sum(axis=1)
+    out = out.copy()
+    for i, (j, _) in enumerate(cols):
+        out[:, j] = acc[:, i] / total[i]
+    return out
+
+
 # --------------------------------------------------------------------------- bootstrap
 
 def bootstrap_ci(values, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from engine.errors import ConfigError
-from engine.metrics import (best_of_k, best_of_k_curve, bootstrap_ci, majority_at_k, majority_at_k_curve,
-                            mean_with_ci, pass_at_k, pass_at_k_matrix)
+from engine.metrics import (best_of_k, best_of_k_block, best_of_k_curve, bootstrap_ci, majority_at_k,
+                            majority_at_k_block, majority_at_k_curve, mean_with_ci, pass_at_k, pass_at_k_block,
+                            pass_at_k_matrix)
 
 TOL = 1e-12
 
@@ -232,6 +233,74 @@ def test_majority_bad_inputs():
         majority_at_k(["x", "y"], [True, False], 3)
     with pytest.raises(ConfigError):
         majority_at_k([], [], 1)
+
+
+# ------------------------------------------------------------------ whole blocks at once (curve_block)
+
+def random_block(rng, p, n, labels=4, none=0.2):
+    """[p, n] answer codes (-1: no answer; some rows without a correct answer), correctness, tied scores."""
+    codes = rng.integers(0, int(rng.integers(1, labels + 1)), (p, n))
+    codes = np.where(rng.random((p, n)) < none, -1, codes)
+    gold = rng.integers(-1, labels, p)
+    correct = (codes == gold[:, None]) & (codes >= 0)
+    scores = rng.choice([0.0, 0.1, 0.2, 0.5, 0.9, -1.0], (p, n))
+    return codes, correct, scores
+
+
+def as_answers(row):
+    return [None if c < 0 else f"a{c}" for c in row]
+
+
+def test_block_estimators_match_per_problem_and_enumeration():
+    rng = np.random.default_rng(12)
+    for _ in range(150):
+        n, p = int(rng.integers(1, 9)), int(rng.integers(1, 5))
+        codes, correct, scores = random_block(rng, p, n)
+        ks = list(range(1, n + 2))                                   # k = n, and k > n (NaN)
+        got = {"pass": pass_at_k_block(correct, ks), "best": best_of_k_block(scores, correct, ks),
+               "vote": majority_at_k_block(codes, correct, ks)}
+        for i in range(p):
+            per = {"pass": pass_at_k_matrix([n], [int(correct[i].sum())], ks)[0],
+                   "best": best_of_k_curve(scores[i], correct[i], ks),
+                   "vote": majority_at_k_curve(as_answers(codes[i]), correct[i], ks)}
+            gold = next((a for a, f in zip(as_answers(codes[i]), correct[i]) if f), None)
+            brute = {"pass": [brute_pass(correct[i], k) for k in ks[:-1]],
+                     "best": [brute_best(list(scores[i]), correct[i], k) for k in ks[:-1]],
+                     "vote": [brute_majority(as_answers(codes[i]), gold, k) if gold else 0.0 for k in ks[:-1]]}
+            for name in got:
+                np.testing.assert_allclose(got[name][i], per[name], rtol=0, atol=TOL, err_msg=name)
+                np.testing.assert_allclose(got[name][i, :-1], brute[name], rtol=0, atol=TOL, err_msg=name)
+                assert np.isnan(got[name][i, -1])
+
+
+def test_block_estimators_on_pools_of_64():
+    rng = np.random.default_rng(5)
+    p, n, ks = 40, 64, [1, 2, 3, 4, 8, 16, 31, 32, 63, 64]
+    codes = np.where(rng.random((p, n)) < 0.1, -1, np.minimum(rng.geometric(0.3, (p, n)), 40))
+    codes[:3] = rng.integers(0, 60, (3, n))                           # many answers given once
+    codes[3] = 7                                                      # everyone agrees
+    correct = codes == 1
+    scores = np.round(rng.random((p, n)), 1)                          # many ties
+    vote, best = majority_at_k_block(codes, correct, ks), best_of_k_block(scores, correct, ks)
+    for i in range(p):
+        np.testing.assert_allclose(vote[i], majority_at_k_curve(as_answers(codes[i]), correct[i], ks), atol=TOL)
+        np.testing.assert_allclose(best[i], best_of_k_curve(scores[i], correct[i], ks), atol=TOL)
+    np.testing.assert_allclose(pass_at_k_block(correct, ks),
+                               pass_at_k_matrix(np.full(p, n), correct.sum(axis=1), ks), atol=0)
+
+
+def test_block_estimators_bad_inputs():
+    with pytest.raises(ConfigError):
+        majority_at_k_block([[0, 1]], [[True, True]], [1])            # two different answers both "correct"
+    with pytest.raises(ConfigError):
+        majority_at_k_block([[0, 0]], [[True, False]], [1])           # same answer, inconsistent flags
+    with pytest.raises(ConfigError):
+        majority_at_k_block([[-1, 0]], [[True, False]], [1])          # no answer flagged correct
+    with pytest.raises(ConfigError):
+        best_of_k_block([[0.1, float("nan")]], [[True, False]], [1])
+    with pytest.raises(ConfigError):
+        best_of_k_block([[0.1, 0.2]], [[True, False]], [0])
+    assert majority_at_k_block(np.zeros((0, 4), int), np.zeros((0, 4), bool), [1, 2]).shape == (0, 2)
 
 
 # ------------------------------------------------------------------ bootstrap

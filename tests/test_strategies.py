@@ -12,6 +12,7 @@ from fractions import Fraction
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine import metrics, strategies
@@ -223,3 +224,85 @@ def test_registry():
     cls = type(strategies.get("weighted_majority:orm"))
     assert (cls.name, cls.uses_scorer, cls.order, cls.short) == ("weighted_majority", True, 30, "weighted vote")
     assert [c.name for c in strategies.kinds()][:4] == ["oracle", "majority", "best_of_n", "weighted_majority"]
+
+
+# --------------------------------------------------------------------------- whole blocks (curve_block)
+
+def _frame(pools) -> pd.DataFrame:
+    """Pools as rows of cached samples (problem, idx, answer, correct, score), sorted as curves reads them."""
+    rows = [dict(problem_id=f"p{i:03d}", idx=j, answer=a, correct=bool(c), score=float(s))
+            for i, p in enumerate(pools) for j, (a, c, s) in enumerate(zip(p.answers, p.correct, p.scores))]
+    df = pd.DataFrame(rows)
+    df["answer"] = df["answer"].astype(object).where(df["answer"].notna(), None)
+    return df
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_block_curves_match_per_pool_on_ragged_pools(spec):
+    """The array path (pools of mixed sizes, grouped by size) gives the per-pool numbers, SEs included."""
+    strat = strategies.get(spec)
+    pools = POOLS[:120] + HAND_POOLS + [_mc_pool(False), _mc_pool(True)]
+    ks = [1, 2, 3, 4, 8, 10, 40]                       # k = n for some pools, k > n (NaN) for most
+    acc, se = strategies.block_curves(strat, _frame(pools), ks)
+    for i, pool in enumerate(pools):
+        want, want_se = strat.curve_se(pool, ks)
+        np.testing.assert_allclose(acc[i], want, rtol=0, atol=1e-12, err_msg=f"{spec} on {pool}")
+        np.testing.assert_allclose(se[i], want_se, rtol=0, atol=1e-12, err_msg=f"{spec} on {pool}")
+    by_default = strategies.Strategy.curve_block(strat, strategies.Pools.from_pools([POOLS[0]]), ks)
+    np.testing.assert_allclose(by_default[0], acc[:1], atol=1e-12)
+
+
+def test_a_strategy_with_only_curve_works_in_blocks():
+    class FirstDraw(strategies.Strategy):
+        name, label, short, help = "first_draw_test", "first draw", "first", "first draw"
+
+        def curve(self, pool, ks):
+            return np.array([pool.correct.mean() if k <= pool.n else np.nan for k in ks])
+
+    pools = POOLS[:30]
+    acc, se = strategies.block_curves(FirstDraw(), _frame(pools), [1, 4])
+    np.testing.assert_allclose(acc, [FirstDraw().curve(p, [1, 4]) for p in pools], atol=0)
+    assert np.all((se == 0) | np.isnan(acc))
+
+
+@pytest.mark.parametrize("values", [SCORE_VALUES, [0.02, 0.05, 0.1, 0.2, 0.3, 0.9]])   # positive: answers
+def test_weighted_block_matches_the_one_subset_at_a_time_reference(values, monkeypatch):  # that cannot win drop
+    """Vectorised over problems, the weighted vote uses the same subsets and rule as the plain reference."""
+    monkeypatch.setattr(wm, "EXACT_LIMIT", 20)                                           # the reference's limit
+    rng = np.random.default_rng(8)
+    for _ in range(60):
+        p, n = int(rng.integers(1, 5)), int(rng.integers(1, 16))
+        codes = np.where(rng.random((p, n)) < 0.2, -1, rng.integers(0, int(rng.integers(1, 7)), (p, n)))
+        correct = (codes == rng.integers(-1, 3, p)[:, None]) & (codes >= 0)
+        scores = np.where(correct, rng.choice(values[-3:], (p, n)), rng.choice(values, (p, n)))
+        ks = list(range(1, n + 1))
+        vals, ses = wm.weighted_majority_block(codes, scores, correct, ks, exact_limit=20)   # MC for most k
+        for i in range(p):
+            c, w, ok = wm._classes([None if x < 0 else int(x) for x in codes[i]], scores[i], correct[i])
+            for j, k in enumerate(ks):
+                value, se = wm._at_k(c, w, ok, k)
+                assert vals[i, j] == pytest.approx(value, abs=1e-12) and ses[i, j] == pytest.approx(se, abs=1e-12)
+
+
+def test_weighted_monte_carlo_is_unbiased_and_its_error_is_right(monkeypatch):
+    """Forced onto Monte Carlo, tiny pools against every k-subset: within a few reported SEs, and the spread
+    over seeds matches the reported SE."""
+    pools = [HAND_POOLS[1], HAND_POOLS[5], POOLS[7], Pool(("a", "b", "a", "c", None, "b", "a"),
+                                                          np.array([1, 0, 1, 0, 0, 0, 1], bool),
+                                                          np.array([0.2, 0.5, 0.1, 0.9, 0.3, 0.2, 0.3]))]
+    block = strategies.Pools.from_pools([pools[-1]])
+    for pool in pools:
+        one = strategies.Pools.from_pools([pool])
+        for k in range(2, pool.n):
+            exact = brute_curve("weighted_majority:s", pool, [k])[0]
+            v, se = wm.weighted_majority_block(one.codes, one.scores, one.correct, [k], exact_limit=0)
+            assert abs(v[0, 0] - exact) <= 4 * se[0, 0] + 1e-12, (pool, k, v, se, exact)
+    k, estimates, reported = 3, [], []
+    for seed in range(40):
+        monkeypatch.setattr(wm, "_SEED", seed)
+        v, se = wm.weighted_majority_block(block.codes, block.scores, block.correct, [k], n_mc=200, exact_limit=0)
+        estimates.append(v[0, 0])
+        reported.append(se[0, 0])
+    exact = brute_curve("weighted_majority:s", pools[-1], [k])[0]
+    assert abs(np.mean(estimates) - exact) < 4 * np.mean(reported) / math.sqrt(len(estimates))
+    assert 0.7 < np.std(estimates, ddof=1) / np.mean(reported) < 1.4

@@ -118,12 +118,7 @@ COSTS = ("flops", "tokens", "sample_tokens", "device_s", "dollars", "energy_wh",
 def _accuracy(df: pd.DataFrame, strat, ks) -> tuple[np.ndarray, np.ndarray]:
     """[problems, len(ks)] expected accuracy and Monte Carlo standard error, problems in first-seen order
     (``df`` sorted by problem, then sample index)."""
-    acc, se = [], []
-    for pool in strategies.Pool.per_problem(df):
-        v, e = strat.curve_se(pool, ks)
-        acc.append(v)
-        se.append(e)
-    return np.vstack(acc), np.vstack(se)
+    return strategies.block_curves(strat, df, ks)
 
 
 def _aggregate(mat, se, costs, levels, sizes, ks, by_level: bool, head: dict, info: dict) -> list[dict]:

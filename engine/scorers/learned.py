@@ -44,8 +44,8 @@ class LearnedScorer(Scorer):
             return samples.assign(score=pd.Series(dtype=float), step_scores=pd.Series(dtype=object))
         v = self.verifier
         have = self._cached(cache, v.fingerprint, samples)
-        done = set(map(tuple, have[KEY].itertuples(index=False, name=None)))
-        todo = samples[[k not in done for k in samples[KEY].itertuples(index=False, name=None)]]
+        seen = samples[KEY].merge(have[KEY].drop_duplicates(), on=KEY, how="left", indicator=True)["_merge"]
+        todo = samples[(seen == "left_only").to_numpy()]
         if not todo.empty:
             by_id = task.by_id()
             groups = list(todo.groupby(["model_fp", "config_key", "problem_id"], sort=False))
@@ -66,7 +66,7 @@ class LearnedScorer(Scorer):
                     on_progress(n_done + 1, len(groups))
             have = self._cached(cache, v.fingerprint, samples)
         out = samples.merge(have[KEY + ["score", "step_scores"]], on=KEY, how="left")
-        out["step_scores"] = out["step_scores"].map(lambda s: json.loads(s) if isinstance(s, str) else [])
+        out["step_scores"] = _parse_lists(out["step_scores"])
         if v.kind == "prm" and self.aggregate:
             out["score"] = out["step_scores"].map(lambda st: aggregate(st, self.aggregate))
         return out
@@ -77,6 +77,13 @@ class LearnedScorer(Scorer):
                                problem_ids=g["problem_id"].unique().tolist())
                   for (fp, t, ck), g in samples.groupby(["model_fp", "task", "config_key"], sort=False)]
         return pd.concat(frames, ignore_index=True)
+
+
+def _parse_lists(col: pd.Series) -> pd.Series:
+    """JSON lists (None or NaN: []) as Python lists; each distinct text parsed once, all in one ``json.loads``."""
+    codes, uniq = pd.factorize(col, use_na_sentinel=True)
+    parsed = json.loads("[" + ",".join(uniq) + "]") if len(uniq) else []
+    return pd.Series([list(parsed[c]) if c >= 0 else [] for c in codes], index=col.index, dtype=object)
 
 
 def from_directory(path: str) -> LearnedScorer:

@@ -10,6 +10,15 @@ needs the answer key, whether it reads a scorer's scores, and two methods:
 * ``pick(pool)``: the index (into the pool) of the sample the strategy would
   return given the whole pool, or None when it returns nothing; what the inspector shows.
 
+One optional method makes curves fast: ``curve_block(pools, ks)`` gets the pools of
+many problems at once as ``Pools`` ([problems, n] arrays, all pools of one size n)
+and returns [problems, len(ks)] curves and standard errors, computed with array
+operations instead of a Python loop over problems. The base class implements it
+by calling ``curve_se`` per pool, so a strategy that only has ``curve`` (or
+``curve_se``) works everywhere, just slower. ``block_curves`` is the one entry
+point (``engine.analysis.curves`` uses it): it splits a frame of samples into
+blocks of equal pool size and calls ``curve_block`` on each.
+
 A strategy that reads scores is instantiated with a scorer name, and is referred
 to as ``"name:scorer"`` (``"best_of_n:orm"``). Every module in this package is
 imported on first use, so adding a strategy is one new module with a
@@ -67,6 +76,83 @@ class Pool:
         return len(self.answers)
 
 
+@dataclass(frozen=True, eq=False)
+class Pools:
+    """The pools of many problems, all of the same size n, as [problems, n] arrays (a row: one problem's samples
+    in sample-index order).
+
+    ``codes``: int64 answer codes, equal within a row exactly when the answers are equal, -1 where a sample gave
+    no answer; ``correct``: bool; ``scores``: float64 from the strategy's scorer (None without one);
+    ``answers``: the answers themselves (object, None for no answer), for what codes cannot say.
+    """
+    answers: np.ndarray
+    codes: np.ndarray
+    correct: np.ndarray
+    scores: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.codes.shape[0]
+
+    @property
+    def n(self) -> int:
+        return self.codes.shape[1]
+
+    def pool(self, i: int) -> Pool:
+        return Pool(tuple(self.answers[i]), self.correct[i], None if self.scores is None else self.scores[i])
+
+    @classmethod
+    def from_pools(cls, pools: Sequence[Pool]) -> "Pools":
+        """Equal-size ``Pool``s as one block."""
+        n = pools[0].n if pools else 0
+        if any(p.n != n for p in pools):
+            raise EngineError("a block holds pools of one size only")
+        answers = np.empty((len(pools), n), object)
+        for i, p in enumerate(pools):
+            answers[i, :] = list(p.answers)
+        codes = pd.factorize(pd.Series(answers.ravel(), dtype=object), use_na_sentinel=True)[0]
+        codes = codes.reshape(answers.shape).astype(np.int64)
+        answers[codes < 0] = None
+        correct = np.array([np.asarray(p.correct, bool) for p in pools]).reshape(len(pools), n)
+        scores = None if not pools or pools[0].scores is None else \
+            np.array([np.asarray(p.scores, np.float64) for p in pools]).reshape(len(pools), n)
+        return cls(answers, codes, correct, scores)
+
+    @classmethod
+    def split(cls, df: pd.DataFrame) -> list[tuple[np.ndarray, "Pools"]]:
+        """Rows of cached samples sorted by problem, then ``idx``, as one block per pool size: a list of
+        (positions of its problems in first-seen order, ``Pools``)."""
+        pids = df["problem_id"].to_numpy()
+        if not len(pids):
+            return []
+        starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+        sizes = np.diff(np.r_[starts, len(pids)])
+        raw = df["answer"].to_numpy(object)
+        codes = pd.factorize(df["answer"], use_na_sentinel=True)[0].astype(np.int64)
+        answers = np.where(codes < 0, None, raw)
+        correct = df["correct"].to_numpy(bool)
+        scores = df["score"].to_numpy(np.float64) if "score" in df else None
+        out = []
+        for n in np.unique(sizes):
+            which = np.flatnonzero(sizes == n)
+            idx = (starts[which][:, None] + np.arange(n)).reshape(-1)
+            shape = (which.size, int(n))
+            out.append((which, cls(answers[idx].reshape(shape), codes[idx].reshape(shape),
+                                   correct[idx].reshape(shape),
+                                   None if scores is None else scores[idx].reshape(shape))))
+        return out
+
+
+def block_curves(strat: "Strategy", df: pd.DataFrame, ks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """[problems, len(ks)] curve and Monte Carlo standard error of ``strat`` for rows of cached samples sorted
+    by problem, then ``idx`` (problems in first-seen order), through ``strat.curve_block`` per pool size."""
+    blocks = Pools.split(df)
+    p = sum(len(w) for w, _ in blocks)
+    acc, se = np.full((p, len(ks)), np.nan), np.full((p, len(ks)), np.nan)
+    for which, pools in blocks:
+        acc[which], se[which] = strat.curve_block(pools, ks)
+    return acc, se
+
+
 class Strategy:
     name: ClassVar[str]
     label: ClassVar[str]             # long name, for sentences and tables
@@ -97,6 +183,14 @@ class Strategy:
         """(curve, Monte Carlo standard error per k); exact strategies report 0."""
         vals = self.curve(pool, ks)
         return vals, np.where(np.isnan(vals), np.nan, 0.0)
+
+    def curve_block(self, pools: Pools, ks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``curve_se`` of every pool in ``pools`` as [problems, len(ks)] arrays. This default loops over the
+        pools; a strategy overrides it with array operations over the whole block (same numbers, faster)."""
+        out = [self.curve_se(pools.pool(i), ks) for i in range(len(pools))]
+        if not out:
+            return np.zeros((0, len(ks))), np.zeros((0, len(ks)))
+        return np.vstack([v for v, _ in out]), np.vstack([e for _, e in out])
 
     def pick(self, pool: Pool) -> int | None:
         raise NotImplementedError

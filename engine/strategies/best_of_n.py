@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import metrics
-from . import Pool, Strategy, register, seeded_choice
+from . import Pool, Pools, Strategy, register, seeded_choice
 
 
 @register
@@ -19,6 +19,10 @@ class BestOfN(Strategy):
 
     def curve(self, pool: Pool, ks) -> np.ndarray:
         return metrics.best_of_k_curve(pool.scores, pool.correct, ks)
+
+    def curve_block(self, pools: Pools, ks) -> tuple[np.ndarray, np.ndarray]:
+        vals = metrics.best_of_k_block(pools.scores, pools.correct, ks)
+        return vals, np.where(np.isnan(vals), np.nan, 0.0)
 
     def pick(self, pool: Pool) -> int | None:
         top = np.flatnonzero(pool.scores == pool.scores.max())

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 
 from .. import metrics
-from . import Pool, Strategy, register, seeded_choice
+from . import Pool, Pools, Strategy, register, seeded_choice
 
 
 @register
@@ -20,6 +20,10 @@ class Majority(Strategy):
 
     def curve(self, pool: Pool, ks) -> np.ndarray:
         return metrics.majority_at_k_curve(pool.answers, pool.correct, ks)
+
+    def curve_block(self, pools: Pools, ks) -> tuple[np.ndarray, np.ndarray]:
+        vals = metrics.majority_at_k_block(pools.codes, pools.correct, ks)
+        return vals, np.where(np.isnan(vals), np.nan, 0.0)
 
     def pick(self, pool: Pool) -> int | None:
         counts = Counter(a for a in pool.answers if a is not None)

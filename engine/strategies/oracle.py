@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import metrics
-from . import Pool, Strategy, register
+from . import Pool, Pools, Strategy, register
 
 
 @register
@@ -18,6 +18,10 @@ class Oracle(Strategy):
 
     def curve(self, pool: Pool, ks) -> np.ndarray:
         return metrics.pass_at_k_matrix([pool.n], [int(pool.correct.sum())], ks)[0]
+
+    def curve_block(self, pools: Pools, ks) -> tuple[np.ndarray, np.ndarray]:
+        vals = metrics.pass_at_k_block(pools.correct, ks)
+        return vals, np.where(np.isnan(vals), np.nan, 0.0)
 
     def pick(self, pool: Pool) -> int | None:
         hits = np.flatnonzero(pool.correct)

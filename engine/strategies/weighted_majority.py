@@ -15,7 +15,7 @@ from itertools import combinations
 import numpy as np
 
 from ..errors import ConfigError, EngineError
-from . import Pool, Strategy, register, seeded_choice
+from . import Pool, Pools, Strategy, register, seeded_choice
 
 EXACT_LIMIT = 5000   # enumerate every k-subset when there are at most this many
 MC_SAMPLES = 1000    # otherwise average over this many seeded random k-subsets
@@ -61,6 +61,8 @@ def _subset_values(codes, w, class_ok, idx: np.ndarray) -> np.ndarray:
 
 
 def _at_k(codes, w, class_ok, k: int, n_mc: int = MC_SAMPLES) -> tuple[float, float]:
+    """One pool, one k, one subset at a time: the plain reference that ``curve_block`` is tested against
+    (same subsets, same rule)."""
     n = codes.size
     if not np.any(class_ok > 0):
         return 0.0, 0.0
@@ -68,13 +70,20 @@ def _at_k(codes, w, class_ok, k: int, n_mc: int = MC_SAMPLES) -> tuple[float, fl
         return float(np.mean(np.where(codes >= 0, class_ok[np.maximum(codes, 0)], 0.0))), 0.0
     if class_ok.size == 1:  # one answer: right iff some drawn sample answered
         return float(class_ok[0] * (1 - math.comb(int(np.sum(codes < 0)), k) / math.comb(n, k))), 0.0
-    if math.comb(n, k) <= EXACT_LIMIT:
-        idx = np.array(list(combinations(range(n), k)), np.int64).reshape(-1, k)
-        return float(_subset_values(codes, w, class_ok, idx).mean()), 0.0
-    rng = np.random.default_rng([_SEED, n, k])
-    idx = np.argpartition(rng.random((max(n_mc, 500), n)), k - 1, axis=1)[:, :k]   # uniform k-subsets
+    idx = _subsets(n, k, n_mc, EXACT_LIMIT)
     vals = _subset_values(codes, w, class_ok, idx)
+    if math.comb(n, k) <= EXACT_LIMIT:
+        return float(vals.mean()), 0.0
     return float(vals.mean()), float(vals.std(ddof=1) / math.sqrt(vals.size))
+
+
+def _subsets(n: int, k: int, n_mc: int, exact_limit: int) -> np.ndarray:
+    """[subsets, k] sample indices: every k-subset when there are at most ``exact_limit``, else
+    max(n_mc, 500) uniform random ones, seeded by (n, k) only (so every pool of n samples gets the same)."""
+    if math.comb(n, k) <= exact_limit:
+        return np.array(list(combinations(range(n), k)), np.int64).reshape(-1, k)
+    rng = np.random.default_rng([_SEED, n, k])
+    return np.argpartition(rng.random((max(n_mc, 500), n)), k - 1, axis=1)[:, :k]   # uniform k-subsets
 
 
 def weighted_majority_at_k(answers, scores, correct, k: int, n_mc: int = MC_SAMPLES) -> tuple[float, float]:
@@ -82,7 +91,180 @@ def weighted_majority_at_k(answers, scores, correct, k: int, n_mc: int = MC_SAMP
     codes, w, class_ok = _classes(answers, scores, correct)
     if not 1 <= int(k) <= codes.size:
         raise ConfigError(f"k must lie between 1 and the pool size {codes.size}, got {k}")
-    return _at_k(codes, w, class_ok, int(k), n_mc)
+    pools = Pools.from_pools([Pool(tuple(answers), np.asarray(correct, bool), np.asarray(scores, np.float64))])
+    vals, ses = weighted_majority_block(pools.codes, pools.scores, pools.correct, [int(k)], n_mc)
+    return float(vals[0, 0]), float(ses[0, 0])
+
+
+# --------------------------------------------------------------------------- many pools at once
+
+def _recode(codes: np.ndarray, correct: np.ndarray):
+    """Per row of [problems, n] answer codes: the answers renumbered 0, 1, .. within the row (-1: no answer),
+    the number of distinct answers, and [problems, n] each answer's correctness (the mean of its samples'
+    flags, which normally agree), 0-padded."""
+    p, n = codes.shape
+    order = np.argsort(codes, axis=1, kind="stable")
+    sc = np.take_along_axis(codes, order, axis=1)
+    pos = np.arange(n)
+    new = np.ones((p, n), bool)
+    new[:, 1:] = sc[:, 1:] != sc[:, :-1]
+    new &= sc >= 0
+    dense_sorted = np.where(sc >= 0, np.cumsum(new, axis=1) - 1, -1)
+    dense = np.empty_like(dense_sorted)
+    np.put_along_axis(dense, order, dense_sorted, axis=1)
+    m = new.sum(axis=1)
+    answered = dense >= 0
+    flat = (np.arange(p)[:, None] * n + np.where(answered, dense, 0))[answered]
+    hits = np.bincount(flat, correct[answered].astype(np.float64), p * n).reshape(p, n)
+    size = np.bincount(flat, minlength=p * n).reshape(p, n)
+    return dense, m, hits / np.maximum(size, 1)
+
+
+def weighted_majority_block(codes, scores, correct, ks, n_mc: int = MC_SAMPLES, exact_limit: int = EXACT_LIMIT,
+                            chunk: int = 1 << 19) -> tuple[np.ndarray, np.ndarray]:
+    """[problems, len(ks)] expected accuracy and Monte Carlo standard error of the weighted vote, for every row
+    of [problems, n] answer codes (equal codes: equal answers; -1: no answer), scores and correctness.
+
+    The same rule and the same subsets as one pool at a time (every k-subset when there are at most
+    ``exact_limit``, else max(n_mc, 500) seeded random ones, shared by all pools of n samples), evaluated for
+    all rows at once: every subset's answer totals in every row are one matrix product (subsets x samples
+    times samples x answers), in chunks of about ``chunk`` totals.
+    """
+    codes = np.asarray(codes, np.int64)
+    ok = np.asarray(correct, bool)
+    if scores is None:
+        raise EngineError("weighted majority needs a scorer's scores in the pool")
+    w = np.asarray(scores, np.float64)
+    if codes.ndim != 2 or not (codes.shape == w.shape == ok.shape) or codes.shape[1] == 0:
+        raise ConfigError(f"need one answer, score and correct flag per sample (got {codes.shape}, {w.shape}, "
+                          f"{ok.shape})")
+    w = np.where(codes >= 0, w, 0.0)
+    if np.any(~np.isfinite(w)):
+        raise ConfigError("scores of answered samples must be finite to weight a vote")
+    p, n = codes.shape
+    vals, ses = np.full((p, len(ks)), np.nan), np.full((p, len(ks)), np.nan)
+    dense, m, class_ok = _recode(codes, ok)
+    any_right = (class_ok > 0).any(axis=1)
+    pruned = None
+    for j, k in enumerate(ks):
+        if int(k) < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        k = int(k)
+        if k > n:
+            continue
+        vals[:, j], ses[:, j] = 0.0, 0.0
+        if k == 1:  # one sample: it wins when it has an answer
+            per_sample = np.where(dense >= 0, np.take_along_axis(class_ok, np.maximum(dense, 0), axis=1), 0.0)
+            vals[:, j] = np.where(any_right, per_sample.mean(axis=1), 0.0)
+            continue
+        one = any_right & (m == 1)   # one answer: right iff some drawn sample answered
+        if one.any():
+            z = (codes[one] < 0).sum(axis=1)
+            miss = np.array([math.comb(int(c), k) / math.comb(n, k) for c in range(n + 1)])
+            vals[one, j] = class_ok[one, 0] * (1 - miss[z])
+        hard = np.flatnonzero(any_right & (m > 1))
+        if not hard.size:
+            continue
+        if pruned is None:
+            pruned = _prune(dense, w, m, class_ok)
+        dense_, m_, class_ok_ = pruned
+        if k == 2 and math.comb(n, 2) <= exact_limit:     # every pair, without building subsets
+            step = max(1, chunk // (4 * n * n))            # small chunks stay in the CPU cache
+            for lo in range(0, hard.size, step):
+                rows = hard[lo:lo + step]
+                vals[rows, j] = _pairs(dense_[rows], w[rows], class_ok_[rows])
+            continue
+        idx = _subsets(n, k, n_mc, exact_limit)
+        drawn = np.zeros((idx.shape[0], n))
+        np.put_along_axis(drawn, idx, 1.0, axis=1)          # [subsets, samples]: 1 where drawn
+        exact = math.comb(n, k) <= exact_limit
+        hard = hard[np.argsort(m_[hard], kind="stable")]    # similar answer counts share a chunk
+        lo, budget = 0, max(1, chunk // drawn.shape[0])
+        while lo < hard.size:
+            # the most rows whose [subsets, answers, rows] totals, padded to the chunk's widest row, fit in chunk
+            step = max(1, int(np.sum((np.arange(1, hard.size - lo + 1) * m_[hard[lo:]]) <= budget)))
+            rows = hard[lo:lo + step]
+            v = _block_subset_values(dense_[rows], w[rows], class_ok_[rows, :int(m_[rows].max())], drawn)
+            vals[rows, j] = v.mean(axis=0)
+            if not exact:
+                ses[rows, j] = v.std(axis=0, ddof=1) / math.sqrt(v.shape[0])
+            lo += step
+    return vals, ses
+
+
+def _prune(dense, w, m, class_ok):
+    """``_recode``'d rows without the answers that can never decide a vote: where all weights are positive and
+    one answer is right, an answer whose total over the whole pool is below the right answer's smallest single
+    weight (less the largest tolerance) can neither beat nor tie the right answer once that is drawn, and
+    without it the vote is wrong anyway. Its samples become non-voters (their |score| still sets the
+    tolerance); returns (dense, answers per row, class_ok) like ``_recode``."""
+    p, n = dense.shape
+    answered = dense >= 0
+    rows = np.repeat(np.arange(p), n).reshape(p, n)
+    slot = np.where(answered, dense, 0)
+    total = np.zeros((p, n))
+    np.add.at(total, (rows[answered], slot[answered]), w[answered])
+    gold = class_ok.argmax(axis=1)
+    one_right = (class_ok.max(axis=1) == 1) & ((class_ok > 0).sum(axis=1) == 1)
+    positive = np.where(answered, w > 0, True).all(axis=1)
+    right_w = np.where(answered & (dense == gold[:, None]), w, np.inf).min(axis=1)
+    bar = right_w - _TOL * np.maximum(1.0, np.abs(w).sum(axis=1))
+    cls = np.arange(n)
+    keep = (total >= bar[:, None]) | (cls == gold[:, None]) | ~(one_right & positive)[:, None]
+    keep &= cls < m[:, None]
+    new_id = np.cumsum(keep, axis=1) - 1
+    kept = answered & np.take_along_axis(keep, slot, axis=1)
+    dense2 = np.where(kept, np.take_along_axis(new_id, slot, axis=1), -1)
+    ok2 = np.zeros_like(class_ok)
+    ok2[np.nonzero(keep)[0], new_id[keep]] = class_ok[keep]
+    return dense2, keep.sum(axis=1), ok2
+
+
+def _pairs(dense, w, class_ok) -> np.ndarray:
+    """Per row: the weighted vote's mean correctness over all pairs of samples (``_recode``'d answers)."""
+    r, n = dense.shape
+    ok = np.where(dense >= 0, np.take_along_axis(class_ok, np.maximum(dense, 0), axis=1), 0.0)
+    first, second = np.triu_indices(n, 1)
+    ci, cj, wi, wj = dense[:, first], dense[:, second], w[:, first], w[:, second]
+    oki, okj = ok[:, first], ok[:, second]
+    tol = _TOL * np.maximum(1.0, np.abs(wi) + np.abs(wj))
+    top = np.maximum(wi, wj)
+    ti, tj = wi >= top - tol, wj >= top - tol             # two different answers: one wins, or a tie
+    split = np.where(ti & tj, (oki + okj) / 2, np.where(ti, oki, okj))
+    val = np.where(cj < 0, oki, np.where((ci < 0) | (ci == cj), okj, split))   # no answer scores 0 in ok
+    return val.sum(axis=1) / math.comb(n, 2)
+
+
+def _block_subset_values(dense, w, class_ok, drawn: np.ndarray) -> np.ndarray:
+    """[subsets, rows]: the weighted vote's expected correctness in each subset (a row of ``drawn``) of each row
+    of ``dense`` answers (``_recode``), ``w`` weights and ``class_ok`` [rows, answers]."""
+    r, n = dense.shape
+    m = class_ok.shape[1]
+    answered = dense >= 0
+    onehot = np.zeros((n, m, r))                        # answers in the middle: reductions over them are fast
+    ii, rr = np.nonzero(answered.T)
+    onehot[ii, dense.T[ii, rr], rr] = 1.0
+    sums = (drawn @ (onehot * w.T[:, None, :]).reshape(n, m * r)).reshape(-1, m, r)
+    tol = _TOL * np.maximum(1.0, drawn @ np.abs(w).T)   # [subsets, rows]
+    top = sums.max(axis=1)
+    # an absent answer does not take part (its total 0 could win). With positive weights its 0 is below every
+    # present answer's total and cannot tie the top unless the top is within tol of 0; a top of exactly 0 then
+    # means nothing answered was drawn. Otherwise count who is present.
+    if np.all(w[answered] > 0) and np.all((top > tol) | (top == 0)):
+        top = np.where(top == 0, -np.inf, top)
+    else:
+        present = (drawn @ onehot.reshape(n, m * r)).reshape(-1, m, r) > 0.5
+        sums = np.where(present, sums, -np.inf)
+        top = sums.max(axis=1)
+    bar = np.where(np.isfinite(top), top - tol, np.inf)  # nothing answered: nothing is tied
+    tied = sums >= bar[:, None, :]
+    n_tied = tied.sum(axis=1, dtype=np.int64)
+    gold = class_ok.argmax(axis=1)
+    if np.array_equal(class_ok, np.eye(m)[gold]):        # one right answer per row (the usual case)
+        right = tied[:, gold, np.arange(r)]
+    else:
+        right = np.einsum("smr,rm->sr", tied.astype(np.float64), class_ok)
+    return np.where(n_tied > 0, right / np.maximum(n_tied, 1), 0.0)   # nothing voted: wrong
 
 
 @register
@@ -96,14 +278,12 @@ class WeightedMajority(Strategy):
     order = 30
 
     def curve_se(self, pool: Pool, ks) -> tuple[np.ndarray, np.ndarray]:
-        codes, w, class_ok = _classes(pool.answers, pool.scores, pool.correct)
-        vals, ses = np.full(len(ks), np.nan), np.full(len(ks), np.nan)
-        for j, k in enumerate(ks):
-            if int(k) < 1:
-                raise ConfigError(f"k must be at least 1, got {k}")
-            if int(k) <= codes.size:
-                vals[j], ses[j] = _at_k(codes, w, class_ok, int(k))
-        return vals, ses
+        _classes(pool.answers, pool.scores, pool.correct)   # checks
+        vals, ses = self.curve_block(Pools.from_pools([pool]), ks)
+        return vals[0], ses[0]
+
+    def curve_block(self, pools: Pools, ks) -> tuple[np.ndarray, np.ndarray]:
+        return weighted_majority_block(pools.codes, pools.scores, pools.correct, ks)
 
     def curve(self, pool: Pool, ks) -> np.ndarray:
         return self.curve_se(pool, ks)[0]
