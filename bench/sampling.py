@@ -79,6 +79,26 @@ def hf_generate(lm, task, probs, sp, per_call: int) -> tuple[float, int]:
     return time.perf_counter() - t0, toks
 
 
+def check(a, task, probs, sp) -> None:
+    """Batched decoding against generate, one prompt at a time, on this device and dtype."""
+    from engine.models import decode, sample
+    from engine.models.sampling import sample_many
+    for name in a.models.split(","):
+        lm = load_model(name, device=a.device)
+        reqs = [(task.prompt(p), f"arith/{p.id}", list(range(16))) for p in probs[:4]]
+        got = sample_many(lm, reqs, sp)
+        real = decode.supports
+        decode.supports = lambda model: False
+        try:
+            ref = [sample(lm, prompt, sp, idx, key, max_batch=16) for prompt, key, idx in reqs]
+        finally:
+            decode.supports = real
+        same = sum(x.text == y.text for g, r in zip(got, ref) for x, y in zip(g, r))
+        lp = max(abs(x.logprob - y.logprob) for g, r in zip(got, ref) for x, y in zip(g, r) if x.tokens == y.tokens)
+        print(f"check {name} ({lm.model.dtype}): {same} of 64 texts as generate gives; "
+              f"largest log-prob gap on equal tokens {lp:.1e}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="arith-s,arith-xl")
@@ -86,6 +106,10 @@ def main():
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--contention", action="store_true")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--baseline-problems", type=int, default=None,
+                    help="run baseline (a) on the first this many problems only (default: all)")
+    ap.add_argument("--check", action="store_true",
+                    help="first compare the batched decoder with the generate path on 4 problems x 16 samples")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     task = get_task("arith")
@@ -96,6 +120,8 @@ def main():
     peak = matmul_gflops(a.device, first.model.dtype)
     print(f"{where}; {'8192' if a.device == 'cuda' else '1024'}-square {first.model.dtype} matmul: {peak:.0f} GFLOP/s; "
           f"{a.problems} problems x {a.n} samples, T=0.8, max 128 new tokens")
+    if a.check:
+        check(a, task, probs, sp)
     print(f"{'model':9s} {'path':38s} {'tokens/s':>9s} {'engine is':>10s} {'GFLOP/s':>8s} {'of matmul':>9s}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.models.split(","):
@@ -105,7 +131,7 @@ def main():
             secs, toks = engine_run(name, task, probs, sp, tmp, a.device)
             eng = toks / secs
             rows = [("engine (batched across problems)", eng)]
-            s_a, t_a = hf_generate(lm, task, probs, sp, per_call=a.n)
+            s_a, t_a = hf_generate(lm, task, probs[:a.baseline_problems], sp, per_call=a.n)
             rows.append((f"(a) generate(num_return_sequences={a.n})", t_a / s_a))
             s_b, t_b = hf_generate(lm, task, probs[:2], sp.with_n(8), per_call=1)
             rows.append(("(b) single generate calls (2 x 8)", t_b / s_b))

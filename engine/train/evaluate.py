@@ -94,19 +94,21 @@ def sweep(models: list[str], cache_path: Path, settings: EvalSettings, jobs: int
     problems = task.select(settings.problems)
     params = SamplingParams(n=settings.n, temperature=settings.temperature)
     cache = SampleCache(cache_path)
-    for model in models:
-        if jobs <= 1:
+    if jobs <= 1:
+        for model in models:
             bar = tqdm(desc=model, unit="sample", disable=not progress, dynamic_ncols=True)
             run(model, task, problems, params, cache, on_progress=bar_updater(bar))
             bar.close()
-            continue
-        # spawn, not fork: torch's thread pools do not survive a fork
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as ex:
-            futs = [ex.submit(_sweep_chunk, model, str(cache_path), settings, j, jobs, progress)
-                    for j in range(jobs)]
-            done = sum(f.result() for f in futs)
-        if progress:
-            print(f"{model}: generated {done} samples in {jobs} processes")
+        return
+    # one pool for every model (spawn, not fork: torch's thread pools do not survive a fork), so the
+    # workers start once; each takes every jobs-th problem of a model
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as ex:
+        futs = {(model, j): ex.submit(_sweep_chunk, model, str(cache_path), settings, j, jobs, progress)
+                for model in models for j in range(jobs)}
+        for model in models:
+            done = sum(futs[(model, j)].result() for j in range(jobs))
+            if progress:
+                print(f"{model}: generated {done} samples in {jobs} processes")
 
 
 def measure(models: list[str], cache_path: Path, settings: EvalSettings) -> dict:
