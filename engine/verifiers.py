@@ -51,11 +51,14 @@ class LearnedVerifier:
     tokenizer: object
     record: dict
     aggregate: str = "min"    # PRM: how step scores become one score
-    max_batch: int = 32
+    max_batch: int = 256
 
     def _batches(self, texts):
-        for i in range(0, len(texts), self.max_batch):
-            yield i, texts[i:i + self.max_batch]
+        """Chunks of similar length (little padding), as (positions in ``texts``, texts)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for i in range(0, len(order), self.max_batch):
+            idx = order[i:i + self.max_batch]
+            yield idx, [texts[j] for j in idx]
 
     def _encode(self, texts):
         import torch
@@ -65,31 +68,41 @@ class LearnedVerifier:
         dev = next(self.model.parameters()).device
         return enc, {k: enc[k].to(dev) for k in ("input_ids", "attention_mask")}, torch
 
-    def step_scores(self, prompt: str, completions: Sequence[str]) -> list[list[float]]:
+    def step_scores_many(self, prompts: Sequence[str], completions: Sequence[str]) -> list[list[float]]:
+        """Per (prompt, completion) pair, the PRM's score at the end of each solution line; pairs of any
+        problems are batched together."""
         if self.kind != "prm":
             return [[] for _ in completions]
-        texts = [verifier_text(prompt, c) for c in completions]
-        out: list[list[float]] = []
-        for _, chunk in self._batches(texts):
+        texts = [verifier_text(p, c) for p, c in zip(prompts, completions)]
+        out: list[list[float]] = [[] for _ in texts]
+        for idx, chunk in self._batches(texts):
             enc, inputs, torch = self._encode(chunk)
-            with torch.no_grad():
+            with torch.inference_mode():
                 probs = positive_probability(self.model(**inputs).logits).cpu().numpy()
-            for j, text in enumerate(chunk):
-                ends = set(step_end_offsets(prompt, completions[len(out)]))
+            for j, i in enumerate(idx):
+                ends = set(step_end_offsets(prompts[i], completions[i]))
                 offs = enc["offset_mapping"][j].tolist()
-                out.append([float(probs[j, t]) for t, (a, b) in enumerate(offs) if b - a == 1 and a in ends])
+                out[i] = [float(probs[j, t]) for t, (a, b) in enumerate(offs) if b - a == 1 and a in ends]
         return out
 
-    def score(self, prompt: str, completions: Sequence[str]) -> list[float]:
+    def score_many(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
+        """One score per (prompt, completion) pair, batched across problems."""
         if self.kind == "prm":
-            return [aggregate(s, self.aggregate) for s in self.step_scores(prompt, completions)]
-        texts = [verifier_text(prompt, c) for c in completions]
-        out: list[float] = []
-        for _, chunk in self._batches(texts):
+            return [aggregate(s, self.aggregate) for s in self.step_scores_many(prompts, completions)]
+        texts = [verifier_text(p, c) for p, c in zip(prompts, completions)]
+        out = [0.0] * len(texts)
+        for idx, chunk in self._batches(texts):
             _, inputs, torch = self._encode(chunk)
-            with torch.no_grad():
-                out += positive_probability(self.model(**inputs).logits).cpu().tolist()
+            with torch.inference_mode():
+                for i, v in zip(idx, positive_probability(self.model(**inputs).logits).cpu().tolist()):
+                    out[i] = v
         return out
+
+    def step_scores(self, prompt: str, completions: Sequence[str]) -> list[list[float]]:
+        return self.step_scores_many([prompt] * len(completions), completions)
+
+    def score(self, prompt: str, completions: Sequence[str]) -> list[float]:
+        return self.score_many([prompt] * len(completions), completions)
 
 
 def positive_probability(logits):

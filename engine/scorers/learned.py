@@ -17,7 +17,7 @@ import pandas as pd
 from ..verifiers import AGGREGATES, VERIFIERS_DIR, aggregate, load_verifier
 from . import Scorer, register
 
-FLUSH_ROWS = 1000
+FLUSH_ROWS = 2048
 KEY = ["model_fp", "task", "problem_id", "config_key", "idx"]
 AGG_LABELS = {"min": "lowest step score", "prod": "product of step scores", "last": "last step score",
               "mean": "mean step score"}
@@ -48,22 +48,20 @@ class LearnedScorer(Scorer):
         todo = samples[(seen == "left_only").to_numpy()]
         if not todo.empty:
             by_id = task.by_id()
-            groups = list(todo.groupby(["model_fp", "config_key", "problem_id"], sort=False))
-            pending: list[dict] = []
-            for n_done, ((_, _, pid), grp) in enumerate(groups):
-                prompt = task.prompt(by_id[pid])
-                comps = grp["text"].fillna("").tolist()
-                steps = v.step_scores(prompt, comps) if v.kind == "prm" else [[] for _ in comps]
+            prompts = {pid: task.prompt(by_id[pid]) for pid in todo["problem_id"].unique()}
+            # chunks of rows of any problems: the verifier batches them by length; each chunk is one
+            # transaction, so a crash loses at most that many scores
+            for start in range(0, len(todo), FLUSH_ROWS):
+                part = todo.iloc[start:start + FLUSH_ROWS]
+                ps, comps = [prompts[p] for p in part["problem_id"]], part["text"].fillna("").tolist()
+                steps = v.step_scores_many(ps, comps) if v.kind == "prm" else [[] for _ in comps]
                 # a PRM's score is an aggregate of the step scores just computed: no second pass
-                scores = [aggregate(st, v.aggregate) for st in steps] if v.kind == "prm" else v.score(prompt, comps)
-                pending += [dict(verifier_fp=v.fingerprint, **{k: getattr(r, k) for k in KEY}, score=s,
-                                 step_scores=json.dumps(st)) for r, s, st in zip(grp.itertuples(), scores, steps)]
-                # one transaction per ~1,000 scores: a crash loses at most those, and writes stay cheap
-                if len(pending) >= FLUSH_ROWS or n_done + 1 == len(groups):
-                    cache.write_scores(pending)
-                    pending = []
+                scores = [aggregate(st, v.aggregate) for st in steps] if v.kind == "prm" else v.score_many(ps, comps)
+                cache.write_scores([dict(verifier_fp=v.fingerprint, **{k: getattr(r, k) for k in KEY}, score=s,
+                                         step_scores=json.dumps(st))
+                                    for r, s, st in zip(part.itertuples(), scores, steps)])
                 if on_progress:
-                    on_progress(n_done + 1, len(groups))
+                    on_progress(min(start + FLUSH_ROWS, len(todo)), len(todo))
             have = self._cached(cache, v.fingerprint, samples)
         out = samples.merge(have[KEY + ["score", "step_scores"]], on=KEY, how="left")
         out["step_scores"] = _parse_lists(out["step_scores"])
