@@ -1,4 +1,5 @@
 """python -m engine.train {ladder,verifiers,evaluate,ship} [--quick] [--out DIR] [--only NAME,...] [--jobs J]
+       python -m engine.train verifiers --recipe v2 [--device cuda] [--out DIR] [--cache FILE]
 
 ladder: train the shipped models; verifiers: train the ORM and PRM on their
 samples; evaluate: measure the shipped ladder on the test set (500 problems x 64
@@ -23,9 +24,20 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=MODELS_DIR, help="where model dirs go (default data/models)")
     ap.add_argument("--only", default="", help="comma-separated subset of names")
     ap.add_argument("--jobs", type=int, default=0,
-                    help="evaluate: sampling processes, one thread each (default: cores, at most 4)")
+                    help="evaluate, verifiers v2: sampling processes, one thread each (evaluate default: cores, at most 4; v2: 1)")
     ap.add_argument("--cache", type=Path, default=None,
-                    help="evaluate, ship: DuckDB file (default cache/samples.duckdb)")
+                    help="evaluate, ship: DuckDB file (default cache/samples.duckdb); verifiers v2: the training-sample cache (default OUT/train_samples.duckdb)")
+    ap.add_argument("--recipe", choices=["v1", "v2"], default="v1",
+                    help="verifiers: v1 (default, the shipped ones) or v2 (many samples per problem, pairwise within "
+                         "a problem, from arith-xl's weights; see engine/train/verifiers_v2.py)")
+    ap.add_argument("--preset", choices=["cpu", "gpu", "quick"], default=None,
+                    help="verifiers v2: data and batch sizes (default: gpu with --device cuda, else cpu)")
+    ap.add_argument("--device", default="cpu", help="verifiers v2: cpu or cuda")
+    ap.add_argument("--problems", type=int, default=None, help="verifiers v2: override the preset's problem count")
+    ap.add_argument("--samples", type=int, default=None, help="verifiers v2: override samples per problem per model")
+    ap.add_argument("--epochs", type=int, default=None, help="verifiers v2: override the preset's epochs")
+    ap.add_argument("--sample-device", default="cpu",
+                    help="verifiers v2: where the ladder samples (default cpu; with --jobs J, J one-thread processes)")
     args = ap.parse_args(argv)
     try:
         if args.what == "ladder":
@@ -48,6 +60,16 @@ def main(argv=None) -> int:
             from ..shipped import SWEEPS_DIR, write
             man = write(SampleCache(args.cache or DEFAULT_PATH))
             print(f"wrote {man['samples']:,} samples and {man['scores']:,} scores to {SWEEPS_DIR}")
+        elif args.recipe == "v2":
+            from .verifiers_v2 import train_verifiers_v2
+            preset = "quick" if args.quick else args.preset or ("gpu" if args.device.startswith("cuda") else "cpu")
+            # --out is where orm/ and prm/ go (default out/verifiers_v2: never over the shipped verifiers);
+            # the ladder models are the shipped ones
+            out = Path("out") / "verifiers_v2" if args.out == MODELS_DIR else args.out
+            train_verifiers_v2(out, MODELS_DIR, preset=preset,
+                               device=args.device, cache_path=args.cache, problems=args.problems,
+                               samples=args.samples, epochs=args.epochs, jobs=max(1, args.jobs),
+                               sample_device=args.sample_device)
         else:
             from .verifiers import train_verifiers
             train_verifiers(args.out, quick=args.quick)
