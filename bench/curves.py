@@ -6,7 +6,8 @@
 1. the shipped sweeps (4 models x 500 problems x 64 samples, scores cached in a temp cache made with
    ``engine.shipped.import_into``, as bench/run.py does): seconds to read the samples from DuckDB, to read
    each scorer's cached scores, and to compute each strategy's curves (k = 1, 2, 4 .. 64, with Monte Carlo
-   errors) from what was read; then ``analysis.curves`` end to end (its bootstrap bands included);
+   errors) from what was read, and the bootstrap bands; then ``analysis.curves`` end to end, which is all of
+   these (target: under 1 s);
 2. synthetic pools (problems x 64 samples: random answers, a random correct one, random scores) of 10k,
    100k and 1M samples: seconds per strategy, to show how the time grows.
 Not a pass/fail test; run it on a quiet machine.
@@ -48,46 +49,63 @@ def strategy_curves(strat, df, ks):
 
 
 def shipped(tmp: Path, repeat: int) -> None:
-    from engine import analysis, scorers, shipped as ship, strategies
+    from engine import accounting, analysis, scorers, shipped as ship, strategies
+    from engine.analysis.curves import _aggregate
     from engine.cache import SampleCache
     from engine.experiment import Experiment
     from engine.models import SamplingParams, list_shipped
-    from engine.results import load_samples
+    from engine.results import load_samples, model_info
     cache = SampleCache(tmp / "curves.duckdb")
     load_s, _ = timed(lambda: ship.import_into(cache))
     exp = Experiment.build(list_shipped(), "arith", SamplingParams(n=64, temperature=0.8), problems=500,
                            strategies=SPECS)
     task, problems = exp.load_task(), exp.selected()
+    names = sorted({s.partition(":")[2] for s in SPECS if ":" in s})
     print(f"shipped sweeps into a new cache: {load_s:.2f} s")
     for attempt in range(repeat):
-        read, scored, frames = 0.0, {}, {}
+        # the steps of analysis.curves one at a time, as curves.blocks takes them
+        read, scored, frames, infos = 0.0, {}, {}, {}
         for ref in exp.models:
-            secs, df = timed(lambda: load_samples(cache, ref, task, problems, exp.params)
-                             .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True))
-            read += secs
-            frames[(ref.name, None)] = df
-            for name in sorted({s.partition(":")[2] for s in SPECS if ":" in s}):
-                secs, sdf = timed(lambda: scorers.get(name).score(cache, task, df)
-                                  .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True))
-                scored[name] = scored.get(name, 0.0) + secs
-                frames[(ref.name, name)] = sdf
+            with cache.reading():
+                secs, df = timed(lambda: load_samples(cache, ref, task, problems, exp.params)
+                                 .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True))
+                read += secs
+                frames[(ref.name, None)], infos[ref.name] = df, model_info(cache, ref)
+                for name in names:
+                    secs, sdf = timed(lambda: scorers.get(name).score(cache, task, df)
+                                      .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True))
+                    scored[name] = scored.get(name, 0.0) + secs
+                    frames[(ref.name, name)] = sdf
         n = sum(len(frames[(r.name, None)]) for r in exp.models)
         print(f"\n[{attempt + 1}/{repeat}] {n:,} samples of {len(exp.models)} models")
         print(f"  read samples (DuckDB -> pandas)        {read:7.3f} s")
         for name, secs in scored.items():
             print(f"  read cached scores: {name:20s} {secs:7.3f} s")
-        total = 0.0
+        costs, costed = 0.0, {}
+        for (model, name), df in frames.items():
+            sp = scorers.get(name).params if name else 0
+            t0 = time.perf_counter()
+            withcost = accounting.per_sample(df, infos[model], exp.cost, sp)
+            pp = accounting.per_problem(withcost)
+            costed[(model, name)] = withcost, pp, accounting.problem_costs(pp, infos[model], KS, exp.cost, sp)
+            costs += time.perf_counter() - t0
+        print(f"  costs per sample, per problem, per k   {costs:7.3f} s")
+        total, bands = 0.0, 0.0
         for spec in SPECS:
             strat = strategies.get(spec)
             secs = 0.0
             for ref in exp.models:
-                s, _ = timed(lambda: strategy_curves(strat, frames[(ref.name, strat.scorer)], KS))
+                df, pp, c = costed[(ref.name, strat.scorer)]
+                s, (acc, se) = timed(lambda: strategy_curves(strat, df, KS))
                 secs += s
+                bands += timed(lambda: _aggregate(acc, se, c, pp["difficulty"].to_numpy(), pp["n"].to_numpy(), KS,
+                                                  False, {}, infos[ref.name]))[0]
             total += secs
             print(f"  curves: {spec:30s} {secs:7.3f} s")
         print(f"  curves: all {len(SPECS)} strategies          {total:7.3f} s")
+        print(f"  bands and means over problems          {bands:7.3f} s")
         secs, _ = timed(lambda: analysis.curves(cache, exp))
-        print(f"  analysis.curves end to end (reads, costs, bands included): {secs:.2f} s")
+        print(f"  analysis.curves end to end (reads, costs, curves, bands): {secs:.2f} s (issue 12's target: < 1 s)")
 
 
 def synthetic(total: int, n: int = 64, seed: int = 0) -> pd.DataFrame:

@@ -55,8 +55,25 @@ PER_PROBLEM = {"prompt_tokens": "first", "completion_tokens": "mean", "flops": "
 def per_problem(df: pd.DataFrame) -> pd.DataFrame:
     """One row per problem (in first-seen order) of ``per_sample`` output: what ``problem_costs`` reads, with
     the problem's ``difficulty`` and pool size ``n``."""
-    return df.groupby("problem_id", sort=False).agg(**{c: (c, how) for c, how in PER_PROBLEM.items()},
-                                                    difficulty=("difficulty", "first"), n=("idx", "count"))
+    # as array operations over the samples sorted by problem (pandas' groupby took longer than the curves)
+    codes, ids = pd.factorize(df["problem_id"])             # problems in first-seen order
+    order = np.argsort(codes, kind="stable")                  # each problem's samples together, in order
+    size = np.bincount(codes, minlength=len(ids))
+    start = np.cumsum(size) - size
+    out = {}
+    for c, how in {**PER_PROBLEM, "difficulty": "first"}.items():
+        col = df[c]
+        if col.isna().any():  # a gap: pandas' own rule (skip it)
+            out[c] = col.groupby(codes, sort=False).agg(how).array
+        elif how == "first":
+            out[c] = col.array.take(order[start])
+        elif how == "mean":
+            out[c] = np.add.reduceat(col.to_numpy(np.float64)[order], start) / size
+        else:  # median: the middle one (or two) of each problem's sorted values
+            v = col.to_numpy(np.float64)[np.lexsort((col.to_numpy(np.float64), codes))]
+            out[c] = (v[start + (size - 1) // 2] + v[start + size // 2]) / 2
+    out["n"] = np.bincount(codes, df["idx"].notna().to_numpy(), len(ids)).astype(np.int64)
+    return pd.DataFrame(out, index=pd.Index(ids, name="problem_id"))
 
 
 def problem_costs(pp: pd.DataFrame, info: dict, ks: Sequence[int], cost: compute.CostModel,

@@ -480,12 +480,7 @@ def bootstrap_ci(values, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0)
         raise ConfigError("n_boot must be at least 1")
     if not (0.0 < float(alpha) < 1.0):
         raise ConfigError(f"alpha must lie strictly between 0 and 1, got {alpha}")
-    p = vals.shape[0]
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, p, size=(n_boot, p))
-    # how often each problem appears in each resample, so a resample mean is one matrix product
-    counts = np.bincount((idx + p * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * p)
-    counts = counts.reshape(n_boot, p).astype(np.float64)
+    counts = _resample_counts(vals.shape[0], n_boot, int(seed))
     valid = ~np.isnan(vals)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = (counts @ np.where(valid, vals, 0.0)) / (counts @ valid.astype(np.float64))
@@ -497,6 +492,19 @@ def bootstrap_ci(values, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0)
             lo[j], hi[j] = np.percentile(col, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     shape = np.asarray(values).shape[1:]
     return lo.reshape(shape), hi.reshape(shape)
+
+
+@lru_cache(maxsize=1)
+def _resample_counts(p: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, p]: how often each problem appears in each resample, so a resample mean is one matrix product.
+    Kept for the next call: the blocks of one experiment all have the same problems, and drawing this costs
+    more than the rest of an interval."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, p, size=(n_boot, p))
+    counts = np.bincount((idx + p * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * p)
+    counts = counts.reshape(n_boot, p).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
 
 
 def mean_with_ci(values, n_boot: int = 1000, alpha: float = 0.05,

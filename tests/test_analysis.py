@@ -255,3 +255,34 @@ def test_plan_warns_when_the_interval_reaches_below_the_target():
     assert "may fall short" in p["explanation"]  # lo = accuracy - 0.05 < 0.5 for the cheapest that meets 0.5
     sure = analysis.recommend(df, target_accuracy=0.15, latency_budget_s=0.15, queries_per_day=1)
     assert "may fall short" not in sure["explanation"]
+
+
+def test_per_problem_costs_match_pandas_groupby_with_gaps_and_pools_of_any_size():
+    from engine import accounting
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 9, 30)
+    n = int(sizes.sum())
+    df = pd.DataFrame({"problem_id": pd.array(np.repeat([f"p{i}" for i in range(30)], sizes), dtype="str"),
+                       "idx": np.concatenate([np.arange(s) for s in sizes]),
+                       "prompt_tokens": rng.integers(5, 50, n).astype(np.int32),
+                       "completion_tokens": rng.integers(1, 99, n).astype(np.int32),
+                       "flops": rng.random(n) * 1e10, "device_s": rng.random(n), "prefill_s": rng.random(n),
+                       "decode_s": rng.random(n), "batch_size": np.full(n, 4, np.int32),
+                       "device": pd.array(["cpu"] * n, dtype="str"),
+                       "difficulty": np.repeat(np.arange(30) % 5, sizes).astype(float)})
+    df = df.sample(frac=1, random_state=1).reset_index(drop=True)  # problems interleaved
+    gappy = df.copy()
+    gappy.loc[::7, "device_s"] = np.nan
+    gappy.loc[::5, "prefill_s"] = np.nan
+    gappy.loc[gappy.problem_id == "p3", "difficulty"] = np.nan
+    for d in (df, gappy):
+        want = d.groupby("problem_id", sort=False).agg(**{c: (c, how) for c, how in accounting.PER_PROBLEM.items()},
+                                                       difficulty=("difficulty", "first"), n=("idx", "count"))
+        got = accounting.per_problem(d)
+        assert got.index.equals(want.index) and list(got.columns) == list(want.columns)
+        assert (got.dtypes == want.dtypes).all()
+        for c in want.columns:
+            if want[c].dtype.kind == "f":  # means summed in another order: equal to rounding
+                np.testing.assert_allclose(got[c], want[c], rtol=1e-14, atol=0)
+            else:
+                assert got[c].equals(want[c]), c

@@ -238,7 +238,8 @@ def test_every_page_renders(root):
         page(root, path)
 
 
-def test_stop_ends_the_sweep_after_the_current_batch(tmp_path, tiny_model):
+def test_stop_ends_the_sweep_after_the_current_batch(tmp_path, tiny_model, monkeypatch):
+    import engine.runner
     from engine.experiment import Experiment
     from engine.models.ref import ModelRef, resolve_model
     from ui.sweep import SweepJob
@@ -246,6 +247,7 @@ def test_stop_ends_the_sweep_after_the_current_batch(tmp_path, tiny_model):
     ref = resolve_model(tiny_model)
     exp = Experiment.build([ref, ModelRef("again", ref.source, ref.fingerprint)], "arith",
                            SamplingParams(n=2, max_new_tokens=8), problems=6)
+    monkeypatch.setattr(engine.runner, "TOKENS_PER_BATCH", 16)  # batches of 2 rows (max_new_tokens 8)
     job = SweepJob(exp, cache, "cpu")
     seen = []
 

@@ -310,3 +310,24 @@ def test_a_refused_statement_on_a_healthy_cache_is_not_called_damage(cache):
         with cache._conn() as con:
             con.execute("SELECT * FROM no_such_table")  # a bug: keeps its traceback, the file is fine
     assert cache.count() == 0
+
+
+def test_a_burst_of_reads_keeps_the_file_open_until_the_first_write(tmp_path):
+    cache = SampleCache(tmp_path / "c.duckdb")
+    row = dict(zip(["model_fp", "task", "problem_id", "config_key", "idx", "text", "answer", "correct", "prompt_tokens",
+                    "completion_tokens", "logprob", "prefill_s", "decode_s", "batch_size", "finish", "device"],
+                   ["m", "t", "p", "k", 0, "x", "1", True, 5, 2, -1.0, 0.0, 0.0, 1, "eos", "cpu"]))
+    cache.write_samples([row])
+    with cache.reading():
+        assert cache._open is not None
+        with cache.reading():  # nested: the outer one keeps it
+            assert len(cache.samples()) == 1 and cache.scores("v").empty and cache._open is not None
+        assert len(cache.models()) == 0 and cache._open is not None
+        cache.write_samples([{**row, "idx": 1}])  # a write ends the burst: scoring or sampling may follow
+        assert cache._open is None
+        assert len(cache.samples()) == 2
+    assert cache._open is None
+    # another process can take the file once the burst is over
+    out = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(cache.path)!r}).close()"],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr

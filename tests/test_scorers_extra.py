@@ -188,3 +188,17 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert "best-of-N · simulated 0.95" in {t["name"] for t in chart(at, "verifier_curves")["data"]}
     assert set(at.dataframe[1].value["corruption"]) == set(corruptions.KINDS)
+
+
+def test_step_score_aggregates_of_a_whole_column_match_one_list_at_a_time():
+    from engine.scorers.learned import _aggregate_lists, _parse_lists
+    from engine.verifiers import AGGREGATES, aggregate
+    col = pd.Series(["[0.5, 0.25]", None, "[]", "[0.1]", "[0.5, 0.25]", "[0.3, 0.9, 0.2, 0.11, 0.7, 0.6, 0.5, 0.4, 0.33]"],
+                    dtype="str")
+    codes, lists = _parse_lists(col)
+    rows = [lists[c] for c in codes]
+    assert rows == [[0.5, 0.25], [], [], [0.1], [0.5, 0.25], [0.3, 0.9, 0.2, 0.11, 0.7, 0.6, 0.5, 0.4, 0.33]]
+    for how in AGGREGATES:
+        np.testing.assert_allclose(_aggregate_lists(lists, how)[codes], [aggregate(r, how) for r in rows],
+                                   rtol=1e-15, atol=0)
+    assert list(_aggregate_lists([[], []], "min")) == [0.0, 0.0]

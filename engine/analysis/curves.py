@@ -64,33 +64,33 @@ def blocks(cache: SampleCache, exp, ks: Sequence[int] | None = None, include_par
     ks = tuple(ks or powers_of_two(exp.params.n))
     chosen = [strategies.get(s) for s in exp.strategies]
     for ref in exp.models:
-        base = load_samples(cache, ref, task, problems, exp.params)
-        if not include_partial and not base.empty:
-            size = base.groupby("problem_id")["idx"].transform("count")
-            base = base[size >= exp.params.n]
-        if base.empty:
-            continue
-        base = base.sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
-        info = model_info(cache, ref)
-        scored: dict[str, pd.DataFrame] = {}
+        with cache.reading():  # the model's samples and every scorer's scores: one opening of the file
+            base = load_samples(cache, ref, task, problems, exp.params)
+            if not include_partial and not base.empty:
+                size = base.groupby("problem_id")["idx"].transform("count")
+                base = base[size >= exp.params.n]
+            if base.empty:
+                continue
+            base = base.sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
+            info = model_info(cache, ref)
+            scored: dict[str, pd.DataFrame] = {}
+            for name in dict.fromkeys(st.scorer for st in chosen if st.scorer):  # each scorer once
+                hook = (lambda d, t, what=f"{ref.name}: scoring with {name}": on_progress(what, d, t)) \
+                    if on_progress else None
+                scored[name] = scorers.get(name).score(cache, task, base, on_progress=hook) \
+                    .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
+        costed = {}  # costs depend on the scorer only (None: none), not on the strategy: once per scorer
         for strat in chosen:
-            df, sparams = base, 0
-            if strat.scorer:
-                scorer = scorers.get(strat.scorer)
-                if strat.scorer not in scored:
-                    hook = (lambda d, t, what=f"{ref.name}: scoring with {strat.scorer}": on_progress(what, d, t)) \
-                        if on_progress else None
-                    scored[strat.scorer] = scorer.score(cache, task, base, on_progress=hook) \
-                        .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
-                df, sparams = scored[strat.scorer], scorer.params
-            df = accounting.per_sample(df, info, exp.cost, sparams)
-            pp = accounting.per_problem(df)
+            if strat.scorer not in costed:
+                df, sparams = (scored[strat.scorer], scorers.get(strat.scorer).params) if strat.scorer else (base, 0)
+                df = accounting.per_sample(df, info, exp.cost, sparams)
+                pp = accounting.per_problem(df)
+                costed[strat.scorer] = df, sparams, pp, accounting.problem_costs(pp, info, ks, exp.cost, sparams)
+            df, sparams, pp, costs = costed[strat.scorer]
             acc, se = _accuracy(df, strat, ks)
             # texts stay in the cache: nothing computed from a block reads them, and blocks are kept in memory
             yield Block(ref.name, strat.spec, ks, info, sparams, df.drop(columns=["text"], errors="ignore"),
-                        pp.index.to_numpy(),
-                        pp["difficulty"].to_numpy(), pp["n"].to_numpy(), acc, se,
-                        accounting.problem_costs(pp, info, ks, exp.cost, sparams))
+                        pp.index.to_numpy(), pp["difficulty"].to_numpy(), pp["n"].to_numpy(), acc, se, costs)
 
 
 def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: bool = False,

@@ -121,10 +121,11 @@ def simulate(block, rule: str, thresholds, max_samples: int | None = None, order
     means = used.mean(0)
     # fixed-k baselines only at the whole k around each mean (exact majority curves are not cheap)
     near = sorted({int(k) for m in means for k in (np.floor(m), np.ceil(m))} | {cap})
-    fixed_major = _at(pools, near, ks, lambda p, kk: metrics.majority_at_k_curve(p.answers, p.correct, kk))
+    same_size = strategies.Pools.split(block.samples)   # the pools again, as blocks of one pool size
+    fixed_major = _at(same_size, near, ks, lambda b, kk: metrics.majority_at_k_block(b.codes, b.correct, kk))
     fixed_best = None
     if rule == "verifier":
-        fixed_best = _at(pools, near, ks, lambda p, kk: metrics.best_of_k_curve(p.scores, p.correct, kk))
+        fixed_best = _at(same_size, near, ks, lambda b, kk: metrics.best_of_k_block(b.scores, b.correct, kk))
     flops = _flops_by_k(block, ks, scored_always=rule == "verifier")
     rows = []
     for j, t in enumerate(thresholds):
@@ -141,10 +142,11 @@ def simulate(block, rule: str, thresholds, max_samples: int | None = None, order
     return pd.DataFrame(rows)
 
 
-def _at(pools, near, ks, curve) -> np.ndarray:
-    """A fixed-k curve averaged over pools, filled in at the k in ``near`` (NaN elsewhere)."""
+def _at(same_size, near, ks, curve) -> np.ndarray:
+    """A fixed-k curve averaged over problems, filled in at the k in ``near`` (NaN elsewhere); ``same_size`` is
+    ``Pools.split`` output and ``curve(pools, near)`` a [problems, len(near)] block estimator."""
     out = np.full(len(ks), np.nan)
-    out[np.asarray(near) - 1] = np.vstack([curve(p, near) for p in pools]).mean(0)
+    out[np.asarray(near) - 1] = np.vstack([curve(b, near) for _, b in same_size]).mean(0)
     return out
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from ..errors import EngineError
@@ -44,6 +45,15 @@ class Entry:
 _REGISTRY: dict[str, Entry] = {}
 _FAMILIES: dict[str, tuple[Callable[[str], Scorer], tuple[str, ...]]] = {}
 _instances: dict[str, Scorer] = {}
+
+
+def no_steps(n: int) -> np.ndarray:
+    """The ``step_scores`` column of a scorer without steps: one empty list shared by all ``n`` rows (read it,
+    don't change it). A new list per row cost more than the scoring: every one is a container that Python's
+    garbage collector goes on traversing."""
+    col = np.empty(n, dtype=object)
+    col.fill([])
+    return col
 
 
 def register(name: str, factory: Callable[[], Scorer], available: Callable[[], bool] = lambda: True) -> None:

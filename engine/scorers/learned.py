@@ -7,11 +7,13 @@ last step, mean) is computed from them, so switching aggregation costs nothing.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..verifiers import AGGREGATES, VERIFIERS_DIR, aggregate, load_verifier
@@ -43,9 +45,9 @@ class LearnedScorer(Scorer):
         if samples.empty:
             return samples.assign(score=pd.Series(dtype=float), step_scores=pd.Series(dtype=object))
         v = self.verifier
-        have = self._cached(cache, v.fingerprint, samples)
-        seen = samples[KEY].merge(have[KEY].drop_duplicates(), on=KEY, how="left", indicator=True)["_merge"]
-        todo = samples[(seen == "left_only").to_numpy()]
+        # one merge finds the samples not scored yet and gives the others' scores (usually all there are)
+        out = samples.merge(self._cached(cache, v.fingerprint, samples), on=KEY, how="left", indicator=True)
+        todo = samples[(out.pop("_merge") == "left_only").to_numpy()]
         if not todo.empty:
             by_id = task.by_id()
             prompts = {pid: task.prompt(by_id[pid]) for pid in todo["problem_id"].unique()}
@@ -62,26 +64,51 @@ class LearnedScorer(Scorer):
                                     for r, s, st in zip(part.itertuples(), scores, steps)])
                 if on_progress:
                     on_progress(min(start + FLUSH_ROWS, len(todo)), len(todo))
-            have = self._cached(cache, v.fingerprint, samples)
-        out = samples.merge(have[KEY + ["score", "step_scores"]], on=KEY, how="left")
-        out["step_scores"] = _parse_lists(out["step_scores"])
+            out = samples.merge(self._cached(cache, v.fingerprint, samples), on=KEY, how="left")
+        codes, lists = _parse_lists(out["step_scores"])
+        out["step_scores"] = pd.Series(lists[codes], index=out.index, dtype=object)
         if v.kind == "prm" and self.aggregate:
-            out["score"] = out["step_scores"].map(lambda st: aggregate(st, self.aggregate))
+            out["score"] = _aggregate_lists(lists, self.aggregate)[codes]
         return out
 
     @staticmethod
     def _cached(cache, verifier_fp: str, samples: pd.DataFrame) -> pd.DataFrame:
         frames = [cache.scores(verifier_fp, model_fp=fp, task=t, config_key=ck,
-                               problem_ids=g["problem_id"].unique().tolist())
+                               problem_ids=g["problem_id"].unique().tolist(), columns=KEY + ["score", "step_scores"])
                   for (fp, t, ck), g in samples.groupby(["model_fp", "task", "config_key"], sort=False)]
         return pd.concat(frames, ignore_index=True)
 
 
-def _parse_lists(col: pd.Series) -> pd.Series:
-    """JSON lists (None or NaN: []) as Python lists; each distinct text parsed once, all in one ``json.loads``."""
+def _parse_lists(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """JSON lists (None or NaN: []) as (codes, lists): row i's list is ``lists[codes[i]]``. Each distinct text
+    is parsed once, all in one ``json.loads``; rows with the same text share its list (read them, don't
+    change them), since a list per row cost more than everything else in reading the scores."""
     codes, uniq = pd.factorize(col, use_na_sentinel=True)
-    parsed = json.loads("[" + ",".join(uniq) + "]") if len(uniq) else []
-    return pd.Series([list(parsed[c]) if c >= 0 else [] for c in codes], index=col.index, dtype=object)
+    # tolist(): iterating Arrow-backed strings one by one is slower than the parse; the last, [], is code -1's
+    parsed = json.loads("[" + ",".join(uniq.tolist() + ["[]"]) + "]")
+    return codes, np.fromiter(parsed, dtype=object, count=len(parsed))
+
+
+def _aggregate_lists(lists, how: str) -> np.ndarray:
+    """``verifiers.aggregate(l, how)`` of every list, as array operations over the lists laid end to end."""
+    if how not in AGGREGATES:
+        return np.array([aggregate(st, how) for st in lists], dtype=np.float64)  # its error message
+    lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.float64, count=int(lens.sum()))
+    out = np.zeros(len(lists))  # an empty list scores 0
+    has = lens > 0
+    starts = (np.cumsum(lens) - lens)[has]  # empty lists add no values, so these starts bound the others
+    if not has.any():
+        return out
+    if how == "min":
+        out[has] = np.minimum.reduceat(flat, starts)
+    elif how == "prod":
+        out[has] = np.multiply.reduceat(flat, starts)
+    elif how == "last":
+        out[has] = flat[starts + lens[has] - 1]
+    else:
+        out[has] = np.add.reduceat(flat, starts) / lens[has]
+    return out
 
 
 def from_directory(path: str) -> LearnedScorer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Scorer, register
+from . import Scorer, no_steps, register
 
 
 class SelfLikelihood(Scorer):
@@ -21,7 +21,7 @@ class SelfLikelihood(Scorer):
     def score(self, cache, task, samples, on_progress=None):
         tokens = np.maximum(samples["completion_tokens"].to_numpy(np.float64), 1.0)
         return samples.assign(score=np.exp(samples["logprob"].to_numpy(np.float64) / tokens),
-                              step_scores=[[] for _ in range(len(samples))])
+                              step_scores=no_steps(len(samples)))
 
 
 register(SelfLikelihood.name, SelfLikelihood)

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.stats import norm
 
 from ..errors import EngineError
-from . import Scorer, register_family
+from . import Scorer, no_steps, register_family
 
 PREFIX = "simulated"
 LISTED = ("simulated-0.7", "simulated-0.9")
@@ -56,7 +56,7 @@ class Simulated(Scorer):
     def score(self, cache, task, samples, on_progress=None):
         d = d_prime(self.auc)
         x = noise(samples, self.seed) + d * samples["correct"].to_numpy(np.float64) - d / 2
-        return samples.assign(score=norm.cdf(x), step_scores=[[] for _ in range(len(samples))])
+        return samples.assign(score=norm.cdf(x), step_scores=no_steps(len(samples)))
 
 
 def from_param(param: str) -> Simulated:
