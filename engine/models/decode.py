@@ -69,8 +69,8 @@ class Decoded:
     tokens: list[list[int]]        # per row of the job, the completion's token ids
     logprobs: list[list[float]]    # and their log-probabilities under the model (T=1)
     ended: list[bool]              # whether EOS or a stop string ended the row (else max_new_tokens did)
-    prefill_s: float
-    decode_s: float
+    prefill_s: float               # this prompt's prefill
+    decode_s: float                # the whole batch's decode
     rows: int                      # rows decoded together (all jobs)
 
 
@@ -169,15 +169,18 @@ class _State:
 
 def _prefill(model, jobs: list[Job], device):
     """Per layer, the prompts' keys and values (all tokens but the last, which the first step feeds), padded
-    at the end to the longest: [P, Hkv, Lmax, D] each, and the padding mask [P, Lmax]."""
-    per_job = []
+    at the end to the longest: [P, Hkv, Lmax, D] each, the padding mask [P, Lmax], and each prompt's prefill
+    time (what one query waits for its prompt)."""
+    per_job, secs = [], []
     for job in jobs:
+        t0 = time.perf_counter()
         ids = job.ids.to(device)[None]
         if ids.shape[1] < 2:
             per_job.append(None)
-            continue
-        out = model(input_ids=ids[:, :-1], use_cache=True)
-        per_job.append([(lay.keys[0], lay.values[0]) for lay in out.cache.layers])
+        else:
+            out = model(input_ids=ids[:, :-1], use_cache=True)
+            per_job.append([(lay.keys[0], lay.values[0]) for lay in out.cache.layers])
+        secs.append(time.perf_counter() - t0)
     lengths = [0 if kv is None else kv[0][0].shape[1] for kv in per_job]
     lmax = max(lengths)
     c = model.config
@@ -194,7 +197,7 @@ def _prefill(model, jobs: list[Job], device):
                 v[j, :, :lengths[j]] = kv[li][1]
         layers.append((k, v))
     pad = torch.arange(lmax, device=device)[None, :] >= torch.tensor(lengths, device=device)[:, None]
-    return layers, pad
+    return layers, pad, secs
 
 
 def decode(lm, jobs: list[Job], params) -> list[Decoded]:
@@ -203,21 +206,19 @@ def decode(lm, jobs: list[Job], params) -> list[Decoded]:
     device = next(model.parameters()).device
     _install(model)
     eos = tok.eos_token_id
-    t0 = time.perf_counter()
     with torch.inference_mode():
-        layers, pad = _prefill(model, jobs, device)
-        prefill_s = time.perf_counter() - t0
+        layers, pad, prefill_s = _prefill(model, jobs, device)
         t1 = time.perf_counter()
         out = _decode(model, tok, jobs, params, layers, pad, device, eos)
     decode_s = time.perf_counter() - t1
     rows = sum(len(j.indices) for j in jobs)
     toks, lps, n_tok, ended = out
     res, r = [], 0
-    for job in jobs:
+    for job, pre in zip(jobs, prefill_s):
         k = len(job.indices)
         res.append(Decoded([toks[i][:n_tok[i]] for i in range(r, r + k)],
                            [lps[i][:n_tok[i]] for i in range(r, r + k)],
-                           ended[r:r + k], prefill_s, decode_s, rows))
+                           ended[r:r + k], pre, decode_s, rows))
         r += k
     return res
 
