@@ -5,7 +5,7 @@ paid once however many rows the step holds, and reading every row's KV cache. So
 one batch, and each prompt's keys and values are kept once and read once per step for all rows that
 continue it (shared-prefix attention, as Hydragen, Juravsky et al. 2024). The scores against the prompt and
 against the row's own continuation are computed apart and merged exactly through their log-sum-exp. Rows that
-finish leave the batch, so nothing is spent on padding after EOS.
+finish leave the batch (together, once a quarter of it has finished), so little is spent on rows past their EOS.
 
 Everything except the attention is the model's own Hugging Face forward: this module plugs in a cache object
 and an attention function through transformers' attention registry. For every other call the function hands
