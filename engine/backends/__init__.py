@@ -9,6 +9,10 @@ A backend is opened for one resolved model (``ModelRef``) and offers:
   samples ``indices`` of ``prompt`` under ``params``. Sample ``i`` must depend
   only on (model, prompt_key, params, i), never on which other indices share
   the call: that is what lets the cache top up a pool.
+* optionally ``generate_many([(prompt, prompt_key, indices)], params) -> [samples]``:
+  the same for many problems decoded as one batch (the runner then fills a
+  batch with many problems' rows), and ``rows_per_batch(params) -> int``, the
+  batch size to use when the user names none.
 
 ``open_backend(ref, device)`` picks the backend named by ``ref.backend``. Adding
 one is a module in this package that calls ``register("name")`` on its opener.
