@@ -146,12 +146,12 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
             else:
                 outs = [backend.generate(prompt, params, idx, prompt_key=key, max_batch=max_batch)
                         for prompt, key, idx in requests]
-            rows = []
+            rows, key = [], params.key()
             for (p, _), raws in zip(batch, outs):
                 for r in raws:
                     answer, correct = task.grade(p, r.text)
                     rows.append(dict(model_fp=spec.fingerprint, task=task.name, problem_id=p.id,
-                                     config_key=params.key(), idx=r.index, text=r.text, answer=answer,
+                                     config_key=key, idx=r.index, text=r.text, answer=answer,
                                      correct=bool(correct), prompt_tokens=r.prompt_tokens,
                                      completion_tokens=r.completion_tokens, logprob=r.logprob,
                                      prefill_s=r.prefill_s, decode_s=r.decode_s, batch_size=r.batch_size,

@@ -266,7 +266,8 @@ def _decode(model, tok, jobs, params, layers, pad, device, eos):
         done = nxt == eos
         if stops is not None:
             hist[alive, tail + t] = nxt
-            done |= stops(hist[alive, :tail + t + 1], logits)
+            # the criterion looks only at the last maximum_token_len tokens: hand it those, not the whole history
+            done |= stops(hist[alive, max(0, tail + t + 1 - stops.maximum_token_len):tail + t + 1], logits)
         done &= ~gone
         if done.any():
             n_tok[alive[done]] = t + 1
