@@ -148,8 +148,11 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
                         for prompt, key, idx in requests]
             rows, key = [], params.key()
             for (p, _), raws in zip(batch, outs):
+                graded: dict[str, tuple] = {}  # samples of one problem often repeat a text: grade it once
                 for r in raws:
-                    answer, correct = task.grade(p, r.text)
+                    if r.text not in graded:
+                        graded[r.text] = task.grade(p, r.text)
+                    answer, correct = graded[r.text]
                     rows.append(dict(model_fp=spec.fingerprint, task=task.name, problem_id=p.id,
                                      config_key=key, idx=r.index, text=r.text, answer=answer,
                                      correct=bool(correct), prompt_tokens=r.prompt_tokens,
