@@ -70,6 +70,9 @@ class RunResult:
 
 
 TOKENS_PER_BATCH = 2 ** 18  # new tokens a batch may generate at most (rows x max_new_tokens)
+# a backend that does not size its batches (a server's): 64 rows and 8,192 new tokens at most, so a long
+# generation on a remote server still saves and can stop every couple of minutes
+DEFAULT_ROWS, DEFAULT_TOKENS = 64, 8192
 
 
 def _batches(problems: Sequence[Problem], todo: dict, rows: int, across: bool):
@@ -126,7 +129,8 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
     # 4,096-token run still saves and can stop every couple of minutes
     many = getattr(backend, "generate_many", None)
     if max_batch is None:
-        max_batch = backend.rows_per_batch(params) if hasattr(backend, "rows_per_batch") else 64
+        max_batch = backend.rows_per_batch(params) if hasattr(backend, "rows_per_batch") else \
+            max(1, min(DEFAULT_ROWS, DEFAULT_TOKENS // max(1, params.max_new_tokens)))
     max_batch = min(max_batch, max(1, TOKENS_PER_BATCH // max(1, params.max_new_tokens)))
     run_id = uuid.uuid4().hex[:12]
     t0 = time.perf_counter()
