@@ -1,14 +1,18 @@
-"""The benchmarks that have a home so far, measured side by side in one run (not pass/fail tests):
+"""Every speed benchmark, measured side by side in one run, with the target each is held to (not pass/fail
+tests; run on a quiet machine):
 
-    python bench/run.py            # about a minute on 2 cores; run it on a quiet machine
+    python bench/run.py              # about 3 minutes on 2 cores
+    python bench/run.py --ladder     # and the whole ladder from an empty cache (2-3 minutes more)
 
-1. curves: every default strategy's curves (k = 1..64, bands) for the shipped sweeps (4 models x 500
-   problems x 64 samples), with verifier scores already cached;
-2. app: the first render of Explore on a new cache (the shipped sweeps load on the way) and a re-render
+1. sampling: engine tokens/s against plain ``generate(num_return_sequences=64)``, arith-s and arith-xl,
+   16 problems x 64 samples (bench/sampling.py has the naive loop, FLOP/s and the busy-core test);
+2. curves: every default strategy's curves (k = 1..64, bands) for the shipped sweeps (4 models x 500
+   problems x 64 samples), with verifier scores already cached, and for 1M synthetic samples (bench/curves.py
+   says where the time goes);
+3. app: the first render of Explore on a new cache (the shipped sweeps load on the way) and a re-render
    with everything cached, through Streamlit's AppTest;
-3. top-up: n=16 then topped up to 64 against a fresh n=64, arith-xl on 32 problems.
-Sampling throughput against plain HF generate is bench/sampling.py; where the curves' time goes (DuckDB reads
-against computation, per strategy, and 10k..1M synthetic samples) is bench/curves.py.
+4. top-up: n=16 then topped up to 64 against a fresh n=64, arith-xl on 32 problems;
+5. with --ladder: sampling the whole ladder (4 models x 500 problems x 64) into an empty cache, 2 processes.
 """
 from __future__ import annotations
 
@@ -29,6 +33,28 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
+def bench_sampling(tmp: Path) -> list[tuple[str, float, str]]:
+    from bench.sampling import engine_run, hf_generate
+    from engine.cache import SampleCache
+    from engine.models import SamplingParams, load_model
+    from engine.runner import run
+    from engine.tasks import get_task
+    task = get_task("arith")
+    probs = task.select(16, [1, 2, 3, 4, 5])
+    sp = SamplingParams(n=64, temperature=0.8, max_new_tokens=128, stop=task.stop)
+    rows = []
+    for name, target in (("arith-s", 5), ("arith-xl", 3)):
+        lm = load_model(name)
+        run(name, task, probs[:2], sp.with_n(8), SampleCache(tmp / f"warm-{name}.duckdb"))
+        secs, toks = engine_run(name, task, probs, sp, tmp)
+        s_a, t_a = hf_generate(lm, task, probs, sp, per_call=64)
+        ratio = (toks / secs) / (t_a / s_a)
+        rows.append((f"sampling {name}, 16 problems x 64: engine", secs,
+                     f"{toks / secs:,.0f} tokens/s, {ratio:.1f}x generate(num_return_sequences=64) "
+                     f"({t_a / s_a:,.0f}); target >= {target}x"))
+    return rows
+
+
 def bench_curves(tmp: Path) -> list[tuple[str, float, str]]:
     from engine import analysis, shipped
     from engine.cache import SampleCache
@@ -42,9 +68,15 @@ def bench_curves(tmp: Path) -> list[tuple[str, float, str]]:
     first, df = timed(lambda: analysis.curves(cache, exp))
     again, _ = timed(lambda: analysis.curves(cache, exp))
     n = int(df.samples.max()) * len(exp.models)
+    from bench.curves import KS, strategy_curves, synthetic
+    from engine import strategies
+    df = synthetic(1_000_000)
+    big = sum(timed(lambda: strategy_curves(strategies.get(spec), df, KS))[0] * times
+              for spec, times in (("oracle", 1), ("majority", 1), ("best_of_n:s", 3), ("weighted_majority:s", 1)))
     return [("shipped sweeps into a new cache", load_s, "128k samples + 256k scores"),
             (f"curves, 6 strategies x 7 k, {n:,} samples (first call)", first, "end to end: reads, costs, bands"),
-            ("curves, same again (verifiers loaded)", again, "issue 12's target: < 1 s")]
+            ("curves, same again (verifiers loaded)", again, "target: < 1 s"),
+            ("curves of the same 6 strategies, 1M synthetic samples", big, "target: < 8 s")]
 
 
 def bench_app(tmp: Path) -> list[tuple[str, float, str]]:
@@ -55,8 +87,9 @@ def bench_app(tmp: Path) -> list[tuple[str, float, str]]:
     cold, _ = timed(at.run)
     charts = len(at.get("plotly_chart"))
     warm, _ = timed(at.run)
-    return [(f"app: first render of Explore on a new cache ({charts} charts)", cold, "shipped sweeps load"),
-            ("app: re-render, everything cached", warm, "")]
+    return [(f"app: first render of Explore on a new cache ({charts} charts)", cold,
+             "shipped sweeps load; target: < 4 s"),
+            ("app: re-render, everything cached", warm, "target: < 0.5 s")]
 
 
 def bench_topup(tmp: Path) -> list[tuple[str, float, str]]:
@@ -73,16 +106,31 @@ def bench_topup(tmp: Path) -> list[tuple[str, float, str]]:
     part, _ = timed(lambda: run(exp.models[0], task, probs, exp.params.with_n(16), b))
     top, _ = timed(lambda: run(exp.models[0], task, probs, exp.params, b))
     return [("fresh n=64, arith-xl, 32 problems", fresh, ""),
-            ("the top-up alone: 16 -> 64 samples", top, f"{top / fresh:.2f}x the fresh run (48/64 = 0.75x the work)"),
+            ("the top-up alone: 16 -> 64 samples", top,
+             f"{top / fresh:.2f}x the fresh run (48/64 = 0.75x the work); target: <= 0.8x"),
             ("n=16, then topped up to 64", part + top, f"{(part + top) / fresh:.2f}x the fresh run")]
 
 
+def bench_ladder(tmp: Path) -> list[tuple[str, float, str]]:
+    """What ``python -m engine.train evaluate`` samples, into an empty cache (without rewriting its record)."""
+    from engine.models import list_shipped
+    from engine.train.evaluate import EvalSettings, default_jobs, sweep
+    jobs = default_jobs()
+    secs, _ = timed(lambda: sweep(list_shipped(), tmp / "ladder.duckdb", EvalSettings(), jobs=jobs, progress=False))
+    return [(f"the ladder, 4 models x 500 problems x 64, empty cache, {jobs} processes", secs, "target: <= 90 s")]
+
+
 def main() -> None:
+    import argparse
+
     import torch
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ladder", action="store_true", help="also sample the whole ladder into an empty cache")
+    args = ap.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     with tempfile.TemporaryDirectory() as d:
         rows = []
-        for bench in (bench_curves, bench_app, bench_topup):
+        for bench in (bench_sampling, bench_curves, bench_app, bench_topup) + ((bench_ladder,) if args.ladder else ()):
             rows += bench(Path(d))
     width = max(len(r[0]) for r in rows)
     print(f"{'benchmark':{width}s}  seconds  note")
