@@ -247,3 +247,29 @@ def test_batched_decode_in_bfloat16_takes_the_unfused_path_and_agrees_with_gener
     same = sum(a.text == b.text for a, b in zip(got, ref))
     assert same >= 0.85 * len(ref), f"{same} of {len(ref)}"
     assert all(math.isfinite(s.logprob) and s.completion_tokens > 0 for s in got)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3"])
+def test_batched_decode_takes_qwen_models_too(tmp_path, monkeypatch, family):
+    """The other families ``decode.supports`` names (random-init, GQA; qwen3 normalises q and k per head)."""
+    import transformers
+
+    from engine.models import decode
+    from engine.models.sampling import sample_many
+    from engine.train.tokenizer import build_tokenizer
+    tok = build_tokenizer()
+    name = {"qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
+    torch.manual_seed(0)
+    cfg = getattr(transformers, f"{name}Config")(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=8, max_position_embeddings=256, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    getattr(transformers, f"{name}ForCausalLM")(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    lm = load_model(str(tmp_path))
+    assert decode.supports(lm.model)
+    sp = SamplingParams(temperature=1.0, max_new_tokens=20)
+    got = sample_many(lm, [(p, f"k{i}", list(range(4))) for i, p in enumerate(PROMPTS[:2])], sp)
+    for i, p in enumerate(PROMPTS[:2]):
+        ref = _by_generate(lm, monkeypatch, p, sp, list(range(4)), f"k{i}")
+        assert [a.tokens[:len(b.tokens)] for a, b in zip(got[i], ref)] == [b.tokens for b in ref]
