@@ -66,7 +66,7 @@ def test_check_steps_flags_corrupted_step_and_all_later(arith_task):
     a, op, b, c = steps[0]
     wrong = c + 1
     a1, op1, b1, _ = steps[1]
-    lines = [f"{a}{op}{b}={wrong}", f"{wrong}{op1}{b1}={arith._apply(wrong, op1, b1)}"]
+    lines = [f"{a}{op}{b}={wrong}", f"{wrong}{op1}{b1}={arith.apply_op(wrong, op1, b1)}"]
     assert arith.check_steps(p, "\n".join(lines)) == [False, False]
 
 

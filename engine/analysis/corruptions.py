@@ -29,21 +29,8 @@ KINDS = ("nudged", "miscopied", "skipped")
 TRIES = 20
 
 
-def _apply(a: int, op: str, b: int) -> int:
-    return a + b if op == "+" else a - b if op == "-" else a * b
-
-
 def _write(steps) -> str:
     return arith.format_solution(steps) + "\n"
-
-
-def _rerun(steps, start: int) -> list:
-    """Steps with each first operand the previous result, each result recomputed, from index ``start`` on."""
-    out = list(steps[:start])
-    for a, op, b, _ in steps[start:]:
-        a = out[-1][3] if out else a
-        out.append((a, op, b, _apply(a, op, b)))
-    return out
 
 
 def corrupt(steps, kind: str, rng: random.Random) -> str | None:
@@ -56,16 +43,16 @@ def corrupt(steps, kind: str, rng: random.Random) -> str | None:
         a, op, b, c = steps[k]
         if kind == "nudged":
             wrong = c + rng.choice([-10, -2, -1, 1, 2, 10]) if c > 10 else c + rng.choice([1, 2, 3])
-            out = _rerun(steps[:k] + [(a, op, b, wrong)] + steps[k + 1:], k + 1)
+            out = arith.rerun(steps[:k] + [(a, op, b, wrong)] + steps[k + 1:], k + 1)
         elif kind == "miscopied":
             b2 = b + rng.choice([-1, 1]) * rng.choice([1, 2, 10]) if b > 10 else b + rng.choice([-1, 1, 2])
             if b2 < 1 or b2 == b:
                 continue
-            out = _rerun(steps[:k] + [(a, op, b2, _apply(a, op, b2))] + steps[k + 1:], k + 1)
+            out = arith.rerun(steps[:k] + [(a, op, b2, arith.apply_op(a, op, b2))] + steps[k + 1:], k + 1)
         elif kind == "skipped":
             if len(steps) < 2:
                 return None
-            out = _rerun(steps[:k] + steps[k + 1:], k)
+            out = arith.rerun(steps[:k] + steps[k + 1:], k)
         else:
             raise EngineError(f"unknown corruption {kind!r}: use one of {', '.join(KINDS)}")
         if out and out[-1][3] != gold:

@@ -53,8 +53,18 @@ def _carries(a: int, b: int, op: str) -> bool:
     return True
 
 
-def _apply(a: int, op: str, b: int) -> int:
+def apply_op(a: int, op: str, b: int) -> int:
     return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def rerun(steps, start: int) -> list:
+    """Steps with each first operand the previous result and each result recomputed, from index ``start`` on:
+    a solution with one mistake put in at ``start - 1`` (or a step left out at ``start``) carried through."""
+    out = list(steps[:start])
+    for a, op, b, _ in steps[start:]:
+        a = out[-1][3] if out else a
+        out.append((a, op, b, apply_op(a, op, b)))
+    return out
 
 
 def make_problem(rng: random.Random, level: int, pid: str) -> Problem:
@@ -76,7 +86,7 @@ def make_problem(rng: random.Random, level: int, pid: str) -> Problem:
                     b = rng.randint(1, min(spec.max_operand, MAX_VALUE - total))
                 else:
                     b = rng.randint(1, max(1, min(spec.max_operand, total - 1)))
-                res = _apply(total, op, b)
+                res = apply_op(total, op, b)
                 if 0 <= res <= MAX_VALUE and b >= 1 and (spec.carry or not _carries(total, b, op)):
                     break
             else:
@@ -144,7 +154,7 @@ def check_steps(p: Problem, completion: str) -> list[bool]:
         if m and i < len(gold):
             a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
             ga, gop, gb, gc = gold[i]
-            good = _apply(a, op, b) == c and (a, op, b) == (ga, gop, gb)
+            good = apply_op(a, op, b) == c and (a, op, b) == (ga, gop, gb)
         running = running and good
         labels.append(running)
     return labels

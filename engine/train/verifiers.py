@@ -70,16 +70,9 @@ def corrupt(p, rng: random.Random) -> str:
     """The gold solution with one step's result changed (that step and the rest are wrong)."""
     steps = arith.gold_steps(p)
     k = rng.randrange(len(steps))
-    out, total = [], None
-    for i, (a, op, b, c) in enumerate(steps):
-        if i > k:
-            a = total
-            c = a + b if op == "+" else a - b if op == "-" else a * b
-        elif i == k:
-            c = c + rng.choice([-10, -2, -1, 1, 2, 10]) if c > 10 else c + rng.choice([1, 2, 3])
-        out.append(f"{a}{op}{b}={c}")
-        total = c
-    return "\n".join(out + [f"#### {total}"])
+    a, op, b, c = steps[k]
+    c = c + rng.choice([-10, -2, -1, 1, 2, 10]) if c > 10 else c + rng.choice([1, 2, 3])
+    return arith.format_solution(arith.rerun(steps[:k] + [(a, op, b, c)] + steps[k + 1:], k + 1))
 
 
 def build_rows(r: VerifierRecipe, models: list[str], cache: SampleCache, progress=True) -> list[dict]:
@@ -93,19 +86,30 @@ def build_rows(r: VerifierRecipe, models: list[str], cache: SampleCache, progres
         bar.close()
         df = load_samples(cache, m, task, task.problems, params)
         rows += [dict(problem_id=x.problem_id, completion=x.text, source=Path(m).name) for x in df.itertuples()]
-    rng = random.Random(r.seed)
+    return with_gold(task, rows, corrupt, r.corrupted, r.seed, step_labels)
+
+
+def step_labels(p, completion: str, correct: bool) -> list[bool]:
+    steps = arith.check_steps(p, completion)
+    # the "#### N" line is the last step: right iff every step and the answer are
+    return steps + [correct and all(steps)] if "####" in completion else steps
+
+
+def with_gold(task: Task, rows: list[dict], bad, copies: int, seed: int, labels) -> list[dict]:
+    """``rows`` of sampled completions plus each problem's gold solution and ``copies`` corrupted copies
+    (``bad(problem, rng)``), every row with its prompt, level, correctness and ``labels(problem, completion,
+    correct)`` as its step labels."""
+    rng = random.Random(seed)
     for p in task.problems:
         rows.append(dict(problem_id=p.id, completion=p.solution, source="gold"))
-        rows += [dict(problem_id=p.id, completion=corrupt(p, rng), source="corrupted") for _ in range(r.corrupted)]
+        rows += [dict(problem_id=p.id, completion=bad(p, rng), source="corrupted") for _ in range(copies)]
     by_id = task.by_id()
     for row in rows:
         p = by_id[row["problem_id"]]
         row["prompt"] = task.prompt(p)
         row["level"] = p.difficulty
         row["correct"] = bool(task.grade(p, row["completion"])[1])
-        steps = arith.check_steps(p, row["completion"])
-        # the "#### N" line is the last step: right iff every step and the answer are
-        row["step_labels"] = steps + [row["correct"] and all(steps)] if "####" in row["completion"] else steps
+        row["step_labels"] = labels(p, row["completion"], row["correct"])
     return rows
 
 

@@ -51,6 +51,7 @@ from ..runner import bar_updater, run
 from ..tasks import Task, arith
 from ..verifiers import step_end_offsets, verifier_text
 from .tokenizer import build_tokenizer
+from .verifiers import with_gold
 
 STEP = re.compile(r"^\s*(-?\d{1,30})\s*([-+*])\s*(-?\d{1,30})\s*=\s*(-?\d{1,30})\s*$")
 ANSWER = re.compile(r"^\s*####\s*(-?\d{1,30})\s*$")
@@ -106,30 +107,22 @@ def slip(p, rng: random.Random) -> str:
     """Gold with one line's result off by a digit (or a near miss) and the later lines carried on from it."""
     steps = arith.gold_steps(p)
     k = rng.randrange(len(steps))
-    out, total = [], None
-    for i, (a, op, b, c) in enumerate(steps):
-        if i > k:
-            a = total
-            c = a + b if op == "+" else a - b if op == "-" else a * b
-        elif i == k:
-            s = str(c)
-            while True:
-                kind = rng.random()
-                if kind < 0.6 and s:  # one digit changed
-                    j = rng.randrange(len(s))
-                    d = str((int(s[j]) + rng.choice([-2, -1, 1, 1, 2])) % 10)
-                    new = int(s[:j] + d + s[j + 1:]) if not (j == 0 and d == "0" and len(s) > 1) else c + 10
-                elif kind < 0.8:
-                    new = c + rng.choice([-10, -1, 1, 10])
-                else:  # operand misread: right arithmetic on a wrong number
-                    b2 = max(1, b + rng.choice([-10, -1, 1, 10]))
-                    b, new = b2, (a + b2 if op == "+" else a - b2 if op == "-" else a * b2)
-                if new != c and new >= 0:
-                    c = new
-                    break
-        out.append(f"{a}{op}{b}={c}")
-        total = c
-    return "\n".join(out + [f"#### {total}"])
+    a, op, b, c = steps[k]
+    s = str(c)
+    while True:
+        kind = rng.random()
+        if kind < 0.6 and s:  # one digit changed
+            j = rng.randrange(len(s))
+            d = str((int(s[j]) + rng.choice([-2, -1, 1, 1, 2])) % 10)
+            new = int(s[:j] + d + s[j + 1:]) if not (j == 0 and d == "0" and len(s) > 1) else c + 10
+        elif kind < 0.8:
+            new = c + rng.choice([-10, -1, 1, 10])
+        else:  # operand misread: right arithmetic on a wrong number (kept if a later try changes the result)
+            b = max(1, b + rng.choice([-10, -1, 1, 10]))
+            new = arith.apply_op(a, op, b)
+        if new != c and new >= 0:
+            break
+    return arith.format_solution(arith.rerun(steps[:k] + [(a, op, b, new)] + steps[k + 1:], k + 1))
 
 
 def local_step_labels(p, completion: str, correct: bool) -> list[bool]:
@@ -148,8 +141,7 @@ def local_step_labels(p, completion: str, correct: bool) -> list[bool]:
         ok = False
         if m and i < len(gold):
             a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-            val = a + b if op == "+" else a - b if op == "-" else a * b
-            ok = val == c and a == prev and (op, b) == (gold[i][1], gold[i][2])
+            ok = arith.apply_op(a, op, b) == c and a == prev and (op, b) == (gold[i][1], gold[i][2])
             prev = c
         else:
             prev = None
@@ -178,7 +170,7 @@ def expected_lines(p, completion: str) -> list[str | None]:
             exp = None
         elif i < len(gold):
             _, op, b, _ = gold[i]
-            exp = f"{prev}{op}{b}={prev + b if op == '+' else prev - b if op == '-' else prev * b}"
+            exp = f"{prev}{op}{b}={arith.apply_op(prev, op, b)}"
         else:
             exp = f"#### {prev}"
         out.append(exp)
@@ -216,19 +208,11 @@ def build_rows(r: RecipeV2, models: list[str], cache: SampleCache, device: str |
         df = load_samples(cache, m, task, task.problems, params)
         rows += [dict(problem_id=x.problem_id, completion=x.text if isinstance(x.text, str) else "",
                       source=Path(m).name) for x in df.itertuples()]
-    rng = random.Random(r.seed)
-    for p in task.problems:
-        rows.append(dict(problem_id=p.id, completion=p.solution, source="gold"))
-        rows += [dict(problem_id=p.id, completion=slip(p, rng), source="corrupted") for _ in range(r.corrupted)]
-    by_id = task.by_id()
-    for row in rows:
-        p = by_id[row["problem_id"]]
-        row["prompt"] = task.prompt(p)
-        row["level"] = p.difficulty
-        row["correct"] = bool(task.grade(p, row["completion"])[1])
-        row["step_labels"] = local_step_labels(p, row["completion"], row["correct"])
-        if r.dense:
-            row["expected"] = expected_lines(p, row["completion"])
+    rows = with_gold(task, rows, slip, r.corrupted, r.seed, local_step_labels)
+    if r.dense:
+        by_id = task.by_id()
+        for row in rows:
+            row["expected"] = expected_lines(by_id[row["problem_id"]], row["completion"])
     return rows
 
 
