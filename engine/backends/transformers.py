@@ -6,6 +6,7 @@ per-index seeded sampling); this module only plugs them into the registry.
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..models.decode import kv_shape
 from ..models.loader import load_model
 from ..models.sampling import sample, sample_many
 from ..models.threads import pick_threads
@@ -62,8 +63,7 @@ def rows_per_batch(lm, params) -> int:
     c = lm.model.config
     per_row_flops = 2 * max(1, lm.spec.matmul_params) * params.max_new_tokens
     rows = int(BATCH_FLOPS[dev] // per_row_flops)
-    hkv = getattr(c, "num_key_value_heads", None) or getattr(c, "num_attention_heads", 1)
-    d = getattr(c, "head_dim", None) or getattr(c, "hidden_size", 64) // max(1, getattr(c, "num_attention_heads", 1))
+    hkv, d = kv_shape(c)
     kv_row = 2 * getattr(c, "num_hidden_layers", 1) * hkv * d * params.max_new_tokens * lm.model.dtype.itemsize
     budget = KV_BYTES[dev] if dev == "cpu" else torch.cuda.mem_get_info()[0] // 4
     return max(1, min(rows, MAX_ROWS[dev], int(budget // max(1, kv_row))))

@@ -44,6 +44,14 @@ AttentionInterface.register(NAME, _attention)
 AttentionMaskInterface.register(NAME, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
 
 
+def kv_shape(config) -> tuple[int, int]:
+    """(key/value heads, head dimension) of a model's attention, with fallbacks for configs that name them
+    otherwise (rows_per_batch sizes batches of any model with it)."""
+    heads = max(1, getattr(config, "num_attention_heads", 1))
+    hkv = getattr(config, "num_key_value_heads", None) or heads
+    return hkv, getattr(config, "head_dim", None) or getattr(config, "hidden_size", 64) // heads
+
+
 def supports(model) -> bool:
     c = model.config
     return (c.model_type in SUPPORTED and c._attn_implementation in ("sdpa", NAME)
@@ -184,8 +192,7 @@ def _prefill(model, jobs: list[Job], device):
     lengths = [0 if kv is None else kv[0][0].shape[1] for kv in per_job]
     lmax = max(lengths)
     c = model.config
-    hkv = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
-    d = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    hkv, d = kv_shape(c)
     dtype = next(model.parameters()).dtype
     layers = []
     for li in range(c.num_hidden_layers):
