@@ -50,11 +50,15 @@ def verifier_quality() -> list[dict]:
         held = training_record(MODELS_DIR / "verifiers" / name).get("held_out") or {}
         if not held:
             continue
+        per_source = held.get("per_source") or {}
+        gold = held.get("gold_beats_corrupted")  # v1 records: {"all": rate, ...}; v2: the rate
         rows.append({"verifier": name, "unit": held.get("unit"), "source": "all held-out",
-                     "auroc": held.get("auroc"), "n": held.get("n"), "positive_rate": None,
-                     "gold_beats_nudged": (held.get("gold_beats_corrupted") or {}).get("all")})
-        for src, v in (held.get("per_source") or {}).items():
+                     "auroc": held.get("auroc"), "within_problem_auroc": held.get("within_problem_auroc"),
+                     "n": held.get("n") or sum(v.get("n") or 0 for v in per_source.values()) or None,
+                     "positive_rate": None, "gold_beats_nudged": gold.get("all") if isinstance(gold, dict) else gold})
+        for src, v in per_source.items():
             rows.append({"verifier": name, "unit": held.get("unit"), "source": src, "auroc": v.get("auroc"),
+                         "within_problem_auroc": v.get("within_problem_auroc"),
                          "n": v.get("n"), "positive_rate": v.get("positive_rate")})
     return rows
 

@@ -118,14 +118,18 @@ def quality_section():
     if vq:
         st.subheader("How good the verifiers are")
         st.dataframe(vq, hide_index=True, width="stretch",
-                     column_order=["verifier", "unit", "source", "auroc", "n", "gold_beats_nudged"],
+                     column_order=["verifier", "unit", "source", "auroc", "within_problem_auroc", "n",
+                                   "gold_beats_nudged"],
                      column_config={"auroc": st.column_config.NumberColumn("held-out AUROC (pooled)", format="%.3f"),
+                                    "within_problem_auroc": st.column_config.NumberColumn(
+                                        "held-out AUROC within a problem", format="%.3f"),
                                     "n": st.column_config.NumberColumn("held-out items"),
                                     "gold_beats_nudged": st.column_config.NumberColumn(
                                         "gold beats a nudged copy", format="percent")})
         st.caption("Pooled AUROC mixes problems, so it partly measures \"this problem looks easy\". Best-of-N "
                    "needs a scorer that ranks the samples *of one problem*; the last column checks exactly that "
-                   "(a correct solution against the same solution with one result nudged): near 50% is guessing.")
+                   "(a correct solution against the same solution with one result nudged): near 50% is guessing. "
+                   "Held out: problems of the training distribution the verifier never saw.")
     quality = common.guarded(scorer_quality_table, ctx["cache_path"], common.cache_version(ctx["cache_path"]))
     if quality is not None and not quality.empty:
         st.subheader("How well each scorer ranks the samples of one problem")

@@ -32,7 +32,7 @@ def _train(*args):
 def quick_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick")
     _train("ladder", "--quick", "--out", str(out), "--only", "arith-s,arith-m")
-    _train("verifiers", "--quick", "--out", str(out))
+    _train("verifiers", "--recipe", "v1", "--quick", "--out", str(out))
     return out
 
 
@@ -119,13 +119,14 @@ def test_shipped_model_loads_and_samples(name):
     assert "####" in out[0].text  # trained models write the final-answer line
 
 
-@pytest.mark.parametrize("kind, least", [("orm", 0.7), ("prm", 0.55)])
+@pytest.mark.parametrize("kind, least", [("orm", 0.72), ("prm", 0.75)])
 def test_shipped_verifier_prefers_correct_solution(kind, least):
     """Gold solution vs the same solution with one step's result nudged (+-1, 2 or 10), on levels 1-2.
 
-    The verifiers are small: they rank the ladder's own samples well (held-out AUROC) but barely
-    check raw arithmetic, the PRM least (open gap, see issue 3 and README). The floors are where the
-    shipped verifiers stand, so a regression fails; a random scorer sits at 0.5.
+    The shipped pair is recipe v2 (engine/train/verifiers_v2.py): on these 80 fixed pairs the ORM prefers
+    gold 63 times (78.8%) and the PRM 66 times (82.5%); the floors leave about 5 pairs of margin, so a
+    regression fails while a random scorer (50%) is far below. The held-out figures are its training
+    record's (training-distribution problems it never saw), with a margin under each.
     """
     assert kind in shipped_verifiers()
     v = load_verifier(kind)
@@ -140,16 +141,18 @@ def test_shipped_verifier_prefers_correct_solution(kind, least):
         wins += good > bad
     assert wins / len(probs) >= least, f"{kind} ranked the correct solution higher in {wins}/{len(probs)} cases"
     held = v.record["held_out"]
-    assert held["auroc"] > 0.8
-    g = held["gold_beats_corrupted"]  # the same comparison on held-out training-distribution problems
-    assert g["pairs"] >= 100 and set(g["by_level"]) == {"1", "2", "3", "4", "5"}
+    assert v.record["recipe_version"] == "v2" and v.record["initialised_from"] == "arith-xl"
+    assert held["auroc"] > 0.72 and held["within_problem_auroc"] > 0.56 and held["problems_with_both"] >= 500
+    assert held["gold_beats_corrupted"] > 0.58  # gold vs a copy with one slipped result, held-out problems
     for name in ("arith-s", "arith-m", "arith-l", "arith-xl"):
-        assert held["per_source"][name]["auroc"] > 0.8, (name, held["per_source"][name])
+        assert held["per_source"][name]["auroc"] > 0.68, (name, held["per_source"][name])
 
 
 def test_shipped_verifiers_rank_fresh_ladder_samples(tmp_path):
-    """Live, on samples drawn now: correct samples of arith-s outscore its wrong ones (AUROC well above 0.5)."""
+    """Live, on samples drawn now: correct samples of arith-s outscore its wrong ones, pooled and within a
+    problem (measured: ORM 0.74 / 0.75, PRM 0.76 / 0.75 over 19 problems with both; chance is 0.5)."""
     from engine.train.verifiers import auroc
+    from engine.train.verifiers_v2 import within_auroc
     task = get_task("arith")
     probs = task.select(30, [1, 2, 3])
     cache = SampleCache(tmp_path / "v.duckdb")
@@ -162,7 +165,9 @@ def test_shipped_verifiers_rank_fresh_ladder_samples(tmp_path):
         scores = [s for pid, g in df.groupby("problem_id", sort=False)
                   for s in v.score(task.prompt(by_id[pid]), g.text.tolist())]
         labels = [c for _, g in df.groupby("problem_id", sort=False) for c in g.correct]
-        assert auroc(scores, labels) > 0.75, kind
+        groups = [pid for pid, g in df.groupby("problem_id", sort=False) for _ in range(len(g))]
+        within, n = within_auroc(scores, labels, groups)
+        assert auroc(scores, labels) > 0.68 and within > 0.65 and n >= 10, kind
 
 
 # ---- what the ladder must show (measured by `python -m engine.train evaluate`) --------------

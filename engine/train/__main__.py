@@ -1,8 +1,8 @@
 """python -m engine.train {ladder,verifiers,evaluate,ship} [--quick] [--out DIR] [--only NAME,...] [--jobs J]
-       python -m engine.train verifiers --recipe v2 [--device cuda] [--out DIR] [--cache FILE]
+       python -m engine.train verifiers [--device cuda] [--jobs J] [--out DIR] [--cache FILE]
 
-ladder: train the shipped models; verifiers: train the ORM and PRM on their
-samples; evaluate: measure the shipped ladder on the test set (500 problems x 64
+ladder: train the shipped models; verifiers: train the ORM and PRM (recipe v2, the
+shipped one; --recipe v1 is the first, weaker recipe) into OUT/verifiers; evaluate: measure the shipped ladder on the test set (500 problems x 64
 samples) and check the claims it makes, writing data/models/ladder_eval.json; ship: write that
 evaluation's samples and verifier scores to data/sweeps/ (what a new cache starts with).
 """
@@ -27,9 +27,9 @@ def main(argv=None) -> int:
                     help="evaluate, verifiers v2: sampling processes, one thread each (evaluate default: cores, at most 4; v2: 1)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="evaluate, ship: DuckDB file (default cache/samples.duckdb); verifiers v2: the training-sample cache (default OUT/train_samples.duckdb)")
-    ap.add_argument("--recipe", choices=["v1", "v2"], default="v1",
-                    help="verifiers: v1 (default, the shipped ones) or v2 (many samples per problem, pairwise within "
-                         "a problem, from arith-xl's weights; see engine/train/verifiers_v2.py)")
+    ap.add_argument("--recipe", choices=["v1", "v2"], default="v2",
+                    help="verifiers: v2 (default, the shipped ones: many samples per problem, pairwise within a "
+                         "problem, from arith-xl's weights; see engine/train/verifiers_v2.py) or v1 (the first recipe)")
     ap.add_argument("--preset", choices=["cpu", "gpu", "quick"], default=None,
                     help="verifiers v2: data and batch sizes (default: gpu with --device cuda, else cpu)")
     ap.add_argument("--device", default="cpu", help="verifiers v2: cpu or cuda")
@@ -63,10 +63,8 @@ def main(argv=None) -> int:
         elif args.recipe == "v2":
             from .verifiers_v2 import train_verifiers_v2
             preset = "quick" if args.quick else args.preset or ("gpu" if args.device.startswith("cuda") else "cpu")
-            # --out is where orm/ and prm/ go (default out/verifiers_v2: never over the shipped verifiers);
-            # the ladder models are the shipped ones
-            out = Path("out") / "verifiers_v2" if args.out == MODELS_DIR else args.out
-            train_verifiers_v2(out, MODELS_DIR, preset=preset,
+            # orm/ and prm/ go to OUT/verifiers, as v1's do; the ladder models are the shipped ones
+            train_verifiers_v2(args.out / "verifiers", MODELS_DIR, preset=preset,
                                device=args.device, cache_path=args.cache, problems=args.problems,
                                samples=args.samples, epochs=args.epochs, jobs=max(1, args.jobs),
                                sample_device=args.sample_device)

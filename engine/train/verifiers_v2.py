@@ -77,10 +77,10 @@ class RecipeV2:
 
 
 CPU = RecipeV2()
-# H200 run of 2026-11-26 (problems=1000, max_group=48, epochs=4, batch=512, lr=2e-3, no dense labels):
-# sampling 256k samples with --jobs 14 took 331 s, training 180 steps 48 s, and it underfit (held-out
-# within-problem AUROC 0.59). Sized here for about 5 minutes: ~166 s sampling (14 processes), ~600 steps.
-GPU = RecipeV2(problems=500, samples=64, corrupted=4, max_group=32, epochs=12, batch=256, lr=1e-3,
+# The shipped pair (H200, 2026-11-26): 256k ladder samples with --jobs 14 in 331 s, 180 steps in 48 s;
+# held-out within-problem AUROC 0.59. A smaller, longer run (500 problems, max_group 32, batch 256,
+# lr 1e-3, 10 epochs = 351 steps, sampled on the GPU) did worse (0.54): more problems beat more steps.
+GPU = RecipeV2(problems=1000, samples=64, corrupted=4, max_group=48, epochs=4, batch=512, lr=2e-3,
                eval_batch=1024, ckpt_every=100)
 QUICK = RecipeV2(problems=12, samples=4, corrupted=1, max_group=4, init_from="arith-m", epochs=1, batch=16,
                  ckpt_every=5)
