@@ -322,7 +322,8 @@ def cmd_scorers(args) -> int:
     with show():
         print(q.drop(columns=["k"], errors="ignore").to_string(index=False))
     print("\nwithin_problem_auroc: chance that a right sample outscores a wrong one of the same problem "
-          "(what best-of-N needs; 0.5 = guessing), over problems with both")
+          "(what best-of-N needs; 0.5 = guessing), over problems with both; step_auroc (PRMs): step scores "
+          "against per-line labels (is this line right given the one before), pooled over lines")
     if args.best_of:
         print(f"best_of_k, majority, pass: accuracy at k={args.best_of} (best-of-N by the scorer, majority vote, "
               "the oracle); gap_closed: (best_of_k - majority) / (pass - majority)")

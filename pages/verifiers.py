@@ -71,7 +71,8 @@ st.subheader(f"Each scorer on {model}")
 st.markdown(f"With {k} samples per problem, **majority vote** answers {first['majority']:.1%} and the **oracle** "
             f"(pass@{k}, any sample right) {first['pass']:.1%}. A verifier is worth its compute when best-of-{k} "
             "closes part of that gap; a negative share means it picks worse answers than the vote.")
-st.dataframe(table[["label", "key", "pooled_auroc", "within_problem_auroc", "best_of_k", "gap_closed", "problems"]],
+st.dataframe(table[["label", "key", "pooled_auroc", "within_problem_auroc", "step_auroc", "best_of_k", "gap_closed",
+                    "problems"]],
              hide_index=True, width="stretch", key="quality_table", column_config={
                  "label": st.column_config.TextColumn("scorer"),
                  "key": st.column_config.TextColumn("reads the answer key"),
@@ -82,6 +83,10 @@ st.dataframe(table[["label", "key", "pooled_auroc", "within_problem_auroc", "bes
                      "within-problem AUROC", format="%.3f",
                      help="Chance that a right sample outscores a wrong one of the same problem (what best-of-N "
                           "needs); averaged over problems with both; 0.5 is guessing"),
+                 "step_auroc": st.column_config.NumberColumn(
+                     "step-level AUROC", format="%.3f",
+                     help="PRMs: step scores against per-line labels (is this line right given the one before), "
+                          "pooled over all lines; empty for other scorers and for tasks without gold steps"),
                  "best_of_k": st.column_config.NumberColumn(f"best-of-{k}", format="percent"),
                  "gap_closed": st.column_config.NumberColumn("share of the gap closed", format="percent",
                                                              help="(best-of-N − majority) / (oracle − majority)"),

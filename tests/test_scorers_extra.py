@@ -202,3 +202,35 @@ def test_step_score_aggregates_of_a_whole_column_match_one_list_at_a_time():
         np.testing.assert_allclose(_aggregate_lists(lists, how)[codes], [aggregate(r, how) for r in rows],
                                    rtol=1e-15, atol=0)
     assert list(_aggregate_lists([[], []], "min")) == [0.0, 0.0]
+
+
+def test_prm_step_auroc_on_shipped_samples_matches_brute_force(tmp_path):
+    """The PRM's step scores (shipped, cached) against per-line labels: the pooled AUROC equals a brute-force
+    count over (right line, wrong line) pairs, every scored line up to the answer line is counted, and
+    ``scorer_quality`` reports it for every PRM aggregation and for no other scorer."""
+    from engine import shipped
+    from engine.analysis.scorer_quality import scorer_quality, step_auroc
+    from engine.cache import SampleCache
+    from engine.experiment import Experiment
+    from engine.models import SamplingParams
+    from engine.results import load_samples
+    cache = SampleCache(tmp_path / "c.duckdb")
+    shipped.import_into(cache)
+    exp = Experiment.build(["arith-s"], "arith", SamplingParams(n=64, temperature=0.8), problems=10)
+    task = exp.load_task()
+    df = scorers.get("prm-min").score(cache, task, load_samples(cache, exp.models[0], task, exp.selected(), exp.params))
+    got, lines = step_auroc(df, task)
+    by_id = task.by_id()
+    pos, neg = [], []
+    for pid, text, ok, steps in zip(df["problem_id"], df["text"], df["correct"], df["step_scores"]):
+        lab = arith.local_step_labels(by_id[pid], text or "", bool(ok))
+        for s, y in zip(steps, lab):
+            (pos if y else neg).append(s)
+    assert lines == len(pos) + len(neg) and 0 < len(pos) and 0 < len(neg)
+    p, n = np.array(pos)[:, None], np.array(neg)[None, :]
+    brute = ((p > n).sum() + 0.5 * (p == n).sum()) / (len(pos) * len(neg))
+    assert got == pytest.approx(brute, abs=1e-12) and brute > 0.6
+    q = scorer_quality(cache, exp, ["orm", "prm-min", "prm-last", "step-checker"]).set_index("scorer")["step_auroc"]
+    assert q["prm-min"] == q["prm-last"] == pytest.approx(got) and q[["orm", "step-checker"]].isna().all()
+    gsm = get_task("gsm")  # no gold steps: nothing to label
+    assert np.isnan(step_auroc(df.assign(problem_id=gsm.problems[0].id), gsm)[0])

@@ -15,13 +15,13 @@ def _problem():
 
 def test_gold_is_right_everywhere_and_a_slip_is_wrong_from_its_line_on():
     p = _problem()
-    assert v.local_step_labels(p, p.solution, True) == [True] * (len(arith.gold_steps(p)) + 1)
+    assert arith.local_step_labels(p, p.solution, True) == [True] * (len(arith.gold_steps(p)) + 1)
     assert v.expected_lines(p, p.solution) == [ln for ln in p.solution.split("\n")]
     rng = random.Random(3)
     for _ in range(20):
         bad = v.slip(p, rng)
         correct = bad.rstrip().endswith(f"#### {p.answer}")
-        labels = v.local_step_labels(p, bad, correct)
+        labels = arith.local_step_labels(p, bad, correct)
         assert not correct and not all(labels)
         # one slipped line; the lines after it carry on correctly from it, so they are locally right
         assert labels.count(False) == 2  # the slipped line and the #### line (which takes the outcome)
@@ -39,7 +39,7 @@ def test_local_labels_judge_each_line_from_the_line_before():
         lines.append(f"{prev}{op2}{b2}={nxt}")
         prev = nxt
     text = "\n".join(lines + [f"#### {prev}"])
-    assert v.local_step_labels(p, text, False) == [False] + [True] * len(rest) + [False]
+    assert arith.local_step_labels(p, text, False) == [False] + [True] * len(rest) + [False]
     assert v.expected_lines(p, text)[0] == p.solution.split("\n")[0]
 
 

@@ -6,8 +6,9 @@ that have both right and wrong samples, the chance that a right sample outscores
 half), averaged. 0.5 is guessing.
 
 What that buys: best-of-k next to majority@k and pass@k, with the share of that gap closed
-(``verifier_table``); the simulated verifier's best-of-k across AUROCs (``simulated_sweep``); and what the
-step checker catches among a model's wrong samples (``step_checker_split``).
+(``verifier_table``); the simulated verifier's best-of-k across AUROCs (``simulated_sweep``); a PRM's
+step-level AUROC (``step_auroc``); and what the step checker catches among a model's wrong samples
+(``step_checker_split``).
 """
 from __future__ import annotations
 
@@ -53,16 +54,22 @@ def _cached(cache: SampleCache, exp):
 
 
 def scorer_quality(cache: SampleCache, exp, names=None) -> pd.DataFrame:
-    """Per model of ``exp`` and scorer: pooled AUROC, within-problem AUROC and the problems behind it."""
+    """Per model of ``exp`` and scorer: pooled AUROC, within-problem AUROC and the problems behind it; for a
+    PRM also its step-level AUROC (``step_auroc``)."""
     task = exp.load_task()
     rows = []
     for ref, base in _cached(cache, exp):
+        steps = {}  # the aggregations of one PRM share its step scores: their step-level AUROC once
         for name in names or scorers.available():
-            df = scorers.get(name).score(cache, task, base)
+            sc = scorers.get(name)
+            df = sc.score(cache, task, base)
             within, n = within_problem_auroc(df)
+            if getattr(sc, "aggregate", None) and sc.path not in steps:
+                steps[sc.path] = step_auroc(df, task)[0]
             rows.append(dict(model=ref.name, scorer=name, pooled_auroc=auroc(df["score"].to_numpy(float),
                                                                               df["correct"].to_numpy(bool)),
-                             within_problem_auroc=within, problems=n, samples=len(df)))
+                             within_problem_auroc=within, step_auroc=steps.get(getattr(sc, "path", None), np.nan)
+                             if getattr(sc, "aggregate", None) else np.nan, problems=n, samples=len(df)))
     return pd.DataFrame(rows)
 
 
@@ -111,6 +118,24 @@ def simulated_sweep(cache: SampleCache, exp, aucs, k: int | None = None) -> pd.D
     return pd.DataFrame(dict(model=sim["model"], auc=sim["strategy"].map(specs), k=k, accuracy=sim["accuracy"],
                              lo=sim["lo"], hi=sim["hi"], majority=sim["model"].map(ref["majority"]),
                              **{"pass": sim["model"].map(ref["oracle"])})).reset_index(drop=True)
+
+
+def step_auroc(df: pd.DataFrame, task) -> tuple[float, int]:
+    """(AUROC of a PRM's ``step_scores`` against per-line labels, lines counted) over the rows of ``df``.
+
+    Labels: is this line right given the one before (``arith.local_step_labels``), for every line up to the
+    answer line; NaN and 0 for tasks whose problems carry no gold steps (only ``arith``'s do)."""
+    from ..tasks import arith
+    by_id = task.by_id()
+    if df.empty or not all(arith.gold_steps(by_id[p]) for p in df["problem_id"].unique()):
+        return float("nan"), 0
+    scores, labels = [], []
+    for pid, text, ok, steps in zip(df["problem_id"], df["text"], df["correct"], df["step_scores"]):
+        lab = arith.local_step_labels(by_id[pid], text if isinstance(text, str) else "", bool(ok))
+        n = min(len(lab), len(steps))  # lines after the answer line get scores but no label
+        scores += list(steps[:n])
+        labels += lab[:n]
+    return auroc(np.asarray(scores, float), np.asarray(labels, bool)), len(labels)
 
 
 def step_checker_split(cache: SampleCache, exp) -> pd.DataFrame:

@@ -160,6 +160,34 @@ def check_steps(p: Problem, completion: str) -> list[bool]:
     return labels
 
 
+def local_step_labels(p: Problem, completion: str, correct: bool) -> list[bool]:
+    """Per non-blank line (as ``verifiers.step_end_offsets`` counts them): is *this* line right given the
+    line before it (right arithmetic, starting from the previous result, the problem's next operation)?
+    The ``####`` line (anything after it is ignored) gets the outcome label. Unlike ``check_steps``, a
+    line after a mistake can be right: recipe v2's PRM learns these labels, and its step-level AUROC is
+    measured against them."""
+    gold = gold_steps(p)
+    start = gold[0][0] if gold else None
+    labels, prev, i = [], start, 0
+    for line in completion.rstrip("\n").split("\n"):
+        if not line.strip():
+            continue
+        if line.strip().startswith("####"):
+            labels.append(bool(correct))
+            return labels
+        m = STEP_RE.match(line)
+        ok = False
+        if m and i < len(gold):
+            a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+            ok = apply_op(a, op, b) == c and a == prev and (op, b) == (gold[i][1], gold[i][2])
+            prev = c
+        else:
+            prev = None
+        labels.append(ok)
+        i += 1
+    return labels
+
+
 def generate(seed: int, per_level: int, levels=LEVELS, prefix: str = "arith") -> list[Problem]:
     """Deterministic: the same (seed, per_level, levels) always gives the same problems."""
     out = []

@@ -54,7 +54,6 @@ from .tokenizer import build_tokenizer
 from .verifiers import with_gold
 
 STEP = re.compile(r"^\s*(-?\d{1,30})\s*([-+*])\s*(-?\d{1,30})\s*=\s*(-?\d{1,30})\s*$")
-ANSWER = re.compile(r"^\s*####\s*(-?\d{1,30})\s*$")
 
 
 @dataclass(frozen=True)
@@ -125,31 +124,6 @@ def slip(p, rng: random.Random) -> str:
     return arith.format_solution(arith.rerun(steps[:k] + [(a, op, b, new)] + steps[k + 1:], k + 1))
 
 
-def local_step_labels(p, completion: str, correct: bool) -> list[bool]:
-    """Per non-blank line (as ``step_end_offsets`` counts them): is *this* line right given the line before
-    it? The ``####`` line (and anything after it is ignored) gets the outcome label."""
-    gold = arith.gold_steps(p)
-    start = gold[0][0] if gold else None
-    labels, prev, i = [], start, 0
-    for line in completion.rstrip("\n").split("\n"):
-        if not line.strip():
-            continue
-        if ANSWER.match(line) or line.strip().startswith("####"):
-            labels.append(bool(correct))
-            return labels
-        m = STEP.match(line)
-        ok = False
-        if m and i < len(gold):
-            a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
-            ok = arith.apply_op(a, op, b) == c and a == prev and (op, b) == (gold[i][1], gold[i][2])
-            prev = c
-        else:
-            prev = None
-        labels.append(ok)
-        i += 1
-    return labels
-
-
 def _sample_chunk(model: str, cache_path: str, r: RecipeV2, start: int, step: int, device: str) -> int:
     """One sampling worker (a process of its own, one thread): every ``step``-th problem from ``start``."""
     torch.set_num_threads(1)
@@ -208,7 +182,7 @@ def build_rows(r: RecipeV2, models: list[str], cache: SampleCache, device: str |
         df = load_samples(cache, m, task, task.problems, params)
         rows += [dict(problem_id=x.problem_id, completion=x.text if isinstance(x.text, str) else "",
                       source=Path(m).name) for x in df.itertuples()]
-    rows = with_gold(task, rows, slip, r.corrupted, r.seed, local_step_labels)
+    rows = with_gold(task, rows, slip, r.corrupted, r.seed, arith.local_step_labels)
     if r.dense:
         by_id = task.by_id()
         for row in rows:
