@@ -57,6 +57,8 @@ def verifier_quality() -> list[dict]:
                      "n": held.get("n") or sum(v.get("n") or 0 for v in per_source.values()) or None,
                      "positive_rate": None, "gold_beats_nudged": gold.get("all") if isinstance(gold, dict) else gold})
         for src, v in per_source.items():
+            if v.get("auroc") is None:  # one class only (gold, corrupted copies): nothing to rank
+                continue
             rows.append({"verifier": name, "unit": held.get("unit"), "source": src, "auroc": v.get("auroc"),
                          "within_problem_auroc": v.get("within_problem_auroc"),
                          "n": v.get("n"), "positive_rate": v.get("positive_rate")})

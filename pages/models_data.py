@@ -125,10 +125,10 @@ def quality_section():
                                         "held-out AUROC within a problem", format="%.3f"),
                                     "n": st.column_config.NumberColumn("held-out items"),
                                     "gold_beats_nudged": st.column_config.NumberColumn(
-                                        "gold beats a nudged copy", format="percent")})
+                                        "gold beats a copy with one result wrong", format="percent")})
         st.caption("Pooled AUROC mixes problems, so it partly measures \"this problem looks easy\". Best-of-N "
                    "needs a scorer that ranks the samples *of one problem*; the last column checks exactly that "
-                   "(a correct solution against the same solution with one result nudged): near 50% is guessing. "
+                   "(a correct solution against the same solution with one result nudged or slipped): near 50% is guessing. "
                    "Held out: problems of the training distribution the verifier never saw.")
     quality = common.guarded(scorer_quality_table, ctx["cache_path"], common.cache_version(ctx["cache_path"]))
     if quality is not None and not quality.empty:
@@ -136,6 +136,7 @@ def quality_section():
         st.dataframe(quality, hide_index=True, width="stretch", key="scorer_quality", column_config={
             "pooled_auroc": st.column_config.NumberColumn("AUROC pooled over problems", format="%.3f"),
             "within_problem_auroc": st.column_config.NumberColumn("AUROC within a problem", format="%.3f"),
+            "step_auroc": st.column_config.NumberColumn("PRM step-level AUROC", format="%.3f"),
             "problems": st.column_config.NumberColumn("problems with right and wrong samples")})
         st.caption("On the shipped sweeps (every ladder model, 500 problems × 64 samples at temperature 0.8; "
                    "`python -m engine scorers --models ladder --problems 500 --n 64`). Within a problem is what "

@@ -179,6 +179,7 @@ def test_models_page_shows_measured_quality_of_what_ships(root):
     assert {"orm", "prm"} <= set(verifiers["verifier"])
     assert verifiers["gold_beats_nudged"].dropna().between(0, 1).all() and verifiers["gold_beats_nudged"].notna().any()
     assert verifiers.loc[verifiers["source"] == "arith-s", "auroc"].between(0.5, 1).all()
+    assert verifiers["within_problem_auroc"].between(0.5, 1).all()  # one-class sources (gold, corrupted) left out
     assert not at.warning  # the measurement is of the shipped files
 
 
