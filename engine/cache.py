@@ -345,9 +345,10 @@ class SampleCache:
             if val is None:
                 continue
             if isinstance(val, (list, tuple, set)):
+                # one list parameter: DuckDB binds it faster than one parameter per value (500 problems: ~10 ms)
                 val = list(val)
-                clauses.append(f"{col} IN ({','.join('?' * len(val))})" if val else "FALSE")
-                args += val
+                clauses.append(f"{col} IN (SELECT unnest(?))" if val else "FALSE")
+                args += [val] if val else []
             else:
                 clauses.append(f"{col} = ?")
                 args.append(val)

@@ -416,6 +416,11 @@ def _majority_block(a, sizes, z, n, cols, out) -> np.ndarray:
     kmax = max(k for _, k in cols)
     total = np.array([float(math.comb(n, k)) for _, k in cols])
     acc = np.zeros((a.size, len(cols)))
+    # below[row, m]: samples in the row's other classes of fewer than m samples (they can never outvote m)
+    hist = np.bincount((np.arange(a.size)[:, None] * (n + 1) + sizes).ravel(), minlength=a.size * (n + 1))
+    hist = hist.reshape(a.size, n + 1)
+    below = np.zeros((a.size, n + 2), np.int64)
+    below[:, 1:] = np.cumsum(hist * np.arange(n + 1), axis=1)
     for m in range(1, min(int(a.max(initial=0)), kmax) + 1):
         rows = np.flatnonzero(a >= m)
         big = sizes[rows] >= m
@@ -423,9 +428,9 @@ def _majority_block(a, sizes, z, n, cols, out) -> np.ndarray:
         order = np.argsort(-nbig, kind="stable")
         rows, nbig = rows[order], nbig[order]
         b = sizes[rows, :max(int(nbig[0]), 1)]
-        free = z[rows] + np.where(sizes[rows] < m, sizes[rows], 0).sum(axis=1)
+        free = z[rows] + below[rows, m]
         r = kmax - m
-        active = [int(np.sum(nbig > j)) for j in range(int(nbig[0]))]   # rows with a j-th big class (a prefix)
+        active = np.searchsorted(-nbig, -np.arange(nbig[0]), "left").tolist()  # rows with a j-th big class: a prefix
         if m == 1:  # every big class draws 0 or 1 sample: ties = draws, one dimension
             v = np.zeros((rows.size, r + 1))
             v[:, 0] = 1.0
@@ -448,7 +453,9 @@ def _majority_block(a, sizes, z, n, cols, out) -> np.ndarray:
                 if m <= ss and tt >= 1:
                     new[:, m:, 1:] += ct[bj, m][:, None, None] * old[:, :ss + 1 - m, :-1]
                 poly[:c, :ss + 1, :tt + 1] = new
-            v = (poly / np.arange(1, ties + 2)).sum(axis=2)
+            v = poly[:, :, 0]   # a sum over the short last axis, unrolled: numpy reduces tiny axes slowly
+            for t in range(1, ties + 1):
+                v = v + poly[:, :, t] / (t + 1)
         fill = ct[free]                                    # [row, d]: C(free, d)
         weight = ct[a[rows], m]
         for i, (_, k) in enumerate(cols):
@@ -482,23 +489,26 @@ def bootstrap_ci(values, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0)
         raise ConfigError(f"alpha must lie strictly between 0 and 1, got {alpha}")
     counts = _resample_counts(vals.shape[0], n_boot, int(seed))
     valid = ~np.isnan(vals)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = (counts @ np.where(valid, vals, 0.0)) / (counts @ valid.astype(np.float64))
-    lo = np.full(vals.shape[1], np.nan)
-    hi = np.full(vals.shape[1], np.nan)
-    for j in range(vals.shape[1]):
-        col = means[:, j][~np.isnan(means[:, j])]
-        if col.size:
-            lo[j], hi[j] = np.percentile(col, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    if valid.all():  # every resample holds p problems: each mean's denominator is p (exactly, as summed)
+        lo, hi = np.percentile((counts @ vals) / float(vals.shape[0]), q, axis=0)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (counts @ np.where(valid, vals, 0.0)) / (counts @ valid.astype(np.float64))
+        lo, hi = np.full(vals.shape[1], np.nan), np.full(vals.shape[1], np.nan)
+        for j in range(vals.shape[1]):
+            col = means[:, j][~np.isnan(means[:, j])]
+            if col.size:
+                lo[j], hi[j] = np.percentile(col, q)
     shape = np.asarray(values).shape[1:]
     return lo.reshape(shape), hi.reshape(shape)
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=8)
 def _resample_counts(p: int, n_boot: int, seed: int) -> np.ndarray:
     """[n_boot, p]: how often each problem appears in each resample, so a resample mean is one matrix product.
-    Kept for the next call: the blocks of one experiment all have the same problems, and drawing this costs
-    more than the rest of an interval."""
+    Kept for the next calls: the blocks of one experiment all have the same problems (and per-level curves
+    the same few problem counts, in turn), and drawing this costs more than the rest of an interval."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, p, size=(n_boot, p))
     counts = np.bincount((idx + p * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * p)

@@ -331,3 +331,25 @@ def test_a_burst_of_reads_keeps_the_file_open_until_the_first_write(tmp_path):
     out = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(cache.path)!r}).close()"],
                          capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_list_filters_match_pandas(tmp_path):
+    """A list filter is one list parameter (``IN (SELECT unnest(?))``): the rows are those pandas picks, for
+    no values, one, many and values that match nothing."""
+    cache = SampleCache(tmp_path / "f.duckdb")
+    cols = ["model_fp", "task", "problem_id", "config_key", "idx", "text", "answer", "correct", "prompt_tokens",
+            "completion_tokens", "logprob", "prefill_s", "decode_s", "batch_size", "finish", "device"]
+    cache.write_samples([dict(zip(cols, [m, "t", f"p{p}", "k", i, "x", "1", True, 5, 2, -1.0, 0.0, 0.0, 1, "eos",
+                                         "cpu"])) for m in ("a", "b") for p in range(30) for i in range(2)])
+    cache.write_scores([dict(verifier_fp="v", model_fp="a", task="t", problem_id=f"p{p}", config_key="k", idx=0,
+                             score=0.5, step_scores="[]") for p in range(30)])
+    every = cache.samples()
+    for ids in ([], ["p3"], [f"p{p}" for p in range(0, 30, 2)] + ["nope", "p3'; --"], ["nope"]):
+        got = cache.samples(model_fp="a", problem_ids=ids)
+        want = every[(every.model_fp == "a") & every.problem_id.isin(ids)]
+        assert sorted(zip(got.problem_id, got.idx)) == sorted(zip(want.problem_id, want.idx))
+        assert set(cache.scores("v", problem_ids=ids, columns=["problem_id"]).problem_id) == set(ids) - {"nope",
+                                                                                                         "p3'; --"}
+        assert cache.count(model_fp=["a", "b"], problem_id=ids) == every.problem_id.isin(ids).sum()
+        assert cache.export_rows("samples", tmp_path / "x.parquet", model_fp=["a"], problem_id=ids) == len(want)
+    assert cache.cached_indices("b", "t", "k", ["p1", "p2"]) == {"p1": {0, 1}, "p2": {0, 1}}

@@ -342,6 +342,16 @@ def test_bootstrap_nan_and_constant():
     assert np.array_equal(mlo, lo, equal_nan=True) and np.array_equal(mhi, hi, equal_nan=True)
 
 
+
+def test_bootstrap_without_nan_takes_a_shortcut_to_the_same_interval():
+    """Complete columns skip the NaN bookkeeping (a resample's mean divides by p); the interval is bit-identical
+    to the general path's, which a NaN column beside them forces."""
+    rng = np.random.default_rng(9)
+    for vals in (rng.random((300, 4)), np.round(rng.random((57, 3)), 2)):
+        lo, hi = bootstrap_ci(vals, seed=3)
+        lo2, hi2 = bootstrap_ci(np.column_stack([vals, np.full(len(vals), np.nan)]), seed=3)
+        assert np.array_equal(lo, lo2[:-1]) and np.array_equal(hi, hi2[:-1]) and np.isnan(lo2[-1])
+
 def test_mean_with_ci_1d_and_bad_inputs():
     m, lo, hi = mean_with_ci([0.0, 1.0, 1.0, 1.0])
     assert float(m) == 0.75 and 0.0 <= float(lo) <= 0.75 <= float(hi) <= 1.0

@@ -284,6 +284,33 @@ def test_weighted_block_matches_the_one_subset_at_a_time_reference(values, monke
                 assert vals[i, j] == pytest.approx(value, abs=1e-12) and ses[i, j] == pytest.approx(se, abs=1e-12)
 
 
+def test_weighted_fast_subset_values_match_the_plain_rule():
+    """Positive weights and one right answer per row (the usual case) take a faster evaluation; on random rows
+    with many exact ties every subset gets the value the plain one-pool rule gives it, and rows it leaves to the
+    general rule (zero or negative weights, no right answer, two) get them too."""
+    rng = np.random.default_rng(11)
+    took = set()
+    for trial in range(80):
+        p, n = int(rng.integers(1, 6)), int(rng.integers(2, 12))
+        codes = np.where(rng.random((p, n)) < 0.15, -1, rng.integers(0, int(rng.integers(1, 6)), (p, n)))
+        codes[:, 0] = np.maximum(codes[:, 0], 0)                          # every row answers somewhere
+        right = rng.integers(-1, 3, p)[:, None]
+        correct = (codes == right) | ((trial % 7 == 0) & (codes == 1))  # now and then two right answers
+        values = SCORE_VALUES if trial % 3 == 0 else [0.1, 0.2, 0.3, 0.5]   # 0.1 + 0.2 ties 0.3
+        w = np.where(codes >= 0, rng.choice(values, (p, n)), 0.0)
+        dense, m, class_ok = wm._recode(codes, correct)
+        k = int(rng.integers(1, n + 1))
+        idx = wm._subsets(n, k, 60, 0)
+        drawn = np.zeros((idx.shape[0], n))
+        np.put_along_axis(drawn, idx, 1.0, axis=1)
+        width = int(m.max())
+        took.add(wm._one_right_answer_values(dense, w, class_ok[:, :width], drawn) is not None)
+        got = wm._block_subset_values(dense, w, class_ok[:, :width], drawn)
+        for i in range(p):
+            assert np.array_equal(got[:, i], wm._subset_values(dense[i], w[i], class_ok[i, :m[i]], idx)), (trial, i)
+    assert took == {True, False}
+
+
 def test_weighted_monte_carlo_is_unbiased_and_its_error_is_right(monkeypatch):
     """Forced onto Monte Carlo, tiny pools against every k-subset: within a few reported SEs, and the spread
     over seeds matches the reported SE."""

@@ -63,34 +63,46 @@ def blocks(cache: SampleCache, exp, ks: Sequence[int] | None = None, include_par
     task, problems = exp.load_task(), exp.selected()
     ks = tuple(ks or powers_of_two(exp.params.n))
     chosen = [strategies.get(s) for s in exp.strategies]
-    for ref in exp.models:
-        with cache.reading():  # the model's samples and every scorer's scores: one opening of the file
-            base = load_samples(cache, ref, task, problems, exp.params)
-            if not include_partial and not base.empty:
-                size = base.groupby("problem_id")["idx"].transform("count")
-                base = base[size >= exp.params.n]
-            if base.empty:
-                continue
-            base = base.sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
-            info = model_info(cache, ref)
-            scored: dict[str, pd.DataFrame] = {}
-            for name in dict.fromkeys(st.scorer for st in chosen if st.scorer):  # each scorer once
-                hook = (lambda d, t, what=f"{ref.name}: scoring with {name}": on_progress(what, d, t)) \
-                    if on_progress else None
-                scored[name] = scorers.get(name).score(cache, task, base, on_progress=hook) \
-                    .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
-        costed = {}  # costs depend on the scorer only (None: none), not on the strategy: once per scorer
+    with cache.reading():  # every model's samples and scores: one opening of the file (~20 ms each)
+        read = [(ref, _read(cache, exp, ref, task, problems, chosen, include_partial, on_progress))
+                for ref in exp.models]
+    for ref, got in read:
+        if got is None:
+            continue
+        base, info, scored = got
+        costed = {}  # costs and pools depend on the scorer only (None: none), not on the strategy: once per scorer
         for strat in chosen:
             if strat.scorer not in costed:
                 df, sparams = (scored[strat.scorer], scorers.get(strat.scorer).params) if strat.scorer else (base, 0)
                 df = accounting.per_sample(df, info, exp.cost, sparams)
                 pp = accounting.per_problem(df)
-                costed[strat.scorer] = df, sparams, pp, accounting.problem_costs(pp, info, ks, exp.cost, sparams)
-            df, sparams, pp, costs = costed[strat.scorer]
-            acc, se = _accuracy(df, strat, ks)
+                costed[strat.scorer] = (df, sparams, pp, accounting.problem_costs(pp, info, ks, exp.cost, sparams),
+                                        strategies.Pools.split(df))
+            df, sparams, pp, costs, split = costed[strat.scorer]
+            acc, se = strategies.block_curves(strat, df, ks, split)
             # texts stay in the cache: nothing computed from a block reads them, and blocks are kept in memory
             yield Block(ref.name, strat.spec, ks, info, sparams, df.drop(columns=["text"], errors="ignore"),
                         pp.index.to_numpy(), pp["difficulty"].to_numpy(), pp["n"].to_numpy(), acc, se, costs)
+
+
+def _read(cache: SampleCache, exp, ref, task, problems, chosen, include_partial: bool, on_progress):
+    """(samples, model info, {scorer: samples with its scores}) of one model for ``blocks``, sorted by problem,
+    then index; None where no problem counts."""
+    base = load_samples(cache, ref, task, problems, exp.params)
+    if not include_partial and not base.empty:
+        size = base.groupby("problem_id")["idx"].transform("count")
+        base = base[size >= exp.params.n]
+    if base.empty:
+        return None
+    base = base.sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
+    info = model_info(cache, ref)
+    scored: dict[str, pd.DataFrame] = {}
+    for name in dict.fromkeys(st.scorer for st in chosen if st.scorer):  # each scorer once
+        hook = (lambda d, t, what=f"{ref.name}: scoring with {name}": on_progress(what, d, t)) \
+            if on_progress else None
+        scored[name] = scorers.get(name).score(cache, task, base, on_progress=hook) \
+            .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
+    return base, info, scored
 
 
 def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: bool = False,
@@ -115,12 +127,6 @@ def from_blocks(bl, by_level: bool = False) -> pd.DataFrame:
 COSTS = ("flops", "tokens", "sample_tokens", "device_s", "dollars", "energy_wh", "latency_s")
 
 
-def _accuracy(df: pd.DataFrame, strat, ks) -> tuple[np.ndarray, np.ndarray]:
-    """[problems, len(ks)] expected accuracy and Monte Carlo standard error, problems in first-seen order
-    (``df`` sorted by problem, then sample index)."""
-    return strategies.block_curves(strat, df, ks)
-
-
 def _aggregate(mat, se, costs, levels, sizes, ks, by_level: bool, head: dict, info: dict) -> list[dict]:
     groups = [(None, np.ones(len(mat), bool))]
     if by_level:
@@ -130,6 +136,7 @@ def _aggregate(mat, se, costs, levels, sizes, ks, by_level: bool, head: dict, in
         if not sel.any():
             continue
         m, e, size = mat[sel], se[sel], sizes[sel]
+        cost = {c: costs[c][sel] for c in COSTS}   # the group's rows, taken once, not per k
         lo, hi = metrics.bootstrap_ci(m)
         for j, k in enumerate(ks):
             ok = ~np.isnan(m[:, j])
@@ -140,7 +147,7 @@ def _aggregate(mat, se, costs, levels, sizes, ks, by_level: bool, head: dict, in
                        samples=int(size[ok].sum()), train_flops=float(info["training_flops"] or 0),
                        train_tokens=float(info["training_tokens"] or 0))
             for c in COSTS:  # latency: the median problem's wait; the rest: mean cost per problem
-                col = costs[c][sel][ok, j]
+                col = cost[c][ok, j]
                 row[c] = float(np.median(col) if c == "latency_s" else np.mean(col))
             if by_level:
                 row["difficulty"] = int(lvl)

@@ -121,14 +121,15 @@ class Pools:
     def split(cls, df: pd.DataFrame) -> list[tuple[np.ndarray, "Pools"]]:
         """Rows of cached samples sorted by problem, then ``idx``, as one block per pool size: a list of
         (positions of its problems in first-seen order, ``Pools``)."""
-        pids = df["problem_id"].to_numpy()
-        if not len(pids):
+        if df.empty:
             return []
+        # codes, not strings, are compared and gathered: turning a column of strings into Python objects costs more
+        pids = pd.factorize(df["problem_id"])[0]
         starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
         sizes = np.diff(np.r_[starts, len(pids)])
-        raw = df["answer"].to_numpy(object)
-        codes = pd.factorize(df["answer"], use_na_sentinel=True)[0].astype(np.int64)
-        answers = np.where(codes < 0, None, raw)
+        codes, uniq = pd.factorize(df["answer"], use_na_sentinel=True)
+        codes = codes.astype(np.int64)
+        answers = np.append(np.asarray(uniq, dtype=object), None)[codes]   # code -1 (no answer): the None at the end
         correct = df["correct"].to_numpy(bool)
         scores = df["score"].to_numpy(np.float64) if "score" in df else None
         out = []
@@ -142,10 +143,12 @@ class Pools:
         return out
 
 
-def block_curves(strat: "Strategy", df: pd.DataFrame, ks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def block_curves(strat: "Strategy", df: pd.DataFrame, ks: Sequence[int],
+                 split: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """[problems, len(ks)] curve and Monte Carlo standard error of ``strat`` for rows of cached samples sorted
-    by problem, then ``idx`` (problems in first-seen order), through ``strat.curve_block`` per pool size."""
-    blocks = Pools.split(df)
+    by problem, then ``idx`` (problems in first-seen order), through ``strat.curve_block`` per pool size.
+    ``split``: ``Pools.split(df)``, where the caller has it already (many strategies of one frame)."""
+    blocks = Pools.split(df) if split is None else split
     p = sum(len(w) for w, _ in blocks)
     acc, se = np.full((p, len(ks)), np.nan), np.full((p, len(ks)), np.nan)
     for which, pools in blocks:
