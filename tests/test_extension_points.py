@@ -157,6 +157,31 @@ def test_prm_aggregations_come_from_one_set_of_cached_step_scores(swept):
     assert len(cache.scores(scorers.get("prm-min").verifier.fingerprint)) == rows_before  # nothing re-scored
 
 
+def test_learned_scores_come_back_in_the_samples_order_and_only_missing_ones_are_scored(swept, tiny_classifier):
+    """A user's verifier on a cache where half the samples are scored already: the other half is scored, every
+    row gets the score the verifier gives its own text (matched by problem and index, whatever the row order),
+    and a second call scores nothing."""
+    from engine.results import load_samples
+    from engine.verifiers import load_verifier
+    cache, exp = swept
+    task = exp.load_task()
+    samples = load_samples(cache, exp.models[0], task, exp.selected(), exp.params)
+    sc = scorers.get(tiny_classifier)
+    first = samples.iloc[::2]
+    sc.score(cache, task, first)
+    fp = sc.verifier.fingerprint
+    assert len(cache.scores(fp)) == len(first)
+    shuffled = samples.sample(frac=1.0, random_state=3)
+    got = sc.score(cache, task, shuffled)
+    assert len(cache.scores(fp)) == len(samples) and (got.index == shuffled.index).all()
+    by_id = task.by_id()
+    direct = load_verifier(tiny_classifier).score_many([task.prompt(by_id[p]) for p in shuffled["problem_id"]],
+                                                       shuffled["text"].fillna("").tolist())
+    assert np.allclose(got["score"], direct, atol=1e-6)
+    sc.score(cache, task, shuffled)
+    assert len(cache.scores(fp)) == len(samples)
+
+
 def test_a_users_classifier_directory_is_a_scorer(swept, tiny_classifier):
     from engine.results import load_samples
     cache, exp = swept

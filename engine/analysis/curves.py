@@ -80,8 +80,9 @@ def blocks(cache: SampleCache, exp, ks: Sequence[int] | None = None, include_par
                                         strategies.Pools.split(df))
             df, sparams, pp, costs, split = costed[strat.scorer]
             acc, se = strategies.block_curves(strat, df, ks, split)
-            # texts stay in the cache: nothing computed from a block reads them, and blocks are kept in memory
-            yield Block(ref.name, strat.spec, ks, info, sparams, df.drop(columns=["text"], errors="ignore"),
+            # texts and step scores stay in the cache: nothing computed from a block reads them, blocks are kept
+            # in memory, and a list per row slows every garbage collection while they live
+            yield Block(ref.name, strat.spec, ks, info, sparams, df.drop(columns=["text", "step_scores"], errors="ignore"),
                         pp.index.to_numpy(), pp["difficulty"].to_numpy(), pp["n"].to_numpy(), acc, se, costs)
 
 

@@ -45,9 +45,9 @@ class LearnedScorer(Scorer):
         if samples.empty:
             return samples.assign(score=pd.Series(dtype=float), step_scores=pd.Series(dtype=object))
         v = self.verifier
-        # one merge finds the samples not scored yet and gives the others' scores (usually all there are)
-        out = samples.merge(self._cached(cache, v.fingerprint, samples), on=KEY, how="left", indicator=True)
-        todo = samples[(out.pop("_merge") == "left_only").to_numpy()]
+        # one read finds the samples not scored yet and gives the others' scores (usually all there are)
+        cached, at = _lookup(cache, v.fingerprint, samples)
+        todo = samples[at < 0]
         if not todo.empty:
             by_id = task.by_id()
             prompts = {pid: task.prompt(by_id[pid]) for pid in todo["problem_id"].unique()}
@@ -64,19 +64,37 @@ class LearnedScorer(Scorer):
                                     for r, s, st in zip(part.itertuples(), scores, steps)])
                 if on_progress:
                     on_progress(min(start + FLUSH_ROWS, len(todo)), len(todo))
-            out = samples.merge(self._cached(cache, v.fingerprint, samples), on=KEY, how="left")
-        codes, lists = _parse_lists(out["step_scores"])
-        out["step_scores"] = pd.Series(lists[codes], index=out.index, dtype=object)
+            cached, at = _lookup(cache, v.fingerprint, samples)
+        # a row still unscored (the cache lost it meanwhile) gets NaN and no steps, as a left join would
+        at = np.where(at >= 0, at, len(cached))
+        score = np.append(cached["score"].to_numpy(np.float64), np.nan)[at]
+        codes, lists = _parse_lists(pd.concat([cached["step_scores"], pd.Series([None])], ignore_index=True).iloc[at])
+        out = samples.assign(score=score,
+                             step_scores=pd.Series(lists[codes], index=samples.index, dtype=object))
         if v.kind == "prm" and self.aggregate:
             out["score"] = _aggregate_lists(lists, self.aggregate)[codes]
         return out
 
-    @staticmethod
-    def _cached(cache, verifier_fp: str, samples: pd.DataFrame) -> pd.DataFrame:
-        frames = [cache.scores(verifier_fp, model_fp=fp, task=t, config_key=ck,
-                               problem_ids=g["problem_id"].unique().tolist(), columns=KEY + ["score", "step_scores"])
-                  for (fp, t, ck), g in samples.groupby(["model_fp", "task", "config_key"], sort=False)]
-        return pd.concat(frames, ignore_index=True)
+
+def _lookup(cache, verifier_fp: str, samples: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """(cached scores of ``samples`` by this verifier, each sample's row in it or -1 if not scored).
+
+    Rows are matched on integer keys (problem's position, idx) within each (model, task, config) group, not by
+    merging on five string columns, which cost more than reading the scores."""
+    frames, at, offset = [], np.full(len(samples), -1, np.int64), 0
+    for (fp, t, ck), rows in samples.groupby(["model_fp", "task", "config_key"], sort=False).indices.items():
+        g = samples.iloc[rows]
+        pids = pd.Index(g["problem_id"].unique())
+        c = cache.scores(verifier_fp, model_fp=fp, task=t, config_key=ck, problem_ids=pids.tolist(),
+                         columns=["problem_id", "idx", "score", "step_scores"])
+        stride = int(max(g["idx"].max(), c["idx"].max() if len(c) else 0)) + 1
+        have = pd.Index(pids.get_indexer(c["problem_id"]).astype(np.int64) * stride + c["idx"].to_numpy(np.int64))
+        want = pids.get_indexer(g["problem_id"]).astype(np.int64) * stride + g["idx"].to_numpy(np.int64)
+        hit = have.get_indexer(want)  # cached keys are unique: the scores table's primary key
+        at[rows] = np.where(hit >= 0, hit + offset, -1)
+        frames.append(c)
+        offset += len(c)
+    return pd.concat(frames, ignore_index=True), at
 
 
 def _parse_lists(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
