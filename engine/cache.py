@@ -164,6 +164,7 @@ class SampleCache:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._open = None  # the connection that ``reading`` keeps, if any
+        self._writes = False  # whether writes leave that connection open
         if self.path.exists():
             _check_is_duckdb(self.path)
         self.read_only = read_only or (self.path.exists() and not os.access(self.path, os.W_OK))
@@ -216,17 +217,19 @@ class SampleCache:
             con.execute("INSERT OR IGNORE INTO meta VALUES ('pad_truncation_dropped', ?)", [str(dropped)])
 
     @contextmanager
-    def reading(self):
+    def reading(self, writes: bool = False):
         """Keep the file open across a burst of reads (one model's samples and scores, say). Each call inside still
         takes the lock and its own connection, but connecting to a file this process has open is free, while
         opening it costs ~10 ms, often more than the read. The file stays locked to other processes meanwhile
         (they wait, as for a long transaction), so the first write ends the burst: what leads to a write (scoring,
-        sampling) can take long."""
+        sampling) can take long. ``writes``: the burst also holds across writes, for a few quick ones (a run's
+        bookkeeping before it samples)."""
         deadline = time.monotonic() + self.busy_timeout
         with _process_lock:
             nested = self._open is not None
             if not nested:
                 self._open = self._connect(deadline)
+                self._writes = writes
         try:
             yield
         finally:
@@ -237,7 +240,7 @@ class SampleCache:
         with _process_lock:
             if self._open is not None:
                 self._open.close()
-                self._open = None
+                self._open, self._writes = None, False
 
     def _connect(self, deadline: float):
         """A new connection, retrying while another process holds the file, until ``deadline``."""
@@ -264,7 +267,7 @@ class SampleCache:
         a refused statement on a healthy file stays what it is (a bug keeps its traceback). Anything but a
         ``read`` ends a ``reading`` burst first."""
         deadline = time.monotonic() + self.busy_timeout
-        if not read:
+        if not read and not self._writes:
             self._close_open()
         with _process_lock:
             con = self._connect(deadline)

@@ -111,20 +111,9 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
         raise ConfigError(f"the batch size must be a whole number of at least 1, got {max_batch!r}")
     backend = open_backend(resolve_model(model), device=device)
     spec = backend.spec
-    cache.put_model(spec)
-    cache.put_config(params)
-    todo = missing(cache, spec.fingerprint, task, problems, params)
-    total = sum(len(v) for v in todo.values())
-    cached = len(problems) * params.n - total
     # a backend with a tokenizer here formats prompts itself (chat templates); others get the plain prompt
     prompt_of = getattr(backend, "prompt", None) or (lambda t, p, sp: render(t, p, sp.prompt_format))
     fits = getattr(backend, "check_prompt", None)  # optional: a backend that knows its context refuses up front
-    if total:
-        prompt_of(task, problems[0], params)  # a format the model cannot take fails before anything starts
-    if fits:
-        for p in problems:
-            if todo[p.id]:
-                fits(prompt_of(task, p, params), params, p.id)
     # a batch is the unit of progress, saving and Stop: long generations get fewer rows per batch, so a
     # 4,096-token run still saves and can stop every couple of minutes
     many = getattr(backend, "generate_many", None)
@@ -133,11 +122,23 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
             max(1, min(DEFAULT_ROWS, DEFAULT_TOKENS // max(1, params.max_new_tokens)))
     max_batch = min(max_batch, max(1, TOKENS_PER_BATCH // max(1, params.max_new_tokens)))
     run_id = uuid.uuid4().hex[:12]
-    t0 = time.perf_counter()
     done, stopped = 0, False
-    if total:
-        cache.start_run(run_id, spec.fingerprint, task.name, params.key(), len(problems), params.n, spec.device,
-                        **machine_conditions())
+    with cache.reading(writes=True):  # the bookkeeping up to the first batch: one opening of the file, not four
+        cache.put_model(spec)
+        cache.put_config(params)
+        todo = missing(cache, spec.fingerprint, task, problems, params)
+        total = sum(len(v) for v in todo.values())
+        cached = len(problems) * params.n - total
+        if total:
+            prompt_of(task, problems[0], params)  # a format the model cannot take fails before anything starts
+        if fits:
+            for p in problems:
+                if todo[p.id]:
+                    fits(prompt_of(task, p, params), params, p.id)
+        t0 = time.perf_counter()
+        if total:
+            cache.start_run(run_id, spec.fingerprint, task.name, params.key(), len(problems), params.n,
+                            spec.device, **machine_conditions())
     status = "error"
     try:
         for batch in _batches(problems, todo, max_batch, many is not None):
@@ -172,6 +173,8 @@ def run(model: ModelRef | str, task: Task, problems: Sequence[Problem], params: 
         status = "stopped"  # Ctrl-C is the user stopping the run, not an error; finished batches are kept
         raise
     finally:
+        if hasattr(backend, "finish"):  # optional: a backend lets go of what it kept between batches
+            backend.finish()
         if total:
             cache.finish_run(run_id, done, status)
     return RunResult(spec.name, spec.fingerprint, params.key(), done, cached, time.perf_counter() - t0, stopped)

@@ -273,3 +273,70 @@ def test_batched_decode_takes_qwen_models_too(tmp_path, monkeypatch, family):
     for i, p in enumerate(PROMPTS[:2]):
         ref = _by_generate(lm, monkeypatch, p, sp, list(range(4)), f"k{i}")
         assert [a.tokens[:len(b.tokens)] for a, b in zip(got[i], ref)] == [b.tokens for b in ref]
+
+
+def test_the_gpu_path_without_per_step_host_syncs_gives_the_same_samples(tiny_model, monkeypatch):
+    """Off a CPU the decoder reads how many rows finished only every SYNC_EVERY steps (each read waits for the
+    device); taken here on CPU, rows that finished decode on until then and are cut where they ended."""
+    from engine.models import decode
+    from engine.models.sampling import sample_many
+    lm = load_model(tiny_model)
+    sp = SamplingParams(temperature=1.0, max_new_tokens=30, stop=("\n", "s"))
+    reqs = [(p, f"k{i}", list(range(6))) for i, p in enumerate(PROMPTS)]
+    eager = sample_many(lm, reqs, sp)
+    monkeypatch.setattr(decode, "LAZY", True)
+    monkeypatch.setattr(decode, "SYNC_EVERY", 3)
+    lazy = sample_many(lm, reqs, sp)
+    assert [[(s.tokens, s.text, s.finish) for s in out] for out in lazy] == \
+           [[(s.tokens, s.text, s.finish) for s in out] for out in eager]
+    assert "stop" in {s.finish for out in lazy for s in out}
+
+
+def test_the_lean_step_gives_the_models_own_logits_bit_for_bit(tiny_model):
+    """decode._Step calls the model's modules one by one: the logits equal its Hugging Face forward's exactly."""
+    from engine.models import decode
+    lm = load_model(tiny_model)
+    model = lm.model
+    assert decode._Step.usable(model)
+    jobs = [decode.Job(torch.tensor(lm.tokenizer(p, add_special_tokens=False)["input_ids"] or [2]), [0, 1, 2], [1, 2, 3])
+            for p in PROMPTS]
+    decode._install(model)
+    with torch.inference_mode():
+        layers, pad, _ = decode._prefill(model, jobs, torch.device("cpu"))
+        rows = 3 * len(jobs)
+        slot = torch.arange(rows)
+        inp = torch.cat([j.ids[-1:].expand(3) for j in jobs])[:, None]
+        pos = torch.cat([torch.full((3,), len(j.ids) - 1) for j in jobs])[:, None]
+        a = decode._State([(k.clone(), v.clone()) for k, v in layers], pad, slot, 3, rows, 4)
+        b = decode._State([(k.clone(), v.clone()) for k, v in layers], pad, slot, 3, rows, 4)
+        for t in range(3):
+            a.s = b.s = t
+            la = decode._Step(model)(inp, pos, a)[:, -1]
+            lb = model(input_ids=inp, position_ids=pos, cache=b, use_cache=True,
+                       attention_mask=decode._PLACEHOLDER_MASK).logits[:, -1]
+            assert torch.equal(la, lb)
+            inp, pos = la.argmax(-1)[:, None], pos + 1
+
+
+def test_a_run_frees_the_decode_buffer_it_kept_between_batches(tmp_path):
+    """Batches of one run reuse one continuation K/V buffer (a new one costs page faults on a CPU); when the run
+    ends, the backend lets it go, so a long-lived process does not keep its largest batch's memory."""
+    from engine.cache import SampleCache
+    from engine.models import decode
+    from engine.runner import run
+    task = get_task("arith")
+    seen = []
+    real = decode._buffer
+
+    def spy(*a, **k):
+        seen.append(bool(decode._SPARE))
+        return real(*a, **k)
+    decode.free_buffers()
+    decode._buffer, saved = spy, decode._buffer
+    try:
+        run("arith-s", task, task.problems[:6], SamplingParams(n=8, temperature=0.8), SampleCache(tmp_path / "c.duckdb"),
+            max_batch=16)
+    finally:
+        decode._buffer = saved
+    assert len(seen) == 3 and seen == [False, True, True]  # the 2nd and 3rd batches found the 1st one's buffer
+    assert not decode._SPARE

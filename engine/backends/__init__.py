@@ -12,7 +12,9 @@ A backend is opened for one resolved model (``ModelRef``) and offers:
 * optionally ``generate_many([(prompt, prompt_key, indices)], params) -> [samples]``:
   the same for many problems decoded as one batch (the runner then fills a
   batch with many problems' rows), and ``rows_per_batch(params) -> int``, the
-  batch size to use when the user names none.
+  batch size to use when the user names none;
+* optionally ``finish()``: called when a run ends, to free what the backend kept
+  to speed up its next batch.
 
 ``open_backend(ref, device)`` picks the backend named by ``ref.backend``. Adding
 one is a module in this package that calls ``register("name")`` on its opener.

@@ -6,7 +6,7 @@ per-index seeded sampling); this module only plugs them into the registry.
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ..models.decode import kv_shape
+from ..models.decode import free_buffers, kv_shape
 from ..models.loader import load_model
 from ..models.sampling import sample, sample_many
 from ..models.threads import pick_threads
@@ -47,6 +47,10 @@ class TransformersBackend:
 
     def rows_per_batch(self, params) -> int:
         return rows_per_batch(self.lm, params)
+
+    def finish(self) -> None:
+        """The run is over: free what was kept to speed up its next batch."""
+        free_buffers()
 
 
 # A batch is the unit of saving, progress and Stop, so it is sized to take seconds, not minutes: about this many

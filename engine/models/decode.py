@@ -7,9 +7,11 @@ continue it (shared-prefix attention, as Hydragen, Juravsky et al. 2024). The sc
 against the row's own continuation are computed apart and merged exactly through their log-sum-exp. Rows that
 finish leave the batch (together, once a quarter of it has finished), so little is spent on rows past their EOS.
 
-Everything except the attention is the model's own Hugging Face forward: this module plugs in a cache object
-and an attention function through transformers' attention registry. For every other call the function hands
-over to SDPA unchanged, so prefill and scoring are as before. Sample i of a problem draws its uniforms from its
+Everything except the attention is the model's own modules and weights. A decode step calls them one by one
+(``_Step``: the same operations in the same order as the Hugging Face forward, so the same logits bit for bit,
+without that forward's per-call overhead); a model that step does not fit runs its Hugging Face forward with a
+cache object and an attention function plugged in through transformers' attention registry. For every other
+call the function hands over to SDPA unchanged, so prefill and scoring are as before. Sample i of a problem draws its uniforms from its
 own seeded generator (``sampling.sample_seed``; the same stream ``model.generate`` used), so it does not depend
 on which rows share its batch. Rounding of different batch shapes can, very rarely, move a near-tie token
 (README, Reliability: how rare).
@@ -19,10 +21,12 @@ Models whose attention does not go through ``cache.update`` and the registry (``
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from transformers import AttentionInterface, StopStringCriteria, TopPLogitsWarper
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
@@ -30,6 +34,8 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 NAME = "ttc_shared_prefix"
 SUPPORTED = frozenset({"llama", "qwen2", "qwen3"})
 COMPACT_AT = 0.25           # drop finished rows once this share of the batch has finished since the last drop
+SYNC_EVERY = 4              # off a CPU: steps between looks at how many rows finished (each look is a host sync)
+LAZY = False                # look only every SYNC_EVERY steps on a CPU too (tests take the GPU's path with it)
 _PLACEHOLDER_MASK = torch.zeros(0, 0, 0, 0)  # a 4-D "mask" makes transformers skip building one
 
 
@@ -85,10 +91,10 @@ class Decoded:
 class _Layer:
     """One layer's keys and values: each prompt's, shared by its rows, and each row's own continuation."""
 
-    def __init__(self, state: "_State", kp: torch.Tensor, vp: torch.Tensor, rows: int, cap: int):
+    def __init__(self, state: "_State", kp: torch.Tensor, vp: torch.Tensor, ks: torch.Tensor, vs: torch.Tensor):
         self.state, self.kp, self.vp = state, kp, vp          # [P, Hkv, Lmax, D]
-        shape = (rows, kp.shape[1], cap, kp.shape[3])
-        self.ks, self.vs = kp.new_empty(shape), vp.new_empty(shape)  # only positions < s + 1 are ever read
+        self.ks, self.vs = ks, vs  # [rows, Hkv, cap, D]: only positions < s + 1 are ever read
+        self.full = {"ks": ks, "vs": vs}  # the whole buffers: ks and vs are their first rows
 
     def attend(self, q: torch.Tensor, scale: float) -> torch.Tensor:
         st = self.state
@@ -101,11 +107,14 @@ class _Layer:
         if self.kp.shape[2] == 0:
             return o2.to(q.dtype).reshape(r, 1, hq, d)
         p, n = st.problems, st.nmax
-        qp = q4.new_zeros(p * n, hkv, g, d).index_copy_(0, st.slot, q4)
+        # rows in slots: each prompt's n slots together (no gaps to fill or skip while every prompt has n rows)
+        qp = q4.contiguous() if st.dense else q4.new_zeros(p * n, hkv, g, d).index_copy_(0, st.slot, q4)
         qp = qp.view(p, n, hkv, g, d).permute(0, 2, 1, 3, 4).reshape(p, hkv, n * g, d)
         o1, lse1 = _attention_lse(qp, self.kp, self.vp, scale, st.bias)
-        o1 = o1.reshape(p, hkv, n, g, d).permute(0, 2, 1, 3, 4).reshape(p * n, hkv, g, d).index_select(0, st.slot)
-        lse1 = lse1.reshape(p, hkv, n, g).permute(0, 2, 1, 3).reshape(p * n, hkv, g).index_select(0, st.slot)
+        o1 = o1.reshape(p, hkv, n, g, d).permute(0, 2, 1, 3, 4).reshape(p * n, hkv, g, d)
+        lse1 = lse1.reshape(p, hkv, n, g).permute(0, 2, 1, 3).reshape(p * n, hkv, g)
+        if not st.dense:
+            o1, lse1 = o1.index_select(0, st.slot), lse1.index_select(0, st.slot)
         if st.empty is not None:  # a one-token prompt has no prefix: its rows attend to their continuation only
             lse1 = lse1.masked_fill(st.empty[:, None, None], float("-inf"))
             o1 = o1.masked_fill(st.empty[:, None, None, None], 0.0)
@@ -114,15 +123,16 @@ class _Layer:
         return out.to(q.dtype).reshape(r, 1, hq, d)
 
     def keep(self, idx: torch.Tensor, upto: int) -> None:
-        """Keep rows ``idx`` (ascending), moved to the front of the same buffers: no new allocation."""
-        n = len(idx)
+        """Keep rows ``idx`` (ascending) of positions < ``upto``: each buffer's rows are gathered into the
+        state's spare buffer, which takes its place (the old one becomes the spare): no new memory, whose first
+        touch costs page faults on a CPU, and no copy back."""
+        st = self.state
         for name in ("ks", "vs"):
-            buf = getattr(self, "_" + name, None)
-            if buf is None:
-                buf = getattr(self, name)
-                setattr(self, "_" + name, buf)
-            buf[:n, :, :upto] = buf[:, :, :upto].index_select(0, idx)
-            setattr(self, name, buf[:n])
+            cur = getattr(self, name)
+            torch.index_select(cur[:, :, :upto], 0, idx, out=st.spare[:len(idx), :, :upto])
+            full = self.full[name]
+            self.full[name], st.spare = st.spare, full
+            setattr(self, name, self.full[name][:len(idx)])
 
 
 def _attention_lse(q, k, v, scale, bias=None, fused=True):
@@ -139,6 +149,28 @@ def _attention_lse(q, k, v, scale, bias=None, fused=True):
     return torch.matmul(w.to(v.dtype), v).float(), lse
 
 
+_SPARE: dict = {}  # (device, dtype) -> the continuation K/V buffer the last decode on a CPU used
+
+
+def _buffer(n: int, dtype, device) -> torch.Tensor:
+    """A flat buffer of at least ``n`` elements. On a CPU, the last decode's, when large enough: a new one is
+    paid for in page faults at the first write of every page (about 2 microseconds per 4 KiB), which was 5-8% of
+    a decode's time; a GPU's caching allocator already reuses its memory."""
+    buf = _SPARE.pop((str(device), dtype), None)  # taken out while in use: a concurrent decode gets its own
+    return buf if buf is not None and buf.numel() >= n else torch.empty(n, dtype=dtype, device=device)
+
+
+def _release(buf: torch.Tensor) -> None:
+    if buf.device.type == "cpu":
+        _SPARE[(str(buf.device), buf.dtype)] = buf
+
+
+def free_buffers() -> None:
+    """Let go of the buffer kept for the next decode (up to the CPU KV budget, 2 GiB): a run calls this when it
+    ends, so a long-lived process (the app) does not hold its largest batch's memory between runs."""
+    _SPARE.clear()
+
+
 class _State:
     """The cache object the model's layers see: ``update`` stores a step's keys and values and hands the
     layer's ``_Layer`` to the attention function in place of key tensors."""
@@ -150,7 +182,14 @@ class _State:
         empty = pad.all(-1)[torch.div(slot, nmax, rounding_mode="floor")] if pad.shape[1] else None
         self.empty = empty if empty is not None and bool(empty.any()) else None
         self.s = 0
-        self.layers = [_Layer(self, k, v, rows, cap) for k, v in layers_kv]
+        self.dense = rows == self.problems * nmax  # slot is then 0, 1, ..., rows - 1
+        k0 = layers_kv[0][0]
+        shape = (rows, k0.shape[1], cap, k0.shape[3])
+        size = shape[0] * shape[1] * shape[2] * shape[3]
+        self.buffer = _buffer((2 * len(layers_kv) + 1) * size, k0.dtype, k0.device)
+        parts = self.buffer[:(2 * len(layers_kv) + 1) * size].view(-1, *shape)
+        self.spare = parts[-1]  # what the rows a compaction keeps are gathered into
+        self.layers = [_Layer(self, k, v, parts[2 * i], parts[2 * i + 1]) for i, (k, v) in enumerate(layers_kv)]
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         lay = self.layers[layer_idx]
@@ -166,6 +205,7 @@ class _State:
         first = torch.cumsum(counts, 0) - counts
         rank = torch.arange(len(idx), device=idx.device) - torch.repeat_interleave(first, counts)
         self.nmax, self.problems = int(counts.max()), len(left)
+        self.dense = len(idx) == self.problems * self.nmax
         self.slot = torch.repeat_interleave(torch.arange(len(left), device=idx.device), counts) * self.nmax + rank
         self.bias = self.bias.index_select(0, left)
         if self.empty is not None:
@@ -173,6 +213,50 @@ class _State:
         for lay in self.layers:
             lay.kp, lay.vp = lay.kp.index_select(0, left), lay.vp.index_select(0, left)
             lay.keep(idx, self.s + 1)
+
+
+class _Step:
+    """One decode step of a Llama-family model (``SUPPORTED``) called piece by piece on the model's own modules
+    and weights: the same operations in the same order as its Hugging Face forward (so the same logits, bit for
+    bit), without that forward's per-call work (argument handling, output recording, mask building, module
+    hooks), which for these small models cost as much as the arithmetic."""
+
+    def __init__(self, model):
+        base = model.model
+        self.embed, self.rotary, self.norm, self.head = base.embed_tokens, base.rotary_emb, base.norm, model.lm_head
+        self.rope = sys.modules[type(base.layers[0].self_attn).__module__].apply_rotary_pos_emb
+        self.layers = []
+        for lay in base.layers[:model.config.num_hidden_layers]:
+            a, m = lay.self_attn, lay.mlp
+            self.layers.append((lay.input_layernorm, a.q_proj, a.k_proj, a.v_proj, a.o_proj,
+                                getattr(a, "q_norm", None), getattr(a, "k_norm", None), a.head_dim, a.scaling,
+                                lay.post_attention_layernorm, m.gate_proj, m.up_proj, m.down_proj, m.act_fn))
+
+    @staticmethod
+    def usable(model) -> bool:
+        """The model has the modules this calls and nothing hooked into them (which calling around would skip)."""
+        base = getattr(model, "model", None)
+        return (base is not None and all(hasattr(base, n) for n in ("embed_tokens", "rotary_emb", "norm", "layers"))
+                and hasattr(model, "lm_head")
+                and not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()))
+
+    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, state: "_State") -> torch.Tensor:
+        h = self.embed(ids)
+        cos, sin = self.rotary(h, pos)
+        for i, (ln1, qp, kp, vp, op, qn, kn, hd, scale, ln2, gp, up, dp, act) in enumerate(self.layers):
+            shape = (*h.shape[:-1], -1, hd)
+            x = ln1(h)
+            q = F.linear(x, qp.weight, qp.bias).view(shape)
+            k = F.linear(x, kp.weight, kp.bias).view(shape)
+            if qn is not None:
+                q, k = qn(q), kn(k)
+            q, k = self.rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+            v = F.linear(x, vp.weight, vp.bias).view(shape).transpose(1, 2)
+            o = state.update(k, v, i)[0].attend(q, scale)
+            h = h + F.linear(o.reshape(*shape[:-2], -1).contiguous(), op.weight, op.bias)
+            x = ln2(h)
+            h = h + F.linear(act(F.linear(x, gp.weight, gp.bias)) * F.linear(x, up.weight, up.bias), dp.weight, dp.bias)
+        return F.linear(self.norm(h), self.head.weight, self.head.bias)
 
 
 def _prefill(model, jobs: list[Job], device):
@@ -230,6 +314,17 @@ def decode(lm, jobs: list[Job], params) -> list[Decoded]:
     return res
 
 
+def _stop_ends(stops, device) -> torch.Tensor | None:
+    """Per token id (the criterion clamps larger ids to its last row): whether the token can end a stop string,
+    from the criterion's own table (its "end lengths"); None where that table is not laid out as expected."""
+    try:
+        vec = stops.embedding_vec
+        ends = vec[:, stops.max_valid_positions * stops.num_stop_strings:-1] > 0
+    except (AttributeError, TypeError, IndexError):
+        return None
+    return ends.any(-1).to(device) if ends.ndim == 2 and ends.shape[1] else None
+
+
 def _decode(model, tok, jobs, params, layers, pad, device, eos):
     rows = sum(len(j.indices) for j in jobs)
     nmax = max(len(j.indices) for j in jobs)
@@ -245,6 +340,9 @@ def _decode(model, tok, jobs, params, layers, pad, device, eos):
     stops = StopStringCriteria(tok, list(params.stop)) if params.stop else None
     # a stop string may begin in the prompt (as generate sees it), so each row's history keeps the prompt's tail
     tail = min(stops.maximum_token_len, min(len(j.ids) for j in jobs)) if stops else 0
+    # a stop string can only end at a token that ends part of one (the criterion's "end lengths"): on a CPU only
+    # the rows whose newest token is one are checked, each on its own history, so the answer is the same
+    ends = _stop_ends(stops, device) if stops is not None and device.type == "cpu" else None
     hist = torch.zeros(rows, tail + new, dtype=torch.long, device=device)
     if tail:
         hist[:, :tail] = torch.cat([j.ids[-tail:].expand(len(j.indices), -1) for j in jobs]).to(device)
@@ -254,10 +352,17 @@ def _decode(model, tok, jobs, params, layers, pad, device, eos):
     ended = torch.zeros(rows, dtype=torch.bool, device=device)
     alive = torch.arange(rows, device=device)          # original row of each batch row
     gone = torch.zeros(rows, dtype=torch.bool, device=device)  # finished, still in the batch until compaction
+    # on a GPU, reading whether rows finished waits for the step's kernels (a host sync): it is read every few
+    # steps, the bookkeeping stays on the device; rows that finished in between decode on, and are cut at n_tok
+    lazy = device.type != "cpu" or LAZY
+    step = _Step(model) if _Step.usable(model) else None
     for t in range(new):
         state.s = t
-        logits = model(input_ids=inp, position_ids=pos, cache=state, use_cache=True,
-                       attention_mask=_PLACEHOLDER_MASK).logits[:, -1].float()
+        if step is not None:
+            logits = step(inp, pos, state)[:, -1].float()
+        else:
+            logits = model(input_ids=inp, position_ids=pos, cache=state, use_cache=True,
+                           attention_mask=_PLACEHOLDER_MASK).logits[:, -1].float()
         raw = torch.log_softmax(logits, dim=-1)
         if params.greedy:
             nxt = logits.argmax(dim=-1)
@@ -274,17 +379,34 @@ def _decode(model, tok, jobs, params, layers, pad, device, eos):
         if stops is not None:
             hist[alive, tail + t] = nxt
             # the criterion looks only at the last maximum_token_len tokens: hand it those, not the whole history
-            done |= stops(hist[alive, max(0, tail + t + 1 - stops.maximum_token_len):tail + t + 1], logits)
+            window = slice(max(0, tail + t + 1 - stops.maximum_token_len), tail + t + 1)
+            if ends is None:
+                done |= stops(hist[alive, window], logits)
+            else:
+                cand = ends[nxt.clamp(max=len(ends) - 1)].nonzero()[:, 0]
+                if len(cand):
+                    done[cand] |= stops(hist[alive[cand], window], None)
         done &= ~gone
-        if done.any():
+        if lazy:  # no host sync: the finished rows are counted every SYNC_EVERY steps
+            n_tok[alive] = torch.where(done, t + 1, n_tok[alive])
+            ended[alive] |= done
+            gone |= done
+            check = (t + 1) % SYNC_EVERY == 0
+        elif done.any():
             n_tok[alive[done]] = t + 1
             ended[alive[done]] = True
             gone |= done
-            if gone.all():
+            check = True
+        else:
+            check = False
+        if check:
+            finished = int(gone.sum())
+            if finished == len(alive):
                 break
-            if gone.sum() >= COMPACT_AT * len(alive):
+            if finished >= COMPACT_AT * len(alive):
                 keep = (~gone).nonzero()[:, 0]
                 state.keep(keep)
                 alive, nxt, pos, gone = alive[keep], nxt[keep], pos[keep], gone[keep]
         inp, pos = nxt[:, None], pos + 1
+    _release(state.buffer)
     return out_tok.cpu().tolist(), out_lp.cpu().tolist(), n_tok.cpu().tolist(), ended.cpu().tolist()
