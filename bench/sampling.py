@@ -97,6 +97,17 @@ def check(a, task, probs, sp) -> None:
         lp = max(abs(x.logprob - y.logprob) for g, r in zip(got, ref) for x, y in zip(g, r) if x.tokens == y.tokens)
         print(f"check {name} ({lm.model.dtype}): {same} of 64 texts as generate gives; "
               f"largest log-prob gap on equal tokens {lp:.1e}")
+        if a.device != "cpu":  # off a CPU finished rows are counted every SYNC_EVERY steps: the same samples?
+            reqs = [(task.prompt(p), f"arith/{p.id}", list(range(32))) for p in probs[:64]]
+            every, decode.SYNC_EVERY = decode.SYNC_EVERY, 1
+            try:
+                each = sample_many(lm, reqs, sp)
+            finally:
+                decode.SYNC_EVERY = every
+            lazy = sample_many(lm, reqs, sp)
+            same = sum((x.text, x.finish) == (y.text, y.finish) for g, r in zip(each, lazy) for x, y in zip(g, r))
+            print(f"check {name}: finished rows counted every {every} steps vs every step: {same} of "
+                  f"{sum(map(len, each))} samples the same")
 
 
 def main():
@@ -109,7 +120,8 @@ def main():
     ap.add_argument("--baseline-problems", type=int, default=None,
                     help="run baseline (a) on the first this many problems only (default: all)")
     ap.add_argument("--check", action="store_true",
-                    help="first compare the batched decoder with the generate path on 4 problems x 16 samples")
+                    help="first compare the batched decoder with the generate path on 4 problems x 16 samples "
+                         "(and, off a CPU, its lazy finish counting with counting every step on 64 x 32)")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     task = get_task("arith")
