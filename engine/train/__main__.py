@@ -2,9 +2,10 @@
        python -m engine.train verifiers [--device cuda] [--jobs J] [--out DIR] [--cache FILE]
 
 ladder: train the shipped models; verifiers: train the ORM and PRM (recipe v2, the
-shipped one; --recipe v1 is the first, weaker recipe) into OUT/verifiers; evaluate: measure the shipped ladder on the test set (500 problems x 64
-samples) and check the claims it makes, writing data/models/ladder_eval.json; ship: write that
-evaluation's samples and verifier scores to data/sweeps/ (what a new cache starts with).
+shipped one; --recipe v1 is the first, weaker recipe) into OUT/verifiers; evaluate:
+measure the shipped ladder on the test set (500 problems x 64 samples) and check the
+claims it makes, writing data/models/ladder_eval.json; ship: write that evaluation's
+samples and verifier scores to data/sweeps/ (what a new cache starts with).
 """
 from __future__ import annotations
 
