@@ -2,7 +2,7 @@
 tests; run on a quiet machine):
 
     python bench/run.py              # about 3 minutes on 2 cores
-    python bench/run.py --ladder     # and the whole ladder from an empty cache (2-3 minutes more)
+    python bench/run.py --ladder     # and the whole ladder from an empty cache (about 2 minutes more)
 
 1. sampling: engine tokens/s against plain ``generate(num_return_sequences=64)``, arith-s and arith-xl,
    16 problems x 64 samples (bench/sampling.py has the naive loop, FLOP/s and the busy-core test);
@@ -124,7 +124,7 @@ def main() -> None:
     import argparse
 
     import torch
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ladder", action="store_true", help="also sample the whole ladder into an empty cache")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

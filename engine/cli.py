@@ -12,8 +12,13 @@ DEFAULT_MODELS = "ladder"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one readable line, not a usage dump
-        print(f"error: {message} (see `python -m engine {self.prog.split()[-1]} --help`)", file=sys.stderr)
+        # the top parser also reports a subcommand's unknown flags: point at both helps there
+        see = f"`{self.prog} --help`" if self.prog != PROG else f"`{PROG} --help` or `{PROG} COMMAND --help`"
+        print(f"error: {message} (see {see})", file=sys.stderr)
         sys.exit(2)
+
+
+PROG = "python -m engine"
 
 
 def _models(arg: str) -> list[str]:
@@ -434,7 +439,7 @@ def cmd_serve(args) -> int:
 
 
 def build_parser():
-    ap = _Parser(prog="python -m engine", description="Model size vs test-time compute: sampling engine")
+    ap = _Parser(prog=PROG, description="Model size vs test-time compute: sampling engine")
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     p = sub.add_parser("sweep", help="fill the cache with samples (resumable)")
     _common(p)

@@ -196,7 +196,7 @@ def summary(table: pd.DataFrame) -> list[str]:
     for form, g in overall.groupby("form", sort=False):
         worst = g.loc[g.error.abs().idxmax()]
         out.append(f"{form}: predicting pass@{int(worst.target)} from {int(worst.fit_samples)} samples is off by "
-                   f"{g.error.abs().mean():.1%} on average (worst {worst.model}: {worst.predicted:.1%} predicted, "
+                   f"{100 * g.error.abs().mean():.1f} points on average (worst {worst.model}: {worst.predicted:.1%} predicted, "
                    f"{worst.measured:.1%} measured).")
     poor = table[table.poor]
     if not poor.empty:

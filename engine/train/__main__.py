@@ -19,7 +19,8 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["ladder", "verifiers", "evaluate", "ship"])
     ap.add_argument("--quick", action="store_true", help="miniature models in seconds (for tests)")
     ap.add_argument("--out", type=Path, default=MODELS_DIR, help="where model dirs go (default data/models)")
@@ -27,7 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=0,
                     help="evaluate, verifiers v2: sampling processes, one thread each (evaluate default: cores, at most 4; v2: 1)")
     ap.add_argument("--cache", type=Path, default=None,
-                    help="evaluate, ship: DuckDB file (default cache/samples.duckdb); verifiers v2: the training-sample cache (default OUT/train_samples.duckdb)")
+                    help="evaluate, ship: DuckDB file (default cache/samples.duckdb); verifiers v2: the training-sample cache (default OUT/verifiers/train_samples.duckdb)")
     ap.add_argument("--recipe", choices=["v1", "v2"], default="v2",
                     help="verifiers: v2 (default, the shipped ones: many samples per problem, pairwise within a "
                          "problem, from arith-xl's weights; see engine/train/verifiers_v2.py) or v1 (the first recipe)")
