@@ -113,7 +113,8 @@ def with_gold(task: Task, rows: list[dict], bad, copies: int, seed: int, labels)
     return rows
 
 
-def split(rows, r: VerifierRecipe):
+def split(rows, r):
+    """(train rows, held-out rows): ``r.holdout`` of the problems held out, chosen by ``r.seed`` (both recipes)."""
     ids = sorted({x["problem_id"] for x in rows})
     random.Random(r.seed).shuffle(ids)
     held = set(ids[: int(len(ids) * r.holdout)])

@@ -51,7 +51,7 @@ from ..runner import bar_updater, run
 from ..tasks import Task, arith
 from ..verifiers import step_end_offsets, verifier_text
 from .tokenizer import build_tokenizer
-from .verifiers import with_gold
+from .verifiers import auroc, split, with_gold
 
 STEP = re.compile(r"^\s*(-?\d{1,30})\s*([-+*])\s*(-?\d{1,30})\s*=\s*(-?\d{1,30})\s*$")
 
@@ -188,13 +188,6 @@ def build_rows(r: RecipeV2, models: list[str], cache: SampleCache, device: str |
         for row in rows:
             row["expected"] = expected_lines(by_id[row["problem_id"]], row["completion"])
     return rows
-
-
-def split(rows, r: RecipeV2):
-    ids = sorted({x["problem_id"] for x in rows})
-    random.Random(r.seed).shuffle(ids)
-    held = set(ids[: int(len(ids) * r.holdout)])
-    return [x for x in rows if x["problem_id"] not in held], [x for x in rows if x["problem_id"] in held]
 
 
 def dedupe(rows) -> list[dict]:
@@ -427,11 +420,6 @@ def score_rows(model, tok, rows, device, batch=128) -> tuple[np.ndarray, np.ndar
     del first
     sel = np.array([idx[k] for k in key], dtype=int)
     return o[sel], p[sel]
-
-
-def auroc(scores, labels) -> float:
-    from .verifiers import auroc as _a
-    return _a(scores, labels)
 
 
 def within_auroc(scores, labels, groups) -> tuple[float, int]:
