@@ -77,6 +77,18 @@ def packed_batches(tok, r: LMRecipe, seed: int):
         yield ids[:, :-1], lab[:, 1:]
 
 
+def clipped_step(model, opt, loss, sched=None) -> float:
+    """One optimizer step on ``loss`` with gradients clipped to norm 1 (every trainer here), then ``sched``'s
+    step if given; returns the loss as a number."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return loss.item()
+
+
 def train_lm(r: LMRecipe, out_dir: Path, ckpt_every: int = 100, progress: bool = True) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,12 +124,8 @@ def train_lm(r: LMRecipe, out_dir: Path, ckpt_every: int = 100, progress: bool =
             g["lr"] = lr_at(step)
         logits = model(input_ids=x).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        losses.append(clipped_step(model, opt, loss))
         step += 1
-        losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
         bar.update(1)
         if step % ckpt_every == 0 or step == steps:

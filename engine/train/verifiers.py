@@ -31,6 +31,7 @@ from ..models.loader import MODELS_DIR, RECORD_FILE, training_record
 from ..runner import bar_updater, run
 from ..tasks import Task, arith
 from ..verifiers import step_end_offsets, verifier_text
+from .lm import clipped_step
 from .tokenizer import build_tokenizer
 
 SEED = 7
@@ -289,12 +290,7 @@ def _fit(kind, cls, tok, r, train_rows, out_dir, progress):
             batch = [train_rows[j] for j in order[i:i + r.batch]]
             enc, labels = _encode(tok, batch, kind)
             loss = _loss(_forward(model, enc, kind), labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(clipped_step(model, opt, loss, sched))
             tokens += int(enc["attention_mask"].sum())
         elapsed += time.time() - t0
         tmp = ckpt.with_suffix(".tmp")

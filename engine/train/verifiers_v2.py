@@ -50,6 +50,7 @@ from ..models.loader import MODELS_DIR, RECORD_FILE
 from ..runner import bar_updater, run
 from ..tasks import Task, arith
 from ..verifiers import step_end_offsets, verifier_text
+from .lm import clipped_step
 from .tokenizer import build_tokenizer
 from .verifiers import auroc, split, with_gold
 
@@ -375,12 +376,7 @@ def fit(r: RecipeV2, train_rows, out: Path, base_dir: Path, device: str, progres
                 sel = lm >= 0
                 logits = model.lm_head(hs[sel])
                 loss = loss + r.lm_weight * torch.nn.functional.cross_entropy(logits, lm[sel])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(clipped_step(model, opt, loss, sched))
             tokens += int(att.sum())
             step = g
             bar.update(1)
