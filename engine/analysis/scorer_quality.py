@@ -64,12 +64,13 @@ def scorer_quality(cache: SampleCache, exp, names=None) -> pd.DataFrame:
             sc = scorers.get(name)
             df = sc.score(cache, task, base)
             within, n = within_problem_auroc(df)
-            if getattr(sc, "aggregate", None) and sc.path not in steps:
+            prm = bool(getattr(sc, "aggregate", None))  # a PRM: step scores, aggregated
+            if prm and sc.path not in steps:
                 steps[sc.path] = step_auroc(df, task)[0]
             rows.append(dict(model=ref.name, scorer=name, pooled_auroc=auroc(df["score"].to_numpy(float),
                                                                               df["correct"].to_numpy(bool)),
-                             within_problem_auroc=within, step_auroc=steps.get(getattr(sc, "path", None), np.nan)
-                             if getattr(sc, "aggregate", None) else np.nan, problems=n, samples=len(df)))
+                             within_problem_auroc=within, step_auroc=steps[sc.path] if prm else np.nan,
+                             problems=n, samples=len(df)))
     return pd.DataFrame(rows)
 
 
