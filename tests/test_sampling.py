@@ -304,11 +304,11 @@ def test_the_lean_step_gives_the_models_own_logits_bit_for_bit(tiny_model):
     with torch.inference_mode():
         layers, pad, _ = decode._prefill(model, jobs, torch.device("cpu"))
         rows = 3 * len(jobs)
-        slot = torch.arange(rows)
+        prompt = torch.arange(len(jobs)).repeat_interleave(3)
         inp = torch.cat([j.ids[-1:].expand(3) for j in jobs])[:, None]
         pos = torch.cat([torch.full((3,), len(j.ids) - 1) for j in jobs])[:, None]
-        a = decode._State([(k.clone(), v.clone()) for k, v in layers], pad, slot, 3, rows, 4)
-        b = decode._State([(k.clone(), v.clone()) for k, v in layers], pad, slot, 3, rows, 4)
+        a = decode._State([(k.clone(), v.clone()) for k, v in layers], pad, prompt, rows, 4)
+        b = decode._State([(k.clone(), v.clone()) for k, v in layers], pad, prompt, rows, 4)
         for t in range(3):
             a.s = b.s = t
             la = decode._Step(model)(inp, pos, a)[:, -1]
@@ -340,3 +340,36 @@ def test_a_run_frees_the_decode_buffer_it_kept_between_batches(tmp_path):
         decode._buffer = saved
     assert len(seen) == 3 and seen == [False, True, True]  # the 2nd and 3rd batches found the 1st one's buffer
     assert not decode._SPARE
+
+
+def test_rows_with_the_same_tokens_so_far_are_computed_once_and_give_the_same_samples(monkeypatch):
+    """On a CPU the decoder computes one batch row per distinct history (decode._decode_shared), branching rows
+    off as samples draw different tokens. A shipped model at T=0.8 agrees with itself for long stretches: far
+    fewer rows are computed than tokens generated, and every sample (tokens, end, log-probabilities to float
+    rounding) is the one a batch row per sample gives (the GPU's loop, taken here with LAZY)."""
+    from engine.models import decode
+    from engine.models.sampling import sample_many
+    task = get_task("arith")
+    lm = load_model("arith-s")
+    # "+1" ends some samples early (a stop string on a shared history ends all its rows), others run to EOS
+    sp = SamplingParams(n=24, temperature=0.8, max_new_tokens=96, stop=("+1",))
+    reqs = [(task.prompt(p), f"arith/{p.id}", list(range(24))) for p in task.select(6, [1, 3, 5])]
+    computed, real = [], decode._Step.__call__
+
+    def counting(self, ids, pos, state):
+        computed.append(ids.shape[0])
+        return real(self, ids, pos, state)
+    monkeypatch.setattr(decode._Step, "__call__", counting)
+    shared = sample_many(lm, reqs, sp)
+    rows_computed = sum(computed)
+    monkeypatch.setattr(decode, "LAZY", True)
+    computed.clear()
+    each = sample_many(lm, reqs, sp)
+    tokens = sum(s.completion_tokens for out in shared for s in out)
+    assert rows_computed < 0.6 * tokens <= 0.6 * sum(computed)
+    assert [[(s.tokens, s.text, s.finish) for s in out] for out in shared] == \
+           [[(s.tokens, s.text, s.finish) for s in out] for out in each]
+    assert len({s.text for out in shared for s in out}) > 2 * len(reqs)  # rows did branch
+    assert {s.finish for out in shared for s in out} == {"stop", "eos"}
+    gap = max(abs(a - b) for x, y in zip(shared, each) for s, t in zip(x, y) for a, b in zip(s.token_logprobs, t.token_logprobs))
+    assert gap < 1e-4

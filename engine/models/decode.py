@@ -7,6 +7,12 @@ continue it (shared-prefix attention, as Hydragen, Juravsky et al. 2024). The sc
 against the row's own continuation are computed apart and merged exactly through their log-sum-exp. Rows that
 finish leave the batch (together, once a quarter of it has finished), so little is spent on rows past their EOS.
 
+On a CPU (``_decode_shared``) the rows of a batch are distinct histories, not samples: all samples of a prompt
+start as one row, and a row splits only where its samples draw different tokens. Small models agree with
+themselves for long stretches (the shipped ladder at T=0.8 computes 9-38% of the rows a row per sample would),
+which is the same idea as sharing the prompt, carried into the samples. Off a CPU (``_decode``) each sample
+keeps its own row, so the loop needs no host sync per step.
+
 Everything except the attention is the model's own modules and weights. A decode step calls them one by one
 (``_Step``: the same operations in the same order as the Hugging Face forward, so the same logits bit for bit,
 without that forward's per-call overhead); a model that step does not fit runs its Hugging Face forward with a
@@ -35,7 +41,7 @@ NAME = "ttc_shared_prefix"
 SUPPORTED = frozenset({"llama", "qwen2", "qwen3"})
 COMPACT_AT = 0.25           # drop finished rows once this share of the batch has finished since the last drop
 SYNC_EVERY = 4              # off a CPU: steps between looks at how many rows finished (each look is a host sync)
-LAZY = False                # look only every SYNC_EVERY steps on a CPU too (tests take the GPU's path with it)
+LAZY = False                # the GPU's loop (a row per sample, looks every SYNC_EVERY steps) on a CPU too (tests)
 _PLACEHOLDER_MASK = torch.zeros(0, 0, 0, 0)  # a 4-D "mask" makes transformers skip building one
 
 
@@ -173,23 +179,42 @@ def free_buffers() -> None:
 
 class _State:
     """The cache object the model's layers see: ``update`` stores a step's keys and values and hands the
-    layer's ``_Layer`` to the attention function in place of key tensors."""
+    layer's ``_Layer`` to the attention function in place of key tensors.
 
-    def __init__(self, layers_kv, pad: torch.Tensor, slot: torch.Tensor, nmax: int, rows: int, cap: int):
-        self.slot, self.nmax, self.problems = slot, nmax, pad.shape[0]
+    Batch rows may come in any order and any number per prompt (``prompt``: each row's prompt); the prompt
+    attention lays each prompt's rows out in a grid of ``nmax`` slots (``slot``). The continuation buffers hold
+    up to ``cap_rows`` rows; ``branch`` appends rows, ``keep`` drops them."""
+
+    def __init__(self, layers_kv, pad: torch.Tensor, prompt: torch.Tensor, cap_rows: int, cap: int):
+        self.problems = pad.shape[0]
         self.bias = torch.zeros(pad.shape, dtype=torch.float32, device=pad.device).masked_fill_(pad, float("-inf"))
         self.bias = self.bias[:, None, None, :]  # [P, 1, 1, Lmax]: prompts padded to the longest
-        empty = pad.all(-1)[torch.div(slot, nmax, rounding_mode="floor")] if pad.shape[1] else None
-        self.empty = empty if empty is not None and bool(empty.any()) else None
+        self.one_token = pad.all(-1) if pad.shape[1] else None   # per prompt: no prefix to attend to
         self.s = 0
-        self.dense = rows == self.problems * nmax  # slot is then 0, 1, ..., rows - 1
         k0 = layers_kv[0][0]
-        shape = (rows, k0.shape[1], cap, k0.shape[3])
+        shape = (cap_rows, k0.shape[1], cap, k0.shape[3])
         size = shape[0] * shape[1] * shape[2] * shape[3]
         self.buffer = _buffer((2 * len(layers_kv) + 1) * size, k0.dtype, k0.device)
         parts = self.buffer[:(2 * len(layers_kv) + 1) * size].view(-1, *shape)
         self.spare = parts[-1]  # what the rows a compaction keeps are gathered into
         self.layers = [_Layer(self, k, v, parts[2 * i], parts[2 * i + 1]) for i, (k, v) in enumerate(layers_kv)]
+        self._lay_out(prompt)
+
+    def _lay_out(self, prompt: torch.Tensor) -> None:
+        """Each row's slot in its prompt's part of the grid: its rank among that prompt's rows."""
+        n = len(prompt)
+        counts = torch.bincount(prompt, minlength=self.problems)
+        order = torch.argsort(prompt, stable=True)
+        rank = torch.empty_like(prompt)
+        rank[order] = torch.arange(n, device=prompt.device) - (torch.cumsum(counts, 0) - counts)[prompt[order]]
+        self.prompt, self.nmax = prompt, int(counts.max())
+        self.slot = prompt * self.nmax + rank
+        # slot is then 0, 1, ..., rows - 1: the grid is the rows themselves
+        self.dense = n == self.problems * self.nmax and bool((prompt[1:] >= prompt[:-1]).all())
+        empty = self.one_token[prompt] if self.one_token is not None else None
+        self.empty = empty if empty is not None and bool(empty.any()) else None
+        for lay in self.layers:
+            lay.ks, lay.vs = lay.full["ks"][:n], lay.full["vs"][:n]
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         lay = self.layers[layer_idx]
@@ -197,22 +222,29 @@ class _State:
         lay.vs[:, :, self.s] = value_states[:, :, -1]
         return lay, None
 
-    def keep(self, idx: torch.Tensor) -> None:
-        """Keep rows ``idx`` (ascending). The prompts left are renumbered and each row gets a slot among its
-        prompt's remaining rows, so the prompt attention shrinks with the batch."""
-        prob = torch.div(self.slot.index_select(0, idx), self.nmax, rounding_mode="floor")
-        left, counts = torch.unique_consecutive(prob, return_counts=True)  # rows stay grouped by prompt
-        first = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(len(idx), device=idx.device) - torch.repeat_interleave(first, counts)
-        self.nmax, self.problems = int(counts.max()), len(left)
-        self.dense = len(idx) == self.problems * self.nmax
-        self.slot = torch.repeat_interleave(torch.arange(len(left), device=idx.device), counts) * self.nmax + rank
+    def branch(self, parents: torch.Tensor) -> None:
+        """Append a row per entry of ``parents`` with a copy of that row's keys and values so far."""
+        n, k, upto = len(self.prompt), len(parents), self.s + 1
+        for lay in self.layers:
+            for buf in lay.full.values():
+                torch.index_select(buf[:n, :, :upto], 0, parents, out=buf[n:n + k, :, :upto])
+        self._lay_out(torch.cat([self.prompt, self.prompt[parents]]))
+
+    def keep(self, idx: torch.Tensor) -> torch.Tensor:
+        """Keep rows ``idx``, put in order of their prompts (so a grid with as many rows for every prompt is
+        dense again); returns that order. The prompts left are renumbered, so the prompt attention shrinks
+        with the batch."""
+        idx = idx[torch.argsort(self.prompt[idx], stable=True)]
+        left, prompt = torch.unique(self.prompt[idx], return_inverse=True)
+        self.problems = len(left)
         self.bias = self.bias.index_select(0, left)
-        if self.empty is not None:
-            self.empty = self.empty.index_select(0, idx)
+        if self.one_token is not None:
+            self.one_token = self.one_token.index_select(0, left)
         for lay in self.layers:
             lay.kp, lay.vp = lay.kp.index_select(0, left), lay.vp.index_select(0, left)
             lay.keep(idx, self.s + 1)
+        self._lay_out(prompt)
+        return idx
 
 
 class _Step:
@@ -300,7 +332,8 @@ def decode(lm, jobs: list[Job], params) -> list[Decoded]:
     with torch.inference_mode():
         layers, pad, prefill_s = _prefill(model, jobs, device)
         t1 = time.perf_counter()
-        out = _decode(model, tok, jobs, params, layers, pad, device, eos)
+        loop = _decode if device.type != "cpu" or LAZY else _decode_shared
+        out = loop(model, tok, jobs, params, layers, pad, device, eos)
     decode_s = time.perf_counter() - t1
     rows = sum(len(j.indices) for j in jobs)
     toks, lps, n_tok, ended = out
@@ -325,88 +358,190 @@ def _stop_ends(stops, device) -> torch.Tensor | None:
     return ends.any(-1).to(device) if ends.ndim == 2 and ends.shape[1] else None
 
 
+@dataclass
+class _Draw:
+    """What every decode loop needs per sample row and per step, set up once."""
+    u: torch.Tensor | None        # [rows, max_new_tokens] each row's uniforms (None: greedy)
+    top_p: object                 # the warper, or None
+    stops: object                 # the stop-string criterion, or None
+    ends: torch.Tensor | None     # per token id: can it end a stop string (None: check every row)
+    tail: int                     # prompt tokens a stop string may begin in
+    out_tok: torch.Tensor         # [rows, max_new_tokens]
+    out_lp: torch.Tensor
+    n_tok: torch.Tensor           # [rows] completion length
+    ended: torch.Tensor           # [rows] EOS or a stop string ended it
+    temperature: float
+
+    @classmethod
+    def make(cls, tok, jobs, params, device):
+        rows, new = sum(len(j.indices) for j in jobs), params.max_new_tokens
+        u = None if params.greedy else torch.stack(  # the uniforms each row's generator yields, one per step
+            [torch.rand(new, generator=torch.Generator().manual_seed(s)) for j in jobs for s in j.seeds]).to(device)
+        stops = StopStringCriteria(tok, list(params.stop)) if params.stop else None
+        # a stop string may begin in the prompt (as generate sees it), so each row's history keeps the prompt's tail
+        tail = min(stops.maximum_token_len, min(len(j.ids) for j in jobs)) if stops else 0
+        # a stop string can only end at a token that ends part of one (the criterion's "end lengths"): on a CPU
+        # only the rows whose newest token is one are checked, each on its own history, so the answer is the same
+        ends = _stop_ends(stops, device) if stops is not None and device.type == "cpu" else None
+        return cls(u, TopPLogitsWarper(params.top_p) if params.top_p < 1 else None, stops, ends, tail,
+                   torch.zeros(rows, new, dtype=torch.long, device=device),
+                   torch.zeros(rows, new, dtype=torch.float32, device=device),
+                   torch.full((rows,), new, dtype=torch.long, device=device),
+                   torch.zeros(rows, dtype=torch.bool, device=device), params.temperature)
+
+    def history(self, jobs, job_of_row: torch.Tensor, capacity: int) -> torch.Tensor:
+        """[capacity, tail + max_new_tokens] token history for the stop strings, row i (of the first
+        ``len(job_of_row)``) starting with its job's prompt tail."""
+        hist = torch.zeros(capacity, self.tail + self.out_tok.shape[1], dtype=torch.long, device=job_of_row.device)
+        if self.tail:
+            hist[:len(job_of_row), :self.tail] = torch.stack([j.ids[-self.tail:] for j in jobs]).to(
+                job_of_row.device)[job_of_row]
+        return hist
+
+    def stopped(self, hist, rows, toks, t) -> torch.Tensor:
+        """Whether appending ``toks`` to history rows ``rows`` at step ``t`` ends a stop string."""
+        out = torch.zeros(len(rows), dtype=torch.bool, device=rows.device)
+        cand = self.ends[toks.clamp(max=len(self.ends) - 1)].nonzero()[:, 0] if self.ends is not None else \
+            torch.arange(len(rows), device=rows.device)
+        if len(cand):
+            # the criterion looks only at the last maximum_token_len tokens: hand it those, not the whole history
+            lo = max(0, self.tail + t + 1 - self.stops.maximum_token_len)
+            window = hist[rows[cand], lo:self.tail + t + 1]  # a copy: indexed by rows
+            window[:, -1] = toks[cand]
+            out[cand] = self.stops(window, None)
+        return out
+
+    def pick(self, logits, inp, t, which, batch_row=None):
+        """Tokens of sample rows ``which`` (each continuing batch row ``batch_row``; None: row i is batch row i)
+        and their log-probabilities."""
+        raw = torch.log_softmax(logits, dim=-1)
+        if self.u is None:
+            nxt = logits.argmax(dim=-1)
+            nxt = nxt if batch_row is None else nxt[batch_row]
+        else:
+            warped = logits / self.temperature
+            if self.top_p is not None:
+                warped = self.top_p(inp, warped)
+            cum = torch.softmax(warped, dim=-1).cumsum(-1)
+            cum = cum if batch_row is None else cum[batch_row]
+            # inverse-CDF sampling with the row's own uniform, as sampling._SeededPicker does
+            nxt = (cum < self.u[which, t][:, None]).sum(-1).clamp(max=cum.size(-1) - 1)
+        if batch_row is None:
+            return nxt, raw.gather(1, nxt[:, None])[:, 0]
+        return nxt, raw[batch_row, nxt]
+
+    def result(self):
+        return self.out_tok.cpu().tolist(), self.out_lp.cpu().tolist(), self.n_tok.cpu().tolist(), \
+            self.ended.cpu().tolist()
+
+
+def _logits(model, step, inp, pos, state):
+    if step is not None:
+        return step(inp, pos, state)[:, -1].float()
+    return model(input_ids=inp, position_ids=pos, cache=state, use_cache=True,
+                 attention_mask=_PLACEHOLDER_MASK).logits[:, -1].float()
+
+
 def _decode(model, tok, jobs, params, layers, pad, device, eos):
+    """Off a CPU (or with ``LAZY``): one batch row per sample row, finished rows counted every few steps."""
     rows = sum(len(j.indices) for j in jobs)
-    nmax = max(len(j.indices) for j in jobs)
     new = params.max_new_tokens
-    slot = torch.tensor([p * nmax + i for p, j in enumerate(jobs) for i in range(len(j.indices))], device=device)
-    state = _State(layers, pad, slot, nmax, rows, new)
+    counts = torch.tensor([len(j.indices) for j in jobs], device=device)
+    state = _State(layers, pad, torch.repeat_interleave(torch.arange(len(jobs), device=device), counts), rows, new)
     inp = torch.cat([j.ids[-1:].expand(len(j.indices)) for j in jobs]).to(device)[:, None]
     pos = torch.cat([torch.full((len(j.indices),), len(j.ids) - 1) for j in jobs]).to(device)[:, None]
-    if not params.greedy:  # the uniforms each row's generator yields, one per step, drawn up front
-        u_all = torch.stack([torch.rand(new, generator=torch.Generator().manual_seed(s))
-                             for j in jobs for s in j.seeds]).to(device)
-    top_p = TopPLogitsWarper(params.top_p) if params.top_p < 1 else None
-    stops = StopStringCriteria(tok, list(params.stop)) if params.stop else None
-    # a stop string may begin in the prompt (as generate sees it), so each row's history keeps the prompt's tail
-    tail = min(stops.maximum_token_len, min(len(j.ids) for j in jobs)) if stops else 0
-    # a stop string can only end at a token that ends part of one (the criterion's "end lengths"): on a CPU only
-    # the rows whose newest token is one are checked, each on its own history, so the answer is the same
-    ends = _stop_ends(stops, device) if stops is not None and device.type == "cpu" else None
-    hist = torch.zeros(rows, tail + new, dtype=torch.long, device=device)
-    if tail:
-        hist[:, :tail] = torch.cat([j.ids[-tail:].expand(len(j.indices), -1) for j in jobs]).to(device)
-    out_tok = torch.zeros(rows, new, dtype=torch.long, device=device)
-    out_lp = torch.zeros(rows, new, dtype=torch.float32, device=device)
-    n_tok = torch.full((rows,), new, dtype=torch.long, device=device)
-    ended = torch.zeros(rows, dtype=torch.bool, device=device)
+    d = _Draw.make(tok, jobs, params, device)
+    hist = d.history(jobs, state.prompt, rows)
     alive = torch.arange(rows, device=device)          # original row of each batch row
     gone = torch.zeros(rows, dtype=torch.bool, device=device)  # finished, still in the batch until compaction
-    # on a GPU, reading whether rows finished waits for the step's kernels (a host sync): it is read every few
-    # steps, the bookkeeping stays on the device; rows that finished in between decode on, and are cut at n_tok
-    lazy = device.type != "cpu" or LAZY
+    # reading whether rows finished waits for the step's kernels (a host sync): it is read every few steps, the
+    # bookkeeping stays on the device; rows that finished in between decode on, and are cut at n_tok
     step = _Step(model) if _Step.usable(model) else None
     for t in range(new):
         state.s = t
-        if step is not None:
-            logits = step(inp, pos, state)[:, -1].float()
-        else:
-            logits = model(input_ids=inp, position_ids=pos, cache=state, use_cache=True,
-                           attention_mask=_PLACEHOLDER_MASK).logits[:, -1].float()
-        raw = torch.log_softmax(logits, dim=-1)
-        if params.greedy:
-            nxt = logits.argmax(dim=-1)
-        else:
-            warped = logits / params.temperature
-            if top_p is not None:
-                warped = top_p(inp, warped)
-            probs = torch.softmax(warped, dim=-1)
-            # inverse-CDF sampling with the row's own uniform, as sampling._SeededPicker does
-            nxt = (probs.cumsum(-1) < u_all[alive, t][:, None]).sum(-1).clamp(max=probs.size(-1) - 1)
-        out_tok[alive, t] = nxt
-        out_lp[alive, t] = raw.gather(1, nxt[:, None])[:, 0]
+        nxt, lp = d.pick(_logits(model, step, inp, pos, state), inp, t, alive)
+        d.out_tok[alive, t], d.out_lp[alive, t] = nxt, lp
         done = nxt == eos
-        if stops is not None:
-            hist[alive, tail + t] = nxt
-            # the criterion looks only at the last maximum_token_len tokens: hand it those, not the whole history
-            window = slice(max(0, tail + t + 1 - stops.maximum_token_len), tail + t + 1)
-            if ends is None:
-                done |= stops(hist[alive, window], logits)
-            else:
-                cand = ends[nxt.clamp(max=len(ends) - 1)].nonzero()[:, 0]
-                if len(cand):
-                    done[cand] |= stops(hist[alive[cand], window], None)
+        if d.stops is not None:
+            done |= d.stopped(hist, alive, nxt, t)
+            hist[alive, d.tail + t] = nxt
         done &= ~gone
-        if lazy:  # no host sync: the finished rows are counted every SYNC_EVERY steps
-            n_tok[alive] = torch.where(done, t + 1, n_tok[alive])
-            ended[alive] |= done
-            gone |= done
-            check = (t + 1) % SYNC_EVERY == 0
-        elif done.any():
-            n_tok[alive[done]] = t + 1
-            ended[alive[done]] = True
-            gone |= done
-            check = True
-        else:
-            check = False
-        if check:
+        d.n_tok[alive] = torch.where(done, t + 1, d.n_tok[alive])
+        d.ended[alive] |= done
+        gone |= done
+        if (t + 1) % SYNC_EVERY == 0:
             finished = int(gone.sum())
             if finished == len(alive):
                 break
             if finished >= COMPACT_AT * len(alive):
-                keep = (~gone).nonzero()[:, 0]
-                state.keep(keep)
+                keep = state.keep((~gone).nonzero()[:, 0])
                 alive, nxt, pos, gone = alive[keep], nxt[keep], pos[keep], gone[keep]
         inp, pos = nxt[:, None], pos + 1
     _release(state.buffer)
-    return out_tok.cpu().tolist(), out_lp.cpu().tolist(), n_tok.cpu().tolist(), ended.cpu().tolist()
+    return d.result()
+
+
+def _decode_shared(model, tok, jobs, params, layers, pad, device, eos):
+    """On a CPU: sample rows whose tokens so far are the same share one batch row, computed once. All rows of a
+    prompt start as one; when they draw different tokens (each with its own uniform), the rows that drew
+    the same token stay together, and each new group past the first gets a new batch row with a copy of its
+    parent's keys and values. A small model's samples agree for long stretches, so a step computes far fewer
+    rows than there are samples (README: by how much). Each row's logits are what it would get on its own, so
+    its samples are the same as without sharing."""
+    rows, new, p = sum(len(j.indices) for j in jobs), params.max_new_tokens, len(jobs)
+    counts = torch.tensor([len(j.indices) for j in jobs], device=device)
+    state = _State(layers, pad, torch.arange(p, device=device), rows, new)
+    follow = torch.repeat_interleave(torch.arange(p, device=device), counts)  # each sample row's batch row
+    inp = torch.stack([j.ids[-1] for j in jobs]).to(device)[:, None]
+    pos = torch.tensor([len(j.ids) - 1 for j in jobs], device=device)[:, None]
+    d = _Draw.make(tok, jobs, params, device)
+    hist = d.history(jobs, state.prompt, rows)  # per batch row
+    live = torch.arange(rows, device=device)   # sample rows not finished
+    step = _Step(model) if _Step.usable(model) else None
+    for t in range(new):
+        state.s = t
+        logits = _logits(model, step, inp, pos, state)
+        f = follow[live]
+        nxt, lp = d.pick(logits, inp, t, live, f)
+        d.out_tok[live, t], d.out_lp[live, t] = nxt, lp
+        go = (nxt != eos).nonzero()[:, 0]
+        # the groups that go on: one per (batch row, token), ordered by batch row, then token
+        key, inv = torch.unique(f[go] * logits.shape[-1] + nxt[go], return_inverse=True)
+        parent, toks = torch.div(key, logits.shape[-1], rounding_mode="floor"), key % logits.shape[-1]
+        if d.stops is not None and len(key):
+            stop = d.stopped(hist, parent, toks, t)
+            if bool(stop.any()):
+                member = ~stop[inv]
+                inv = (torch.cumsum(~stop, 0) - 1)[inv[member]]
+                go, parent, toks = go[member], parent[~stop], toks[~stop]
+        done = torch.ones(len(live), dtype=torch.bool, device=device)
+        done[go] = False
+        d.n_tok[live[done]] = t + 1
+        d.ended[live[done]] = True
+        if not len(go):
+            break
+        live = live[go]
+        # a parent's first group keeps its batch row; every other gets a new one, branched off the parent
+        first = torch.ones(len(parent), dtype=torch.bool, device=device)
+        first[1:] = parent[1:] != parent[:-1]
+        row, extra, b = parent.clone(), (~first).nonzero()[:, 0], len(state.prompt)
+        if len(extra):
+            row[extra] = torch.arange(b, b + len(extra), device=device)
+            state.branch(parent[extra])
+            hist[b:b + len(extra)] = hist[parent[extra]]
+            inp, pos = torch.cat([inp, inp[parent[extra]]]), torch.cat([pos, pos[parent[extra]]])
+        follow[live] = row[inv]
+        inp[row, 0] = toks
+        hist[row, d.tail + t] = toks
+        pos = pos + 1
+        gone = torch.ones(len(state.prompt), dtype=torch.bool, device=device)  # rows no sample follows any more
+        gone[row] = False
+        if int(gone.sum()) >= COMPACT_AT * len(gone):
+            order = state.keep((~gone).nonzero()[:, 0])
+            moved = torch.empty(len(gone), dtype=torch.long, device=device)
+            moved[order] = torch.arange(len(order), device=device)
+            follow[live] = moved[follow[live]]
+            inp, pos = inp[order], pos[order]
+            hist[:len(order)] = hist[order]
+    _release(state.buffer)
+    return d.result()
