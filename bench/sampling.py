@@ -7,7 +7,8 @@ All figures come from one run, side by side (this machine is noisy; ratios trave
 * (a) ``model.generate(num_return_sequences=n)``, one prompt at a time, same prompts and settings;
 * (b) a naive loop of single ``generate`` calls (on 2 problems x 8 samples: it is slow);
 * the engine's FLOP/s (2 x matmul params per generated token) against a 1024 x 1024 fp32 matmul (on a GPU:
-  8192 x 8192 in the model's dtype);
+  8192 x 8192 in the model's dtype); on a CPU, samples that agree so far share one computed row, and the rows
+  computed per generated token say how much of that work was done;
 * ``--contention``: the engine with a competing CPU-bound process, at 2 threads and at the thread count
   ``engine.models.threads.pick_threads`` chooses with one core busy.
 """
@@ -77,6 +78,24 @@ def hf_generate(lm, task, probs, sp, per_call: int) -> tuple[float, int]:
                 toks += int((new != pad).sum())
     sync(model.device.type)
     return time.perf_counter() - t0, toks
+
+
+def shared_rows(lm, task, probs, sp) -> float:
+    """Batch rows the CPU decoder computes per generated token: samples with the same tokens so far share a row,
+    so the FLOP/s above count 2 x params per generated token, not per row computed (1 would be no sharing)."""
+    from engine.models import decode
+    from engine.models.sampling import sample_many
+    computed, real = [], decode._Step.__call__
+
+    def counting(self, ids, pos, state):
+        computed.append(ids.shape[0])
+        return real(self, ids, pos, state)
+    decode._Step.__call__ = counting
+    try:
+        out = sample_many(lm, [(task.prompt(p), f"arith/{p.id}", list(range(sp.n))) for p in probs], sp)
+    finally:
+        decode._Step.__call__ = real
+    return sum(computed) / sum(r.completion_tokens for o in out for r in o)
 
 
 def check(a, task, probs, sp) -> None:
@@ -150,6 +169,8 @@ def main():
             for label, rate in rows:
                 print(f"{name:9s} {label:38s} {rate:9.0f} {eng / rate:9.1f}x {rate * flops_tok / 1e9:8.1f} "
                       f"{rate * flops_tok / 1e9 / peak:8.1%}")
+            if a.device == "cpu":
+                print(f"{name:9s} {'rows the engine computed per token':38s} {shared_rows(lm, task, probs, sp):9.2f}")
         if a.contention:
             name = a.models.split(",")[-1]
             busy = subprocess.Popen([sys.executable, "-c", BUSY])

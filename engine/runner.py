@@ -42,20 +42,26 @@ def bar_updater(bar) -> Callable[[Progress], None]:
     return update
 
 
+PROBE_TTL_S = 30.0  # a matmul rate measured this recently still stands (runs of a sweep follow each other closely)
+_probe: dict = {}
+
+
 def machine_conditions() -> dict:
     """How busy and how fast this machine is right now: 1-minute load average, CPU count, and the FP32 matmul
-    rate of a 512 x 512 product (about 20 ms), recorded with each run so a page can flag timings taken under load."""
+    rate of a 512 x 512 product (about 20 ms, so measured at most every ``PROBE_TTL_S``), recorded with each run
+    so a page can flag timings taken under load."""
     import os
 
     import torch
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    a = torch.randn(512, 512)
-    a @ a  # warm-up
-    t0, reps = time.perf_counter(), 8
-    for _ in range(reps):
-        a @ a
-    secs = time.perf_counter() - t0
-    return {"load_avg": load, "cpus": os.cpu_count(), "matmul_gflops": reps * 2 * 512 ** 3 / secs / 1e9}
+    if time.monotonic() - _probe.get("at", -PROBE_TTL_S) >= PROBE_TTL_S:
+        a = torch.randn(512, 512)
+        a @ a  # warm-up
+        t0, reps = time.perf_counter(), 8
+        for _ in range(reps):
+            a @ a
+        _probe.update(at=time.monotonic(), gflops=reps * 2 * 512 ** 3 / (time.perf_counter() - t0) / 1e9)
+    return {"load_avg": load, "cpus": os.cpu_count(), "matmul_gflops": _probe["gflops"]}
 
 
 @dataclass

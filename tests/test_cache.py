@@ -353,3 +353,16 @@ def test_list_filters_match_pandas(tmp_path):
         assert cache.count(model_fp=["a", "b"], problem_id=ids) == every.problem_id.isin(ids).sum()
         assert cache.export_rows("samples", tmp_path / "x.parquet", model_fp=["a"], problem_id=ids) == len(want)
     assert cache.cached_indices("b", "t", "k", ["p1", "p2"]) == {"p1": {0, 1}, "p2": {0, 1}}
+
+
+def test_the_machine_speed_probe_is_reused_for_a_while(monkeypatch):
+    """Runs that follow each other closely (a sweep's models, a benchmark) share one 20 ms matmul probe; an older
+    probe is measured again."""
+    from engine import runner
+    monkeypatch.setattr(runner, "_probe", {})
+    first = runner.machine_conditions()["matmul_gflops"]
+    runner._probe["gflops"] = -1.0  # a marker: a new probe would replace it
+    assert runner.machine_conditions()["matmul_gflops"] == -1.0
+    runner._probe["at"] -= runner.PROBE_TTL_S
+    again = runner.machine_conditions()["matmul_gflops"]
+    assert again > 0 and first > 0
