@@ -87,9 +87,10 @@ def shared_rows(lm, task, probs, sp) -> float:
     from engine.models.sampling import sample_many
     computed, real = [], decode._Step.__call__
 
-    def counting(self, ids, pos, state):
-        computed.append(ids.shape[0])
-        return real(self, ids, pos, state)
+    def counting(self, ids, pos, state, **kw):
+        if isinstance(state, decode._State):  # a decode step, not a prompt's prefill
+            computed.append(ids.shape[0])
+        return real(self, ids, pos, state, **kw)
     decode._Step.__call__ = counting
     try:
         out = sample_many(lm, [(task.prompt(p), f"arith/{p.id}", list(range(sp.n))) for p in probs], sp)

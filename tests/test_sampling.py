@@ -249,16 +249,13 @@ def test_batched_decode_in_bfloat16_takes_the_unfused_path_and_agrees_with_gener
     assert all(math.isfinite(s.logprob) and s.completion_tokens > 0 for s in got)
 
 
-@pytest.mark.parametrize("family", ["qwen2", "qwen3"])
-def test_batched_decode_takes_qwen_models_too(tmp_path, monkeypatch, family):
-    """The other families ``decode.supports`` names (random-init, GQA; qwen3 normalises q and k per head)."""
+def _random_family_model(tmp_path, family):
+    """A random-init GQA model of ``family`` with the arithmetic tokenizer, saved to and loaded from tmp_path."""
     import transformers
 
-    from engine.models import decode
-    from engine.models.sampling import sample_many
     from engine.train.tokenizer import build_tokenizer
     tok = build_tokenizer()
-    name = {"qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
+    name = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
     torch.manual_seed(0)
     cfg = getattr(transformers, f"{name}Config")(
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -266,7 +263,15 @@ def test_batched_decode_takes_qwen_models_too(tmp_path, monkeypatch, family):
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
     getattr(transformers, f"{name}ForCausalLM")(cfg).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    lm = load_model(str(tmp_path))
+    return load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3"])
+def test_batched_decode_takes_qwen_models_too(tmp_path, monkeypatch, family):
+    """The other families ``decode.supports`` names (random-init, GQA; qwen3 normalises q and k per head)."""
+    from engine.models import decode
+    from engine.models.sampling import sample_many
+    lm = _random_family_model(tmp_path, family)
     assert decode.supports(lm.model)
     sp = SamplingParams(temperature=1.0, max_new_tokens=20)
     got = sample_many(lm, [(p, f"k{i}", list(range(4))) for i, p in enumerate(PROMPTS[:2])], sp)
@@ -356,9 +361,10 @@ def test_rows_with_the_same_tokens_so_far_are_computed_once_and_give_the_same_sa
     reqs = [(task.prompt(p), f"arith/{p.id}", list(range(24))) for p in task.select(6, [1, 3, 5])]
     computed, real = [], decode._Step.__call__
 
-    def counting(self, ids, pos, state):
-        computed.append(ids.shape[0])
-        return real(self, ids, pos, state)
+    def counting(self, ids, pos, state, **kw):
+        if isinstance(state, decode._State):  # a decode step, not a prompt's prefill
+            computed.append(ids.shape[0])
+        return real(self, ids, pos, state, **kw)
     monkeypatch.setattr(decode._Step, "__call__", counting)
     shared = sample_many(lm, reqs, sp)
     rows_computed = sum(computed)
@@ -373,3 +379,23 @@ def test_rows_with_the_same_tokens_so_far_are_computed_once_and_give_the_same_sa
     assert {s.finish for out in shared for s in out} == {"stop", "eos"}
     gap = max(abs(a - b) for x, y in zip(shared, each) for s, t in zip(x, y) for a, b in zip(s.token_logprobs, t.token_logprobs))
     assert gap < 1e-4
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3"])
+def test_the_lean_prefill_gives_the_models_own_keys_and_values_bit_for_bit(tmp_path, family):
+    """decode._prefill runs each prompt through decode._Step (causal SDPA, as the model's forward calls it): its
+    keys and values equal the Hugging Face forward's exactly, for every layer (random-init GQA models)."""
+    from engine.models import decode
+    model = _random_family_model(tmp_path, family).model
+    decode._install(model)
+    jobs = [decode.Job(torch.tensor(ids), [0], [0]) for ids in ([5, 9, 11, 4, 7, 30, 2], [8, 3], [6])]
+    with torch.inference_mode():
+        lean, _, _ = decode._prefill(model, jobs, torch.device("cpu"))
+        real = decode._Step.usable
+        try:
+            decode._Step.usable = staticmethod(lambda m: False)
+            hf, _, _ = decode._prefill(model, jobs, torch.device("cpu"))
+        finally:
+            decode._Step.usable = real
+    assert len(lean) == model.config.num_hidden_layers
+    assert all(torch.equal(a, b) for (ka, va), (kb, vb) in zip(lean, hf) for a, b in ((ka, kb), (va, vb)))
