@@ -72,7 +72,9 @@ def shipped(tmp: Path, repeat: int) -> None:
                 read += secs
                 frames[(ref.name, None)], infos[ref.name] = df, model_info(cache, ref)
                 for name in names:
-                    secs, sdf = timed(lambda: scorers.get(name).score(cache, task, df)
+                    sc = scorers.get(name)
+                    read_scores = getattr(sc, "scores", sc.score)   # curves read scores without step lists
+                    secs, sdf = timed(lambda: read_scores(cache, task, df)
                                       .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True))
                     scored[name] = scored.get(name, 0.0) + secs
                     frames[(ref.name, name)] = sdf

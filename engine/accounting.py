@@ -52,16 +52,17 @@ PER_PROBLEM = {"prompt_tokens": "first", "completion_tokens": "mean", "flops": "
                "prefill_s": "first", "decode_s": "first", "batch_size": "first", "device": "first"}
 
 
-def per_problem(df: pd.DataFrame) -> pd.DataFrame:
+def per_problem(df: pd.DataFrame, like: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per problem (in first-seen order) of ``per_sample`` output: what ``problem_costs`` reads, with
-    the problem's ``difficulty`` and pool size ``n``."""
+    the problem's ``difficulty`` and pool size ``n``. ``like``: ``per_problem`` of the same samples, in the same
+    order, costed for another scorer (so only ``flops`` differ): the rest is taken from it."""
     # as array operations over the samples sorted by problem (pandas' groupby took longer than the curves)
     codes, ids = pd.factorize(df["problem_id"])             # problems in first-seen order
     order = np.argsort(codes, kind="stable")                  # each problem's samples together, in order
     size = np.bincount(codes, minlength=len(ids))
     start = np.cumsum(size) - size
     out = {}
-    for c, how in {**PER_PROBLEM, "difficulty": "first"}.items():
+    for c, how in ({"flops": "mean"} if like is not None else {**PER_PROBLEM, "difficulty": "first"}).items():
         col = df[c]
         if col.isna().any():  # a gap: pandas' own rule (skip it)
             out[c] = col.groupby(codes, sort=False).agg(how).array
@@ -72,6 +73,8 @@ def per_problem(df: pd.DataFrame) -> pd.DataFrame:
         else:  # median: the middle one (or two) of each problem's sorted values
             v = col.to_numpy(np.float64)[np.lexsort((col.to_numpy(np.float64), codes))]
             out[c] = (v[start + (size - 1) // 2] + v[start + size // 2]) / 2
+    if like is not None:
+        return like.assign(flops=out["flops"])
     out["n"] = np.bincount(codes, df["idx"].notna().to_numpy(), len(ids)).astype(np.int64)
     return pd.DataFrame(out, index=pd.Index(ids, name="problem_id"))
 

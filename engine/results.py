@@ -23,15 +23,20 @@ def load_samples(cache: SampleCache, model: ModelRef | str, task: Task, problems
     df = cache.samples(model_fp=ref.fingerprint, task=task.name, config_key=params.key(),
                        problem_ids=[p.id for p in problems], max_idx=params.n)
     diff = {p.id: p.difficulty for p in problems}
-    df["difficulty"] = df["problem_id"].map(diff)
+    codes, ids = pd.factorize(df["problem_id"])
+    if len(df) and codes.min() >= 0:  # each problem's level looked up once, not once per sample
+        df["difficulty"] = pd.Series(ids, dtype=df["problem_id"].dtype).map(diff).array.take(codes)
+    else:
+        df["difficulty"] = df["problem_id"].map(diff)
     df["model"] = ref.name
     return df
 
 
-def model_info(cache: SampleCache, model: ModelRef | str) -> dict:
-    """What the cache recorded about a model when it was sampled (parameter counts, training record)."""
+def model_info(cache: SampleCache, model: ModelRef | str, models: pd.DataFrame | None = None) -> dict:
+    """What the cache recorded about a model when it was sampled (parameter counts, training record).
+    ``models``: ``cache.models()``, where the caller has read it already (for many models: one read)."""
     ref = resolve_model(model)
-    m = cache.models()
+    m = cache.models() if models is None else models
     row = m[m["model_fp"] == ref.fingerprint]
     if row.empty:
         raise EngineError(f"model {ref.name!r}: no samples cached yet; run a sweep first")

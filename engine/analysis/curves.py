@@ -64,46 +64,75 @@ def blocks(cache: SampleCache, exp, ks: Sequence[int] | None = None, include_par
     ks = tuple(ks or powers_of_two(exp.params.n))
     chosen = [strategies.get(s) for s in exp.strategies]
     with cache.reading():  # every model's samples and scores: one opening of the file (~20 ms each)
-        read = [(ref, _read(cache, exp, ref, task, problems, chosen, include_partial, on_progress))
+        models = cache.models()
+        read = [(ref, _read(cache, exp, ref, task, problems, chosen, include_partial, on_progress, models))
                 for ref in exp.models]
     for ref, got in read:
         if got is None:
             continue
         base, info, scored = got
         costed = {}  # costs and pools depend on the scorer only (None: none), not on the strategy: once per scorer
+        # the first scorer's per-problem costs and pools: another scorer's of the same samples differ in flops and
+        # scores only, so they are taken from these (reading the strings again cost more than the rest)
+        first = []
         for strat in chosen:
             if strat.scorer not in costed:
                 df, sparams = (scored[strat.scorer], scorers.get(strat.scorer).params) if strat.scorer else (base, 0)
                 df = accounting.per_sample(df, info, exp.cost, sparams)
-                pp = accounting.per_problem(df)
-                costed[strat.scorer] = (df, sparams, pp, accounting.problem_costs(pp, info, ks, exp.cost, sparams),
-                                        strategies.Pools.split(df))
+                same = _same_rows(df, base)
+                pp = accounting.per_problem(df, like=first[0][0] if same and first else None)
+                split = strategies.Pools.split(df, like=first[0][1] if same and first else None)
+                if same and not first:
+                    first.append((pp, split))
+                # texts and step scores stay in the cache: nothing computed from a block reads them, blocks are
+                # kept in memory, and a list per row slows every garbage collection while they live
+                costed[strat.scorer] = (df.drop(columns=["text", "step_scores"], errors="ignore"), sparams, pp,
+                                        accounting.problem_costs(pp, info, ks, exp.cost, sparams), split)
             df, sparams, pp, costs, split = costed[strat.scorer]
             acc, se = strategies.block_curves(strat, df, ks, split)
-            # texts and step scores stay in the cache: nothing computed from a block reads them, blocks are kept
-            # in memory, and a list per row slows every garbage collection while they live
-            yield Block(ref.name, strat.spec, ks, info, sparams, df.drop(columns=["text", "step_scores"], errors="ignore"),
+            yield Block(ref.name, strat.spec, ks, info, sparams, df,
                         pp.index.to_numpy(), pp["difficulty"].to_numpy(), pp["n"].to_numpy(), acc, se, costs)
 
 
-def _read(cache: SampleCache, exp, ref, task, problems, chosen, include_partial: bool, on_progress):
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether ``a`` and ``b`` hold the same samples in the same order (a scorer's frame and the samples it
+    scored), so that their pools differ in the scores only."""
+    return len(a) == len(b) and all(a[c].equals(b[c]) for c in ("problem_id", "idx", "answer", "correct"))
+
+
+def _read(cache: SampleCache, exp, ref, task, problems, chosen, include_partial: bool, on_progress, models=None):
     """(samples, model info, {scorer: samples with its scores}) of one model for ``blocks``, sorted by problem,
-    then index; None where no problem counts."""
+    then index; None where no problem counts. ``models``: the cache's models table, read once for all models."""
     base = load_samples(cache, ref, task, problems, exp.params)
     if not include_partial and not base.empty:
         size = base.groupby("problem_id")["idx"].transform("count")
         base = base[size >= exp.params.n]
     if base.empty:
         return None
-    base = base.sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
-    info = model_info(cache, ref)
+    base = _by_problem(base)
+    info = model_info(cache, ref, models)
     scored: dict[str, pd.DataFrame] = {}
     for name in dict.fromkeys(st.scorer for st in chosen if st.scorer):  # each scorer once
         hook = (lambda d, t, what=f"{ref.name}: scoring with {name}": on_progress(what, d, t)) \
             if on_progress else None
-        scored[name] = scorers.get(name).score(cache, task, base, on_progress=hook) \
-            .sort_values(["problem_id", "idx"], kind="stable").reset_index(drop=True)
+        scorer = scorers.get(name)
+        read = getattr(scorer, "scores", scorer.score)   # without step scores (blocks never read them), if it can
+        out = read(cache, task, base, on_progress=hook)
+        # a scorer keeps the samples' order and index (then they are sorted already), or they are sorted again
+        scored[name] = out if isinstance(out.index, pd.RangeIndex) and _same_rows(out, base) else _by_problem(out)
     return base, info, scored
+
+
+def _by_problem(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` sorted by problem, then idx (stable), with a fresh index; as it is where it is so already (usual:
+    the cache reads in that order, and scorers keep it), which is cheaper to check than to sort."""
+    codes, uniq = pd.factorize(df["problem_id"])
+    idx = df["idx"].to_numpy()
+    step = np.diff(codes)
+    if not (np.all((step > 0) | ((step == 0) & (np.diff(idx) >= 0))) and pd.Index(uniq).is_monotonic_increasing):
+        df = df.sort_values(["problem_id", "idx"], kind="stable")
+    return df if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1 \
+        else df.reset_index(drop=True)
 
 
 def curves(cache: SampleCache, exp, ks: Sequence[int] | None = None, by_level: bool = False,

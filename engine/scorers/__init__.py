@@ -2,7 +2,8 @@
 
 One small interface: ``score(cache, task, samples) -> samples`` with a float
 ``score`` and a list ``step_scores`` column added (empty lists where a scorer
-has no steps), plus ``params`` (weights read per token, for FLOPs accounting),
+has no steps; ``scores`` is the same without them), plus ``params`` (weights
+read per token, for FLOPs accounting),
 ``label`` and ``short``. Scorers are registered by name with a factory; a
 name that is a directory is opened as a user's Hugging Face classifier
 (``learned.from_directory``). A family of scorers with a parameter in the name
@@ -34,6 +35,12 @@ class Scorer:
 
     def score(self, cache, task, samples: pd.DataFrame, on_progress=None) -> pd.DataFrame:
         raise NotImplementedError
+
+    def scores(self, cache, task, samples: pd.DataFrame, on_progress=None) -> pd.DataFrame:
+        """``score`` without the ``step_scores`` column (what curves read). A scorer whose steps cost much to
+        turn into lists (a PRM's, read back from the cache) skips making them here."""
+        return self.score(cache, task, samples, on_progress=on_progress).drop(columns=["step_scores"],
+                                                                               errors="ignore")
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,24 @@ class LearnedScorer(Scorer):
         return int(sum(p.numel() for p in self.verifier.model.parameters()))
 
     def score(self, cache, task, samples: pd.DataFrame, on_progress=None) -> pd.DataFrame:
+        return self._score(cache, task, samples, on_progress, steps=True)
+
+    def scores(self, cache, task, samples: pd.DataFrame, on_progress=None) -> pd.DataFrame:
+        # a PRM's step lists, one per distinct row, cost more to make than the rest of reading the scores, and
+        # every one of them is a container the garbage collector then traverses: its scores come from the
+        # texts as flat arrays instead
+        return self._score(cache, task, samples, on_progress, steps=False)
+
+    def _score(self, cache, task, samples: pd.DataFrame, on_progress, steps: bool) -> pd.DataFrame:
         if samples.empty:
+            if not steps:
+                return samples.assign(score=pd.Series(dtype=float))
             return samples.assign(score=pd.Series(dtype=float), step_scores=pd.Series(dtype=object))
         v = self.verifier
         # one read finds the samples not scored yet and gives the others' scores (usually all there are)
         cached, at = _lookup(cache, v.fingerprint, samples)
-        todo = samples[at < 0]
-        if not todo.empty:
+        if np.any(at < 0):
+            todo = samples[at < 0]
             by_id = task.by_id()
             prompts = {pid: task.prompt(by_id[pid]) for pid in todo["problem_id"].unique()}
             # chunks of rows of any problems: the verifier batches them by length; each chunk is one
@@ -68,7 +79,13 @@ class LearnedScorer(Scorer):
         # a row still unscored (the cache lost it meanwhile) gets NaN and no steps, as a left join would
         at = np.where(at >= 0, at, len(cached))
         score = np.append(cached["score"].to_numpy(np.float64), np.nan)[at]
-        codes, lists = _parse_lists(pd.concat([cached["step_scores"], pd.Series([None])], ignore_index=True).iloc[at])
+        if not steps:
+            if v.kind == "prm" and self.aggregate:
+                codes, flat, lens = _parse_flat(cached["step_scores"])
+                score = _aggregate_flat(flat, lens, self.aggregate)[np.append(codes, -1)[at]]
+            return samples.assign(score=score)
+        codes, lists = _parse_lists(cached["step_scores"])     # each cached row's list; -1 (no steps): the last, []
+        codes = np.append(codes, -1)[at]
         out = samples.assign(score=score,
                              step_scores=pd.Series(lists[codes], index=samples.index, dtype=object))
         if v.kind == "prm" and self.aggregate:
@@ -80,21 +97,43 @@ def _lookup(cache, verifier_fp: str, samples: pd.DataFrame) -> tuple[pd.DataFram
     """(cached scores of ``samples`` by this verifier, each sample's row in it or -1 if not scored).
 
     Rows are matched on integer keys (problem's position, idx) within each (model, task, config) group, not by
-    merging on five string columns, which cost more than reading the scores."""
+    merging on five string columns, which cost more than reading the scores: each side's problem ids are
+    factorized (one pass over the strings), only the distinct ids are looked up, and the keys, dense integers,
+    are matched through a table."""
     frames, at, offset = [], np.full(len(samples), -1, np.int64), 0
-    for (fp, t, ck), rows in samples.groupby(["model_fp", "task", "config_key"], sort=False).indices.items():
-        g = samples.iloc[rows]
-        pids = pd.Index(g["problem_id"].unique())
-        c = cache.scores(verifier_fp, model_fp=fp, task=t, config_key=ck, problem_ids=pids.tolist(),
+    for (fp, t, ck), rows in _groups(samples, ["model_fp", "task", "config_key"]):
+        codes, pids = pd.factorize(samples["problem_id"].iloc[rows])
+        idx = samples["idx"].iloc[rows].to_numpy(np.int64)
+        c = cache.scores(verifier_fp, model_fp=fp, task=t, config_key=ck, problem_ids=list(pids),
                          columns=["problem_id", "idx", "score", "step_scores"])
-        stride = int(max(g["idx"].max(), c["idx"].max() if len(c) else 0)) + 1
-        have = pd.Index(pids.get_indexer(c["problem_id"]).astype(np.int64) * stride + c["idx"].to_numpy(np.int64))
-        want = pids.get_indexer(g["problem_id"]).astype(np.int64) * stride + g["idx"].to_numpy(np.int64)
-        hit = have.get_indexer(want)  # cached keys are unique: the scores table's primary key
+        c_codes, c_pids = pd.factorize(c["problem_id"])
+        c_idx = c["idx"].to_numpy(np.int64)
+        low = min(idx.min(), c_idx.min(initial=0))
+        idx, c_idx = idx - low, c_idx - low
+        stride = int(max(idx.max(), c_idx.max(initial=0))) + 1
+        pos = np.append(pd.Index(pids).get_indexer(c_pids), -1)[c_codes]   # -1: a problem not asked for
+        valid = np.flatnonzero(pos >= 0)
+        have = pos[valid] * stride + c_idx[valid]                          # unique: the scores' primary key
+        want = np.where(codes >= 0, codes * stride + idx, -1)
+        if len(pids) * stride <= 8 * (len(want) + len(have)) + 4096:      # a table a few times the rows
+            table = np.full(len(pids) * stride + 1, -1, np.int64)          # the last: key -1, no problem
+            table[have] = valid
+            hit = table[want]
+        else:                                                              # sparse keys (a few huge idx)
+            hit = pd.Index(have).get_indexer(want)
+            hit = np.where(hit >= 0, valid[hit], -1)
         at[rows] = np.where(hit >= 0, hit + offset, -1)
         frames.append(c)
         offset += len(c)
     return pd.concat(frames, ignore_index=True), at
+
+
+def _groups(df: pd.DataFrame, cols: list[str]):
+    """(key, row positions) per group of ``df`` by ``cols``, in first-seen order; one comparison per column,
+    not a groupby, where there is one group (usual: one model's samples; its rows: all, a slice, no copy)."""
+    if len(df) and all(bool((df[c] == df[c].iloc[0]).all()) for c in cols):
+        return [(tuple(df[c].iloc[0] for c in cols), slice(None))]
+    return list(df.groupby(cols, sort=False).indices.items())
 
 
 def _parse_lists(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -107,13 +146,46 @@ def _parse_lists(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.fromiter(parsed, dtype=object, count=len(parsed))
 
 
+# a JSON list of numbers as json.dumps writes them (", " between): what _parse_flat reads without json
+_NUM = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+_LIST = rf"^\[(?:{_NUM}(?:, {_NUM})*)?\]$"
+
+
+def _parse_flat(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_parse_lists`` as (codes, the lists' numbers laid end to end as float64, each list's length; the last
+    list: [], code -1's), without making a Python list per text. Numbers are parsed by Arrow, correctly rounded
+    as ``json.loads`` and ``float`` are, so the same floats; a column with any other text (NaN, nesting, other
+    spacing) is parsed by ``_parse_lists``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    codes, uniq = pd.factorize(col, use_na_sentinel=True)
+    texts = pa.array(np.asarray(uniq, dtype=object), pa.string())
+    if len(texts) and not pc.all(pc.match_substring_regex(texts, _LIST)).as_py():
+        codes, lists = _parse_lists(col)
+        lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        return codes, np.fromiter(itertools.chain.from_iterable(lists), dtype=np.float64, count=int(lens.sum())), lens
+    parts = pc.split_pattern(pc.utf8_slice_codeunits(texts, 1, -1), ", ")   # "[]" gives one part, ""
+    words = pc.list_flatten(parts)
+    flat = pc.cast(words.filter(pc.not_equal(words, "")), pa.float64()).to_numpy(zero_copy_only=False)
+    lens = np.where(np.asarray(pc.equal(texts, "[]"), bool), 0, pc.list_value_length(parts).to_numpy(zero_copy_only=False))
+    return codes, flat, np.append(lens, 0).astype(np.int64)
+
+
 def _aggregate_lists(lists, how: str) -> np.ndarray:
     """``verifiers.aggregate(l, how)`` of every list, as array operations over the lists laid end to end."""
     if how not in AGGREGATES:
         return np.array([aggregate(st, how) for st in lists], dtype=np.float64)  # its error message
     lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
     flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.float64, count=int(lens.sum()))
-    out = np.zeros(len(lists))  # an empty list scores 0
+    return _aggregate_flat(flat, lens, how)
+
+
+def _aggregate_flat(flat: np.ndarray, lens: np.ndarray, how: str) -> np.ndarray:
+    """``_aggregate_lists`` of lists given as their numbers end to end and their lengths."""
+    if how not in AGGREGATES:
+        ends = np.cumsum(lens)                                      # its error message
+        return np.array([aggregate(flat[e - n:e].tolist(), how) for e, n in zip(ends, lens)], dtype=np.float64)
+    out = np.zeros(len(lens))  # an empty list scores 0
     has = lens > 0
     starts = (np.cumsum(lens) - lens)[has]  # empty lists add no values, so these starts bound the others
     if not has.any():

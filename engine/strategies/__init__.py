@@ -118,9 +118,19 @@ class Pools:
         return cls(answers, codes, correct, scores)
 
     @classmethod
-    def split(cls, df: pd.DataFrame) -> list[tuple[np.ndarray, "Pools"]]:
+    def split(cls, df: pd.DataFrame, like: list | None = None) -> list[tuple[np.ndarray, "Pools"]]:
         """Rows of cached samples sorted by problem, then ``idx``, as one block per pool size: a list of
-        (positions of its problems in first-seen order, ``Pools``)."""
+        (positions of its problems in first-seen order, ``Pools``). ``like``: the split of the same rows in the
+        same order without their scores (the samples a scorer scored); then only the scores are read from
+        ``df``, the rest is shared with ``like`` (factorizing the strings again costs more than the rest)."""
+        if like is not None:
+            sizes = np.zeros(sum(len(which) for which, _ in like), np.int64)
+            for which, pools in like:
+                sizes[which] = pools.n
+            starts = np.cumsum(sizes) - sizes
+            scores = df["score"].to_numpy(np.float64) if "score" in df else None
+            return [(which, cls(p.answers, p.codes, p.correct, None if scores is None else
+                                scores[starts[which][:, None] + np.arange(p.n)])) for which, p in like]
         if df.empty:
             return []
         # codes, not strings, are compared and gathered: turning a column of strings into Python objects costs more

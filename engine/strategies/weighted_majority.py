@@ -21,6 +21,7 @@ EXACT_LIMIT = 5000   # enumerate every k-subset when there are at most this many
 MC_SAMPLES = 1000    # otherwise average over this many seeded random k-subsets
 _SEED = 20230531     # fixed, so the Monte Carlo curve is the same in every process
 _TOL = 1e-9          # totals this close (relative to the subset's sum of |score|, at least 1) tie
+_F32_TIED_ROWS = 0.25   # float32 screening of the vote, unless more rows than this have equal weights of two answers
 
 
 def _classes(answers, scores, correct) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,9 +170,11 @@ def weighted_majority_block(codes, scores, correct, ks, n_mc: int = MC_SAMPLES, 
             pruned = _prune(dense, w, m, class_ok)
         dense_, m_, class_ok_ = pruned
         if k == 2 and math.comb(n, 2) <= exact_limit:     # every pair, without building subsets
+            v, rest = _one_right_answer_pairs(dense_[hard], w[hard], class_ok_[hard])
+            vals[hard, j] = v
             step = max(1, chunk // (4 * n * n))            # small chunks stay in the CPU cache
-            for lo in range(0, hard.size, step):
-                rows = hard[lo:lo + step]
+            for lo in range(0, rest.size, step):
+                rows = hard[rest[lo:lo + step]]
                 vals[rows, j] = _pairs(dense_[rows], w[rows], class_ok_[rows])
             continue
         idx = _subsets(n, k, n_mc, exact_limit)
@@ -235,6 +238,49 @@ def _pairs(dense, w, class_ok) -> np.ndarray:
     return val.sum(axis=1) / math.comb(n, 2)
 
 
+def _one_right_answer_pairs(dense, w, class_ok) -> tuple[np.ndarray, np.ndarray]:
+    """``_pairs`` of the rows with all weights positive and one right answer, by counting instead of visiting
+    every pair: (values, NaN for the rows left to ``_pairs``; positions of those rows).
+
+    Then a pair is right when both samples give the right answer, or one does and the other none, or one gives
+    the right answer and the other a wrong one with a smaller weight (a tie, within tol, counts half). Sorted by
+    weight and cut where consecutive weights differ by more than twice the largest tolerance, a right sample
+    beats every wrong one in the runs below its own; within its run it ties a wrong one of exactly its weight,
+    and a row with a run holding right and wrong samples of different weights (a tie or not: only the rule can
+    say) is left to ``_pairs``. The counts are whole numbers of halves, exact in floats, so the values are the
+    same as ``_pairs``' to the last bit.
+    """
+    r, n = dense.shape
+    m = class_ok.shape[1]
+    answered = dense >= 0
+    gold = class_ok.argmax(axis=1)
+    ok = np.all(class_ok == np.eye(m)[gold], axis=1)
+    ok &= np.where(answered, w > 0, True).all(axis=1)
+    right = answered & (dense == gold[:, None])
+    wrong = answered & ~right
+    order = np.argsort(np.where(answered, w, np.inf), axis=1, kind="stable")   # non-voters last
+    ws, rs, xs = (np.take_along_axis(a, order, axis=1) for a in (w, right, wrong))
+    margin = 2 * _TOL * np.maximum(1.0, 2 * np.where(answered, w, 0.0).max(axis=1, initial=0.0))
+    pos = np.arange(n)
+    cut = np.ones((r, n), bool)
+    cut[:, 1:] = ~(ws[:, 1:] - ws[:, :-1] <= margin[:, None])   # a new run (inf - inf: nan, also cut)
+    first = np.maximum.accumulate(np.where(cut, pos, 0), axis=1)             # where each one's run starts
+    ends = np.ones((r, n), bool)
+    ends[:, :-1] = cut[:, 1:]
+    last = np.minimum.accumulate(np.where(ends, pos, n - 1)[:, ::-1], axis=1)[:, ::-1]   # and ends
+    below = np.cumsum(xs, axis=1) - xs                          # wrong ones before each position
+    x_before = np.take_along_axis(below, first, axis=1)         # wrong ones in the runs below
+    x_in = np.take_along_axis(below + xs, last, axis=1) - x_before
+    r_in = np.take_along_axis(np.cumsum(rs, axis=1), last, axis=1) - np.take_along_axis(np.cumsum(rs, axis=1) - rs,
+                                                                                      first, axis=1)
+    flat = np.take_along_axis(ws, last, axis=1) == np.take_along_axis(ws, first, axis=1)
+    ok &= ~((x_in > 0) & (r_in > 0) & ~flat).any(axis=1)
+    won2 = ((2 * x_before + x_in) * rs).sum(axis=1)             # twice: a tie counts one half
+    g, z = right.sum(axis=1), n - answered.sum(axis=1)
+    vals = np.where(ok, (g * (g - 1) + 2 * g * z + won2) / 2 / math.comb(n, 2), np.nan)
+    return vals, np.flatnonzero(~ok)
+
+
 def _block_subset_values(dense, w, class_ok, drawn: np.ndarray) -> np.ndarray:
     """[subsets, rows]: the weighted vote's expected correctness in each subset (a row of ``drawn``) of each row
     of ``dense`` answers (``_recode``), ``w`` weights and ``class_ok`` [rows, answers]."""
@@ -270,8 +316,14 @@ def _one_right_answer_values(dense, w, class_ok, drawn: np.ndarray) -> np.ndarra
     Then an absent answer's total 0 is below the top and ties nothing, and only the right answer's total, the
     largest other total and the tolerance decide each subset: the right answer wins where its total is within
     tol of the top, shared with the others tied with it, counted only where the largest other is tied too
-    (rare). The totals come out as [answers, rows, subsets], so the largest is a maximum over whole slabs (much
-    faster than one over the middle axis).
+    (rare). The right answer is renumbered 0 and the totals come out as [answers, rows, subsets], so its totals
+    are the first slab and the largest other is a maximum over whole slabs (much faster than gathering).
+
+    The totals are first summed in float32 (twice as fast). Where the right and the largest other total differ
+    by more than twice the row's largest tolerance plus float32's worst error, the larger one wins outright,
+    whichever precision decides; only the rows with subsets closer than that (few) are summed again in float64
+    for the tolerance rule, with each subset's own tolerance, exactly as before. Where many rows have equal
+    weights of two answers (then many totals tie), float64 throughout.
     """
     r, n = dense.shape
     m = class_ok.shape[1]
@@ -280,23 +332,62 @@ def _one_right_answer_values(dense, w, class_ok, drawn: np.ndarray) -> np.ndarra
     if not (np.all(w[answered] > 0) and np.array_equal(class_ok, np.eye(m)[gold])):
         return None
     dT = drawn.T                                         # [samples, subsets] (a view: BLAS reads it as is)
-    onehot = np.zeros((m, r, n))
+    g = gold[:, None]
+    slot = np.where(dense == g, 0, dense + (dense < g))  # the right answer first, the others after it in order
     rr, ii = np.nonzero(answered)
-    onehot[dense[rr, ii], rr, ii] = w[rr, ii]
-    sums = (onehot.reshape(m * r, n) @ dT).reshape(m, r, -1)
-    right = sums[gold, np.arange(r)]                     # [rows, subsets]
-    sums[gold, np.arange(r)] = 0.0                       # now the other answers' totals (0: absent, as above)
-    other = sums.max(axis=0)
-    top = np.maximum(right, other)
-    tol = _TOL * np.maximum(1.0, np.abs(w) @ dT)
-    if not np.all((top > tol) | (top == 0)):
-        return None
-    bar = np.where(top == 0, np.inf, top - tol)          # nothing answered drawn: nothing is tied
-    wins = right >= bar
-    shared = wins & (other >= bar)
-    n_tied = np.ones(wins.shape, np.int64)
-    n_tied[shared] += (sums[:, shared] >= bar[shared]).sum(axis=0)
-    return np.ascontiguousarray(np.where(wins, 1.0 / n_tied, 0.0).T)   # [subsets, rows], as the general rule
+
+    def totals(rows, dtype):                             # [answers, rows, subsets]
+        onehot = np.zeros((m, r, n), dtype)
+        onehot[slot[rr, ii], rr, ii] = w[rr, ii]
+        onehot = onehot if rows is None else onehot[:, rows]
+        return (onehot.reshape(-1, n) @ dT.astype(dtype, copy=False)).reshape(m, onehot.shape[1], -1)
+
+    def rule(sums, rows):                                # [rows, subsets] by the float64 totals of those rows
+        right = sums[0]
+        other = sums[1:].max(axis=0) if m > 1 else np.zeros_like(right)   # 0: absent, as above
+        top = np.maximum(right, other)
+        tol = _TOL * np.maximum(1.0, np.abs(w[rows]) @ dT)
+        if not np.all((top > tol) | (top == 0)):
+            return None
+        bar = np.where(top == 0, np.inf, top - tol)      # nothing answered drawn: nothing is tied
+        wins = right >= bar
+        shared = wins & (other >= bar)
+        n_tied = np.ones(wins.shape, np.int64)
+        n_tied[shared] += (sums[1:, shared] >= bar[shared]).sum(axis=0)
+        return np.where(wins, 1.0 / n_tied, 0.0)
+
+    single = 1e-30 <= w[answered].min() and w.max() <= 1e30   # float32 keeps every weight positive and finite
+    if single:
+        # equal weights of different answers make equal totals, which float32 cannot tell apart: where many rows
+        # have them (scores of a few digits) the float64 recheck would redo most rows, so float64 it is
+        order = np.argsort(np.where(answered, w, np.inf), axis=1)
+        ws, ss = np.take_along_axis(w, order, axis=1), np.take_along_axis(np.where(answered, slot, -1), order, axis=1)
+        same = (ws[:, 1:] == ws[:, :-1]) & (ss[:, 1:] != ss[:, :-1]) & (ss[:, 1:] >= 0) & (ss[:, :-1] >= 0)
+        single = same.any(axis=1).mean() <= _F32_TIED_ROWS
+    if not single:
+        out = rule(totals(None, np.float64), slice(None))
+        return None if out is None else np.ascontiguousarray(out.T)   # [subsets, rows], as the general rule
+    # twice the row's largest tolerance, plus twice float32's worst error: a float32 total of k of the weights,
+    # each rounded too, is off by at most (k + 1) 2^-24 x the sum of the row's k largest (their difference by one
+    # more rounding); rounded up to float32 (a wider margin only rechecks more)
+    k = int(drawn.sum(axis=1).max())
+    top_k = np.sort(np.abs(w), axis=1)[:, n - k:].sum(axis=1, keepdims=True)
+    margin = 2 * _TOL * np.maximum(1.0, np.abs(w).sum(axis=1, keepdims=True)) + (2 * k + 4) * 2.0 ** -23 * top_k
+    margin = np.nextafter(margin.astype(np.float32), np.inf)
+    sums = totals(None, np.float32)
+    right = sums[0]                                      # [rows, subsets]
+    other = sums[1:].max(axis=0) if m > 1 else np.zeros_like(right)
+    diff = right - other
+    out = np.ascontiguousarray((diff > margin).T, dtype=np.float64)   # [subsets, rows]: 1 clearly won, else 0
+    ri, si = np.nonzero(np.abs(diff, out=diff) <= margin)             # lost clearly: diff < -margin
+    keep = (right[ri, si] > 0) | (other[ri, si] > 0)     # nothing answered drawn: wrong, nothing is tied
+    rows = np.unique(ri[keep])
+    if rows.size:                                        # the rule decides these rows' subsets (the others alike)
+        exact = rule(totals(rows, np.float64), rows)
+        if exact is None:
+            return None
+        out[:, rows] = exact.T
+    return out
 
 
 @register
