@@ -40,6 +40,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 NAME = "ttc_shared_prefix"
 SUPPORTED = frozenset({"llama", "qwen2", "qwen3"})
 COMPACT_AT = 0.25           # drop finished rows once this share of the batch has finished since the last drop
+COMPACT_SHARED = 0.1        # ... in the CPU's shared loop, whose batches are small (copying them out costs little)
 SYNC_EVERY = 4              # off a CPU: steps between looks at how many rows finished (each look is a host sync)
 LAZY = False                # the GPU's loop (a row per sample, looks every SYNC_EVERY steps) on a CPU too (tests)
 _PLACEHOLDER_MASK = torch.zeros(0, 0, 0, 0)  # a 4-D "mask" makes transformers skip building one
@@ -565,7 +566,7 @@ def _decode_shared(model, tok, jobs, params, layers, pad, device, eos):
         pos = pos + 1
         gone = torch.ones(len(state.prompt), dtype=torch.bool, device=device)  # rows no sample follows any more
         gone[row] = False
-        if int(gone.sum()) >= COMPACT_AT * len(gone):
+        if int(gone.sum()) >= COMPACT_SHARED * len(gone):
             order = state.keep((~gone).nonzero()[:, 0])
             moved = torch.empty(len(gone), dtype=torch.long, device=device)
             moved[order] = torch.arange(len(order), device=device)
