@@ -44,9 +44,7 @@ def test_weighted_fast_subset_values_match_the_plain_rule_on_big_pools(values, t
         w = np.where(codes >= 0, w, 0.0)
         dense, m, class_ok = wm._recode(codes, correct)
         k = int(rng.integers(2, n + 1))
-        idx = wm._subsets(n, k, 200, 0)
-        drawn = np.zeros((idx.shape[0], n))
-        np.put_along_axis(drawn, idx, 1.0, axis=1)
+        idx, drawn = wm._subsets(n, k, 200, 0), wm._drawn(n, k, 200, 0)
         width = int(m.max())
         got = wm._block_subset_values(dense, w, class_ok[:, :width], drawn)
         for i in range(p):

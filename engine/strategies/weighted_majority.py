@@ -87,6 +87,14 @@ def _subsets(n: int, k: int, n_mc: int, exact_limit: int) -> np.ndarray:
     return np.argpartition(rng.random((max(n_mc, 500), n)), k - 1, axis=1)[:, :k]   # uniform k-subsets
 
 
+def _drawn(n: int, k: int, n_mc: int, exact_limit: int) -> np.ndarray:
+    """``_subsets`` as [subsets, samples]: 1 where the subset draws the sample."""
+    idx = _subsets(n, k, n_mc, exact_limit)
+    drawn = np.zeros((idx.shape[0], n))
+    np.put_along_axis(drawn, idx, 1.0, axis=1)
+    return drawn
+
+
 def weighted_majority_at_k(answers, scores, correct, k: int, n_mc: int = MC_SAMPLES) -> tuple[float, float]:
     """(expected accuracy, Monte Carlo standard error; 0 when exact) of the weighted vote over a random k-subset."""
     codes, w, class_ok = _classes(answers, scores, correct)
@@ -177,9 +185,7 @@ def weighted_majority_block(codes, scores, correct, ks, n_mc: int = MC_SAMPLES, 
                 rows = hard[rest[lo:lo + step]]
                 vals[rows, j] = _pairs(dense_[rows], w[rows], class_ok_[rows])
             continue
-        idx = _subsets(n, k, n_mc, exact_limit)
-        drawn = np.zeros((idx.shape[0], n))
-        np.put_along_axis(drawn, idx, 1.0, axis=1)          # [subsets, samples]: 1 where drawn
+        drawn = _drawn(n, k, n_mc, exact_limit)
         exact = math.comb(n, k) <= exact_limit
         hard = hard[np.argsort(m_[hard], kind="stable")]    # similar answer counts share a chunk
         lo, budget = 0, max(1, chunk // drawn.shape[0])
