@@ -249,8 +249,8 @@ class _State:
 
 
 class _Step:
-    """One decode step of a Llama-family model (``SUPPORTED``) called piece by piece on the model's own modules
-    and weights: the same operations in the same order as its Hugging Face forward (so the same logits, bit for
+    """One decode step (or one prompt's prefill) of a Llama-family model (``SUPPORTED``) called piece by piece on
+    the model's own modules and weights: the same operations in the same order as its Hugging Face forward (so the same logits, bit for
     bit), without that forward's per-call work (argument handling, output recording, mask building, module
     hooks), which for these small models cost as much as the arithmetic."""
 
@@ -306,8 +306,8 @@ class _Causal:
 class _Prompt:
     """The cache object ``_Step`` sees when it runs a whole prompt: keeps each layer's keys and values."""
 
-    def __init__(self, model):
-        self.attn = [lay.self_attn for lay in model.model.layers]
+    def __init__(self, attn: list):
+        self.attn = attn  # each layer's attention module (what SDPA reads its GQA grouping from)
         self.kv = []
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
@@ -322,13 +322,14 @@ def _prefill(model, jobs: list[Job], device):
     model's forward, bit for bit (a test checks), without its per-call work (half of a short prompt's time)."""
     per_job, secs = [], []
     step = _Step(model) if _Step.usable(model) else None
+    attn = [lay.self_attn for lay in model.model.layers] if step is not None else None
     for job in jobs:
         t0 = time.perf_counter()
         ids = job.ids.to(device)[None]
         if ids.shape[1] < 2:
             per_job.append(None)
         elif step is not None:
-            st = _Prompt(model)
+            st = _Prompt(attn)
             step(ids[:, :-1], torch.arange(ids.shape[1] - 1, device=device)[None], st, logits=False)
             per_job.append([(k[0], v[0]) for k, v in st.kv])
         else:
