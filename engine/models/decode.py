@@ -27,7 +27,6 @@ Models whose attention does not go through ``cache.update`` and the registry (``
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
@@ -256,14 +255,20 @@ class _Step:
 
     def __init__(self, model):
         base = model.model
-        self.embed, self.rotary, self.norm, self.head = base.embed_tokens, base.rotary_emb, base.norm, model.lm_head
-        self.rope = sys.modules[type(base.layers[0].self_attn).__module__].apply_rotary_pos_emb
+        self.embed, self.rotary, self.head = base.embed_tokens, base.rotary_emb, model.lm_head
+        w = next(model.parameters())
+        # On a CPU in float32 (the shared loop's home), linears that read the same input run as one matmul and
+        # the RMSNorms as torch's own: the same bits there (tests compare with the forward), fewer calls. Off
+        # it, each module as the forward calls it (a GPU picks its kernels by shape: no such promise).
+        lean = w.device.type == "cpu" and w.dtype == torch.float32
+        self.norm = _norm(base.norm, lean)
         self.layers = []
         for lay in base.layers[:model.config.num_hidden_layers]:
             a, m = lay.self_attn, lay.mlp
-            self.layers.append((lay.input_layernorm, a.q_proj, a.k_proj, a.v_proj, a.o_proj,
-                                getattr(a, "q_norm", None), getattr(a, "k_norm", None), a.head_dim, a.scaling,
-                                lay.post_attention_layernorm, m.gate_proj, m.up_proj, m.down_proj, m.act_fn))
+            self.layers.append((_norm(lay.input_layernorm, lean), _Linears((a.q_proj, a.k_proj, a.v_proj), lean),
+                                a.o_proj, *(_norm(getattr(a, n, None), lean) for n in ("q_norm", "k_norm")), a.head_dim,
+                                a.scaling, _norm(lay.post_attention_layernorm, lean),
+                                _Linears((m.gate_proj, m.up_proj), lean), m.down_proj, m.act_fn))
 
     @staticmethod
     def usable(model) -> bool:
@@ -276,20 +281,52 @@ class _Step:
     def __call__(self, ids: torch.Tensor, pos: torch.Tensor, state: "_State", logits: bool = True) -> torch.Tensor:
         h = self.embed(ids)
         cos, sin = self.rotary(h, pos)
-        for i, (ln1, qp, kp, vp, op, qn, kn, hd, scale, ln2, gp, up, dp, act) in enumerate(self.layers):
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # per head, as the family's apply_rotary_pos_emb has them
+        for i, (ln1, qkv, op, qn, kn, hd, scale, ln2, gate_up, dp, act) in enumerate(self.layers):
             shape = (*h.shape[:-1], -1, hd)
-            x = ln1(h)
-            q = F.linear(x, qp.weight, qp.bias).view(shape)
-            k = F.linear(x, kp.weight, kp.bias).view(shape)
-            if qn is not None:
-                q, k = qn(q), kn(k)
-            q, k = self.rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
-            v = F.linear(x, vp.weight, vp.bias).view(shape).transpose(1, 2)
-            o = state.update(k, v, i)[0].attend(q, scale)
+            q, k, v = qkv(ln1(h))
+            q, k = q.view(shape), k.view(shape)
+            if qn is not None:  # contiguous: a strided input can take a scalar kernel, with other rounding
+                q, k = qn(q.contiguous()), kn(k.contiguous())
+            q, k = _rotate(q.transpose(1, 2), cos, sin), _rotate(k.transpose(1, 2), cos, sin)
+            o = state.update(k, v.view(shape).transpose(1, 2), i)[0].attend(q, scale)
             h = h + F.linear(o.reshape(*shape[:-2], -1).contiguous(), op.weight, op.bias)
-            x = ln2(h)
-            h = h + F.linear(act(F.linear(x, gp.weight, gp.bias)) * F.linear(x, up.weight, up.bias), dp.weight, dp.bias)
+            g, u = gate_up(ln2(h))
+            h = h + F.linear(act(g.contiguous()) * u, dp.weight, dp.bias)  # contiguous: as above
         return F.linear(self.norm(h), self.head.weight, self.head.bias) if logits else h
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding, as the supported families' apply_rotary_pos_emb computes it (the same operations)."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+
+
+class _Linears:
+    """Linear modules that read the same input: one matmul over their stacked weights, or one call each."""
+
+    def __init__(self, mods, fuse: bool):
+        self.mods = mods
+        self.sizes = [m.weight.shape[0] for m in mods]
+        biased = [m.bias is not None for m in mods]
+        fuse = fuse and (all(biased) or not any(biased))
+        self.weight = torch.cat([m.weight for m in mods]) if fuse else None
+        self.bias = torch.cat([m.bias for m in mods]) if fuse and biased[0] else None
+
+    def __call__(self, x: torch.Tensor):
+        if self.weight is None:
+            return [F.linear(x, m.weight, m.bias) for m in self.mods]
+        return F.linear(x, self.weight, self.bias).split(self.sizes, -1)
+
+
+_RMS_NORMS = {"LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm"}  # weight * x / sqrt(mean(x^2) + eps), as torch's
+
+
+def _norm(mod, lean: bool):
+    if mod is None or not lean or type(mod).__name__ not in _RMS_NORMS:
+        return mod
+    shape, weight, eps = (mod.weight.shape[-1],), mod.weight, mod.variance_epsilon
+    return lambda x: F.rms_norm(x, shape, weight, eps)
 
 
 class _Causal:
