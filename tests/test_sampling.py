@@ -387,14 +387,26 @@ def test_rows_with_the_same_tokens_so_far_are_computed_once_and_give_the_same_sa
 
 @pytest.mark.parametrize("family", ["llama", "qwen3"])
 def test_the_lean_prefill_gives_the_models_own_keys_and_values_bit_for_bit(tmp_path, family):
-    """decode._prefill runs each prompt through decode._Step (causal SDPA, as the model's forward calls it): its
-    keys and values equal the Hugging Face forward's exactly, for every layer (random-init GQA models)."""
+    """decode._prefill runs prompts through decode._Step, the long ones packed into one call (causal SDPA per
+    prompt, as the model's forward calls it): its keys and values equal the Hugging Face forward's on each prompt
+    alone exactly, for every layer (random-init GQA models)."""
     from engine.models import decode
     model = _random_family_model(tmp_path, family).model
     decode._install(model)
-    jobs = [decode.Job(torch.tensor(ids), [0], [0]) for ids in ([5, 9, 11, 4, 7, 30, 2], [8, 3], [6])]
+    prompts = ([5, 9, 11, 4, 7, 30, 2], list(range(4, 40)), list(range(60, 30, -1)), [8, 3], [6], list(range(5, 25)))
+    jobs = [decode.Job(torch.tensor(ids), [0], [0]) for ids in prompts]
+    calls, real_call = [], decode._Step.__call__
+
+    def counting(self, ids, *a, **k):
+        calls.append(ids.shape[1])
+        return real_call(self, ids, *a, **k)
     with torch.inference_mode():
-        lean, _, _ = decode._prefill(model, jobs, torch.device("cpu"))
+        decode._Step.__call__ = counting
+        try:
+            lean, _, _ = decode._prefill(model, jobs, torch.device("cpu"))
+        finally:
+            decode._Step.__call__ = real_call
+        assert calls == [6, 35 + 29, 1, 19]  # the two long prompts in one call; short ones (few rows) alone
         real = decode._Step.usable
         try:
             decode._Step.usable = staticmethod(lambda m: False)

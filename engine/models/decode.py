@@ -40,6 +40,8 @@ NAME = "ttc_shared_prefix"
 SUPPORTED = frozenset({"llama", "qwen2", "qwen3"})
 COMPACT_AT = 0.25           # drop finished rows once this share of the batch has finished since the last drop
 COMPACT_SHARED = 0.1        # ... in the CPU's shared loop, whose batches are small (copying them out costs little)
+PACK_TOKENS = 2048         # prompt tokens prefilled together (one matmul per linear), at most: bounds its memory
+PACK_MIN = 16               # ... of prompts this long at least: a matmul of fewer rows takes other kernels (rounding)
 SYNC_EVERY = 4              # off a CPU: steps between looks at how many rows finished (each look is a host sync)
 LAZY = False                # the GPU's loop (a row per sample, looks every SYNC_EVERY steps) on a CPU too (tests)
 _PLACEHOLDER_MASK = torch.zeros(0, 0, 0, 0)  # a 4-D "mask" makes transformers skip building one
@@ -151,7 +153,9 @@ def _attention_lse(q, k, v, scale, bias=None, fused=True):
     if bias is not None:
         s = s + bias
     lse = torch.logsumexp(s, -1)
-    w = torch.exp(s - lse[..., None]).nan_to_num_(0.0)
+    w = torch.exp(s - lse[..., None])
+    if bias is not None:  # a row whose keys are all masked: exp(-inf - -inf)
+        w = w.nan_to_num_(0.0)
     return torch.matmul(w.to(v.dtype), v).float(), lse
 
 
@@ -278,9 +282,15 @@ class _Step:
                 and hasattr(model, "lm_head")
                 and not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()))
 
-    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, state: "_State", logits: bool = True) -> torch.Tensor:
+    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, state: "_State", logits: bool = True,
+                 segments: list[int] | None = None) -> torch.Tensor:
+        """``segments``: the lengths of the prompts packed one after another in ``ids`` (a prefill)."""
         h = self.embed(ids)
-        cos, sin = self.rotary(h, pos)
+        if segments is None:
+            cos, sin = self.rotary(h, pos)
+        else:  # per prompt too: cos and sin are vectorised elementwise kernels like the activation
+            cos, sin = (torch.cat(x, 1) for x in zip(*(self.rotary(a, b) for a, b in
+                                                        zip(h.split(segments, 1), pos.split(segments, 1)))))
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # per head, as the family's apply_rotary_pos_emb has them
         for i, (ln1, qkv, op, qn, kn, hd, scale, ln2, gate_up, dp, act) in enumerate(self.layers):
             shape = (*h.shape[:-1], -1, hd)
@@ -292,7 +302,9 @@ class _Step:
             o = state.update(k, v.view(shape).transpose(1, 2), i)[0].attend(q, scale)
             h = h + F.linear(o.reshape(*shape[:-2], -1).contiguous(), op.weight, op.bias)
             g, u = gate_up(ln2(h))
-            h = h + F.linear(act(g.contiguous()) * u, dp.weight, dp.bias)  # contiguous: as above
+            # contiguous, as above; and per packed prompt, so each ends its kernel's loop where its own forward would
+            a = act(g.contiguous()) if segments is None else torch.cat([act(x.contiguous()) for x in g.split(segments, 1)], 1)
+            h = h + F.linear(a * u, dp.weight, dp.bias)
         return F.linear(self.norm(h), self.head.weight, self.head.bias) if logits else h
 
 
@@ -330,49 +342,69 @@ def _norm(mod, lean: bool):
 
 
 class _Causal:
-    """A layer's keys and values in a lean prefill (``_Prompt``): causal attention through SDPA, the call the
-    model's own forward makes."""
+    """A layer's keys and values in a lean prefill (``_Prompt``): each packed prompt's causal attention through
+    SDPA, the call the model's own forward makes for it."""
 
-    def __init__(self, module, k, v):
-        self.module, self.k, self.v = module, k, v
+    def __init__(self, module, k, v, segments):
+        self.module, self.k, self.v, self.segments = module, k, v, segments
 
     def attend(self, q: torch.Tensor, scale: float) -> torch.Tensor:
-        return sdpa_attention_forward(self.module, q, self.k, self.v, None, dropout=0.0, scaling=scale)[0]
+        out, a = [], 0
+        for n in self.segments:
+            out.append(sdpa_attention_forward(self.module, q[:, :, a:a + n], self.k[:, :, a:a + n],
+                                              self.v[:, :, a:a + n], None, dropout=0.0, scaling=scale)[0])
+            a += n
+        return torch.cat(out, 1)
 
 
 class _Prompt:
-    """The cache object ``_Step`` sees when it runs a whole prompt: keeps each layer's keys and values."""
+    """The cache object ``_Step`` sees when it runs prompts packed one after another: keeps each layer's keys and
+    values."""
 
-    def __init__(self, attn: list):
-        self.attn = attn  # each layer's attention module (what SDPA reads its GQA grouping from)
+    def __init__(self, attn: list, segments: list[int]):
+        self.attn, self.segments = attn, segments  # each layer's attention module (SDPA reads its GQA grouping)
         self.kv = []
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         self.kv.append((key_states, value_states))
-        return _Causal(self.attn[layer_idx], key_states, value_states), None
+        return _Causal(self.attn[layer_idx], key_states, value_states, self.segments), None
 
 
 def _prefill(model, jobs: list[Job], device):
     """Per layer, the prompts' keys and values (all tokens but the last, which the first step feeds), padded
     at the end to the longest: [P, Hkv, Lmax, D] each, the padding mask [P, Lmax], and each prompt's prefill
-    time (what one query waits for its prompt). Through ``_Step`` where it fits: the same keys and values as the
-    model's forward, bit for bit (a test checks), without its per-call work (half of a short prompt's time)."""
-    per_job, secs = [], []
+    time (its share, by tokens, of the prefill it was packed into). Through ``_Step`` where it fits, prompts
+    packed one after another up to PACK_TOKENS (one call per layer and linear for all; attention, rotary and
+    activation per prompt, as each prompt's own kernels end their loops): the same keys and values as the model's
+    forward on each prompt alone, bit for bit (a test checks)."""
     step = _Step(model) if _Step.usable(model) else None
     attn = [lay.self_attn for lay in model.model.layers] if step is not None else None
-    for job in jobs:
+    per_job, secs = [None] * len(jobs), [0.0] * len(jobs)
+    pack: list[int] = []
+    todo = [j for j, job in enumerate(jobs) if len(job.ids) >= 2]  # a one-token prompt has no prefix
+    for at, j in enumerate(todo):
+        pack.append(j)
+        more = todo[at + 1] if at + 1 < len(todo) else None
+        if step is not None and more is not None and min(len(jobs[i].ids) for i in (j, more)) > PACK_MIN and \
+                sum(len(jobs[i].ids) - 1 for i in pack) + len(jobs[more].ids) - 1 <= PACK_TOKENS:
+            continue
         t0 = time.perf_counter()
-        ids = job.ids.to(device)[None]
-        if ids.shape[1] < 2:
-            per_job.append(None)
-        elif step is not None:
-            st = _Prompt(attn)
-            step(ids[:, :-1], torch.arange(ids.shape[1] - 1, device=device)[None], st, logits=False)
-            per_job.append([(k[0], v[0]) for k, v in st.kv])
+        lens = [len(jobs[i].ids) - 1 for i in pack]
+        ids = torch.cat([jobs[i].ids[:-1] for i in pack]).to(device)[None]
+        if step is not None:
+            st = _Prompt(attn, lens)
+            step(ids, torch.cat([torch.arange(n) for n in lens]).to(device)[None], st, logits=False, segments=lens)
+            kv, a = st.kv, 0
+            for i, n in zip(pack, lens):
+                per_job[i] = [(k[0, :, a:a + n], v[0, :, a:a + n]) for k, v in kv]
+                a += n
         else:
-            out = model(input_ids=ids[:, :-1], use_cache=True)
-            per_job.append([(lay.keys[0], lay.values[0]) for lay in out.cache.layers])
-        secs.append(time.perf_counter() - t0)
+            out = model(input_ids=ids, use_cache=True)
+            per_job[pack[0]] = [(lay.keys[0], lay.values[0]) for lay in out.cache.layers]
+        took = time.perf_counter() - t0
+        for i, n in zip(pack, lens):
+            secs[i] = took * n / sum(lens)
+        pack = []
     lengths = [0 if kv is None else kv[0][0].shape[1] for kv in per_job]
     lmax = max(lengths)
     c = model.config

@@ -132,17 +132,23 @@ def sample_many(lm: LoadedModel, requests: list[tuple[str, str, list[int]]],
         h = len(idx) // 2
         return [sample_many(lm, [(prompt, key, idx[:h])], params)[0] + sample_many(lm, [(prompt, key, idx[h:])], params)[0]]
     eos = lm.tokenizer.eos_token_id
-    res = []
+    res, texts = [], {}
     for job, out in zip(jobs, outs):
         res.append([_raw(lm.tokenizer, i, toks, lps, "eos" if toks and toks[-1] == eos else "length", params,
-                         len(job.ids), out.prefill_s, out.decode_s, out.rows)
+                         len(job.ids), out.prefill_s, out.decode_s, out.rows, texts)
                     for i, toks, lps in zip(job.indices, out.tokens, out.logprobs)])
     return res
 
 
-def _raw(tok, index, toks, lps, finish, params, prompt_tokens, prefill_s, decode_s, rows) -> RawSample:
-    """A sample from its completion tokens: text up to the first stop string (finish "stop")."""
-    text = tok.decode(toks, skip_special_tokens=True)
+def _raw(tok, index, toks, lps, finish, params, prompt_tokens, prefill_s, decode_s, rows, texts=None) -> RawSample:
+    """A sample from its completion tokens: text up to the first stop string (finish "stop"). ``texts``: the
+    decoded texts of token sequences seen before (a small model's samples often repeat one another)."""
+    key = tuple(toks)
+    text = texts.get(key) if texts is not None else None
+    if text is None:
+        text = tok.decode(toks, skip_special_tokens=True)
+        if texts is not None:
+            texts[key] = text
     for s in params.stop:
         pos = text.find(s)
         if pos >= 0:
