@@ -415,3 +415,17 @@ def test_the_lean_prefill_gives_the_models_own_keys_and_values_bit_for_bit(tmp_p
             decode._Step.usable = real
     assert len(lean) == model.config.num_hidden_layers
     assert all(torch.equal(a, b) for (ka, va), (kb, vb) in zip(lean, hf) for a, b in ((ka, kb), (va, vb)))
+
+
+def test_loading_a_model_leaves_no_garbage_collection_due(tmp_path):
+    """Loading leaves many new long-lived objects, which makes Python's next full collection due (0.2 s with
+    transformers imported). load_model collects them itself, so that pause does not land in the first run."""
+    import gc
+
+    from conftest import make_tiny_model
+    path = make_tiny_model(tmp_path / "fresh")
+    junk = [[i] for i in range(50_000)]  # pending objects, as imports leave them
+    load_model(str(path))
+    gen0, gen1, gen2 = gc.get_count()
+    assert (gen1, gen2) == (0, 0) and gen0 < 200
+    del junk

@@ -240,12 +240,15 @@ class _State:
         with the batch."""
         idx = idx[torch.argsort(self.prompt[idx], stable=True)]
         left, prompt = torch.unique(self.prompt[idx], return_inverse=True)
+        gone = len(left) < self.problems  # else every prompt still has rows: its keys and values stay put
         self.problems = len(left)
-        self.bias = self.bias.index_select(0, left)
-        if self.one_token is not None:
-            self.one_token = self.one_token.index_select(0, left)
+        if gone:
+            self.bias = self.bias.index_select(0, left)
+            if self.one_token is not None:
+                self.one_token = self.one_token.index_select(0, left)
         for lay in self.layers:
-            lay.kp, lay.vp = lay.kp.index_select(0, left), lay.vp.index_select(0, left)
+            if gone:
+                lay.kp, lay.vp = lay.kp.index_select(0, left), lay.vp.index_select(0, left)
             lay.keep(idx, self.s + 1)
         self._lay_out(prompt)
         return idx
@@ -292,6 +295,8 @@ class _Step:
             cos, sin = (torch.cat(x, 1) for x in zip(*(self.rotary(a, b) for a, b in
                                                         zip(h.split(segments, 1), pos.split(segments, 1)))))
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # per head, as the family's apply_rotary_pos_emb has them
+        half = cos.shape[-1] // 2
+        sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)  # rotate_half's sign, moved onto sin (exact)
         for i, (ln1, qkv, op, qn, kn, hd, scale, ln2, gate_up, dp, act) in enumerate(self.layers):
             shape = (*h.shape[:-1], -1, hd)
             q, k, v = qkv(ln1(h))
@@ -309,9 +314,9 @@ class _Step:
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding, as the supported families' apply_rotary_pos_emb computes it (the same operations)."""
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+    """Rotary embedding as the supported families' apply_rotary_pos_emb computes it, x * cos + rotate_half(x) *
+    sin, with rotate_half's negation already in ``sin`` (products differ only in sign: the same bits)."""
+    return x * cos + x.roll(x.shape[-1] // 2, -1) * sin
 
 
 class _Linears:
