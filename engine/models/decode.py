@@ -255,10 +255,10 @@ class _State:
 
 
 class _Step:
-    """One decode step (or one prompt's prefill) of a Llama-family model (``SUPPORTED``) called piece by piece on
-    the model's own modules and weights: the same operations in the same order as its Hugging Face forward (so the same logits, bit for
-    bit), without that forward's per-call work (argument handling, output recording, mask building, module
-    hooks), which for these small models cost as much as the arithmetic."""
+    """One decode step (or a packed prefill) of a Llama-family model (``SUPPORTED``) called piece by piece on the
+    model's own modules and weights: the same operations as its Hugging Face forward (so the same logits, bit for
+    bit; tests check), without that forward's per-call work (argument handling, output recording, mask building,
+    module hooks), which for these small models cost as much as the arithmetic."""
 
     def __init__(self, model):
         base = model.model
@@ -308,7 +308,8 @@ class _Step:
             h = h + F.linear(o.reshape(*shape[:-2], -1).contiguous(), op.weight, op.bias)
             g, u = gate_up(ln2(h))
             # contiguous, as above; and per packed prompt, so each ends its kernel's loop where its own forward would
-            a = act(g.contiguous()) if segments is None else torch.cat([act(x.contiguous()) for x in g.split(segments, 1)], 1)
+            a = act(g.contiguous()) if segments is None else \
+                torch.cat([act(x.contiguous()) for x in g.split(segments, 1)], 1)
             h = h + F.linear(a * u, dp.weight, dp.bias)
         return F.linear(self.norm(h), self.head.weight, self.head.bias) if logits else h
 
