@@ -376,14 +376,15 @@ class _Prompt:
         return _Causal(self.attn[layer_idx], key_states, value_states, self.segments), None
 
 
-def _prefill(model, jobs: list[Job], device):
+def _prefill(model, jobs: list[Job], device, step: "_Step | None | object" = ...):
     """Per layer, the prompts' keys and values (all tokens but the last, which the first step feeds), padded
     at the end to the longest: [P, Hkv, Lmax, D] each, the padding mask [P, Lmax], and each prompt's prefill
     time (its share, by tokens, of the prefill it was packed into). Through ``_Step`` where it fits, prompts
     packed one after another up to PACK_TOKENS (one call per layer and linear for all; attention, rotary and
     activation per prompt, as each prompt's own kernels end their loops): the same keys and values as the model's
-    forward on each prompt alone, bit for bit (a test checks)."""
-    step = _Step(model) if _Step.usable(model) else None
+    forward on each prompt alone, bit for bit (a test checks). ``step``: the decode's own (None: the forward)."""
+    if step is ...:
+        step = _Step(model) if _Step.usable(model) else None
     attn = [lay.self_attn for lay in model.model.layers] if step is not None else None
     per_job, secs = [None] * len(jobs), [0.0] * len(jobs)
     pack: list[int] = []
@@ -436,10 +437,12 @@ def decode(lm, jobs: list[Job], params) -> list[Decoded]:
     _install(model)
     eos = tok.eos_token_id
     with torch.inference_mode():
-        layers, pad, prefill_s = _prefill(model, jobs, device)
+        # one lean step for the prefill and the loop: on a CPU it stacks the projections' weights (a copy)
+        step = _Step(model) if _Step.usable(model) else None
+        layers, pad, prefill_s = _prefill(model, jobs, device, step)
         t1 = time.perf_counter()
         loop = _decode if device.type != "cpu" or LAZY else _decode_shared
-        out = loop(model, tok, jobs, params, layers, pad, device, eos)
+        out = loop(model, step, tok, jobs, params, layers, pad, device, eos)
     decode_s = time.perf_counter() - t1
     rows = sum(len(j.indices) for j in jobs)
     toks, lps, n_tok, ended = out
@@ -548,7 +551,7 @@ def _logits(model, step, inp, pos, state):
                  attention_mask=_PLACEHOLDER_MASK).logits[:, -1].float()
 
 
-def _decode(model, tok, jobs, params, layers, pad, device, eos):
+def _decode(model, step, tok, jobs, params, layers, pad, device, eos):
     """Off a CPU (or with ``LAZY``): one batch row per sample row, finished rows counted every few steps."""
     rows = sum(len(j.indices) for j in jobs)
     new = params.max_new_tokens
@@ -562,7 +565,6 @@ def _decode(model, tok, jobs, params, layers, pad, device, eos):
     gone = torch.zeros(rows, dtype=torch.bool, device=device)  # finished, still in the batch until compaction
     # reading whether rows finished waits for the step's kernels (a host sync): it is read every few steps, the
     # bookkeeping stays on the device; rows that finished in between decode on, and are cut at n_tok
-    step = _Step(model) if _Step.usable(model) else None
     for t in range(new):
         state.s = t
         nxt, lp = d.pick(_logits(model, step, inp, pos, state), inp, t, alive)
@@ -587,7 +589,7 @@ def _decode(model, tok, jobs, params, layers, pad, device, eos):
     return d.result()
 
 
-def _decode_shared(model, tok, jobs, params, layers, pad, device, eos):
+def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
     """On a CPU: sample rows whose tokens so far are the same share one batch row, computed once. All rows of a
     prompt start as one; when they draw different tokens (each with its own uniform), the rows that drew
     the same token stay together, and each new group past the first gets a new batch row with a copy of its
@@ -603,7 +605,6 @@ def _decode_shared(model, tok, jobs, params, layers, pad, device, eos):
     d = _Draw.make(tok, jobs, params, device)
     hist = d.history(jobs, state.prompt, rows)  # per batch row
     live = torch.arange(rows, device=device)   # sample rows not finished
-    step = _Step(model) if _Step.usable(model) else None
     for t in range(new):
         state.s = t
         logits = _logits(model, step, inp, pos, state)
