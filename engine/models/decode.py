@@ -13,11 +13,12 @@ themselves for long stretches (at T=0.8 arith-xl computes 0.09 rows per generate
 which is the same idea as sharing the prompt, carried into the samples. Off a CPU (``_decode``) each sample
 keeps its own row, so the loop needs no host sync per step.
 
-Everything except the attention is the model's own modules and weights. A decode step calls them one by one
-(``_Step``: the same operations in the same order as the Hugging Face forward, so the same logits bit for bit,
-without that forward's per-call overhead); a model that step does not fit runs its Hugging Face forward with a
-cache object and an attention function plugged in through transformers' attention registry. For every other
-call the function hands over to SDPA unchanged, so prefill and scoring are as before. Sample i of a problem draws its uniforms from its
+Everything except the attention is the model's own modules and weights. A decode step, and the prompts'
+prefill, call them one by one (``_Step``: the same operations as the Hugging Face forward, so the same logits,
+keys and values bit for bit, without that forward's per-call overhead; on a CPU in float32 the projections that
+read one input as one matmul); a model that step does not fit runs its Hugging Face forward with a cache object
+and an attention function plugged in through transformers' attention registry. For every other call the
+function hands over to SDPA unchanged, so scoring is as before. Sample i of a problem draws its uniforms from its
 own seeded generator (``sampling.sample_seed``; the same stream ``model.generate`` used), so it does not depend
 on which rows share its batch. Rounding of different batch shapes can, very rarely, move a near-tie token
 (README, Reliability: how rare).
