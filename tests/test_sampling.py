@@ -429,3 +429,20 @@ def test_loading_a_model_leaves_no_garbage_collection_due(tmp_path):
     gen0, gen1, gen2 = gc.get_count()
     assert (gen1, gen2) == (0, 0) and gen0 < 200
     del junk
+
+
+def test_a_large_model_on_cpu_still_gets_enough_rows_per_batch(monkeypatch):
+    """Batches are sized by FLOPs so that one takes seconds, but below MIN_ROWS a CPU step costs reading the
+    weights whatever its rows: a 135M-parameter model at 256 new tokens gets 32 rows, not the 3 its FLOPs give,
+    and the KV memory budget still caps the rows."""
+    import dataclasses
+
+    from engine.backends import transformers as tb
+    lm = load_model("arith-s")
+    big = dataclasses.replace(lm, spec=dataclasses.replace(lm.spec, matmul_params=134_515_008))
+    sp = SamplingParams(n=16, temperature=0.8, max_new_tokens=256)
+    assert int(tb.BATCH_FLOPS["cpu"] // (2 * 134_515_008 * 256)) == 3
+    assert tb.rows_per_batch(big, sp) == tb.MIN_ROWS["cpu"] == 32
+    assert tb.rows_per_batch(lm, sp) > 32  # a small model: the FLOPs decide
+    monkeypatch.setitem(tb.KV_BYTES, "cpu", 2 ** 16)
+    assert tb.rows_per_batch(big, sp) < 32
