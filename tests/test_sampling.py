@@ -311,7 +311,7 @@ def test_the_lean_step_gives_the_models_own_logits_bit_for_bit(tiny_model, which
             for p in PROMPTS]
     decode._install(model)
     with torch.inference_mode():
-        layers, pad, _ = decode._prefill(model, jobs, torch.device("cpu"))
+        layers, pad, _ = decode._prefill(model, jobs, torch.device("cpu"), decode._Step(model))
         rows = 3 * len(jobs)
         prompt = torch.arange(len(jobs)).repeat_interleave(3)
         inp = torch.cat([j.ids[-1:].expand(3) for j in jobs])[:, None]
@@ -403,16 +403,11 @@ def test_the_lean_prefill_gives_the_models_own_keys_and_values_bit_for_bit(tmp_p
     with torch.inference_mode():
         decode._Step.__call__ = counting
         try:
-            lean, _, _ = decode._prefill(model, jobs, torch.device("cpu"))
+            lean, _, _ = decode._prefill(model, jobs, torch.device("cpu"), decode._Step(model))
         finally:
             decode._Step.__call__ = real_call
         assert calls == [6, 35 + 29, 1, 19]  # the two long prompts in one call; short ones (few rows) alone
-        real = decode._Step.usable
-        try:
-            decode._Step.usable = staticmethod(lambda m: False)
-            hf, _, _ = decode._prefill(model, jobs, torch.device("cpu"))
-        finally:
-            decode._Step.usable = real
+        hf, _, _ = decode._prefill(model, jobs, torch.device("cpu"), None)  # the model's own forward
     assert len(lean) == model.config.num_hidden_layers
     assert all(torch.equal(a, b) for (ka, va), (kb, vb) in zip(lean, hf) for a, b in ((ka, kb), (va, vb)))
 

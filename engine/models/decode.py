@@ -377,15 +377,13 @@ class _Prompt:
         return _Causal(self.attn[layer_idx], key_states, value_states, self.segments), None
 
 
-def _prefill(model, jobs: list[Job], device, step: "_Step | None | object" = ...):
+def _prefill(model, jobs: list[Job], device, step: "_Step | None"):
     """Per layer, the prompts' keys and values (all tokens but the last, which the first step feeds), padded
     at the end to the longest: [P, Hkv, Lmax, D] each, the padding mask [P, Lmax], and each prompt's prefill
     time (its share, by tokens, of the prefill it was packed into). Through ``_Step`` where it fits, prompts
     packed one after another up to PACK_TOKENS (one call per layer and linear for all; attention, rotary and
     activation per prompt, as each prompt's own kernels end their loops): the same keys and values as the model's
     forward on each prompt alone, bit for bit (a test checks). ``step``: the decode's own (None: the forward)."""
-    if step is ...:
-        step = _Step(model) if _Step.usable(model) else None
     attn = [lay.self_attn for lay in model.model.layers] if step is not None else None
     per_job, secs = [None] * len(jobs), [0.0] * len(jobs)
     pack: list[int] = []

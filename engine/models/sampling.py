@@ -140,15 +140,13 @@ def sample_many(lm: LoadedModel, requests: list[tuple[str, str, list[int]]],
     return res
 
 
-def _raw(tok, index, toks, lps, finish, params, prompt_tokens, prefill_s, decode_s, rows, texts=None) -> RawSample:
+def _raw(tok, index, toks, lps, finish, params, prompt_tokens, prefill_s, decode_s, rows, texts: dict) -> RawSample:
     """A sample from its completion tokens: text up to the first stop string (finish "stop"). ``texts``: the
     decoded texts of token sequences seen before (a small model's samples often repeat one another)."""
     key = tuple(toks)
-    text = texts.get(key) if texts is not None else None
+    text = texts.get(key)
     if text is None:
-        text = tok.decode(toks, skip_special_tokens=True)
-        if texts is not None:
-            texts[key] = text
+        text = texts[key] = tok.decode(toks, skip_special_tokens=True)
     for s in params.stop:
         pos = text.find(s)
         if pos >= 0:
@@ -212,7 +210,7 @@ def _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s) -> l
     new = seqs[:, ids.shape[1]:].cpu()
     lps = torch.stack(picker.logprobs, dim=1) if picker.logprobs else torch.zeros(b, 0)
     pad = gen_cfg.pad_token_id
-    samples = []
+    samples, texts = [], {}
     for j, idx in enumerate(rows):
         toks = new[j].tolist()
         n_tok, finish = completion_length(toks, eos, pad)
@@ -220,5 +218,5 @@ def _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s) -> l
                 and any(s in tok.decode(toks[:n_tok], skip_special_tokens=True) for s in params.stop):
             n_tok -= 1  # that "eos" was padding after a stop string
         samples.append(_raw(tok, idx, toks[:n_tok], lps[j, :n_tok].tolist(), finish, params, ids.shape[1],
-                            prefill_s, decode_s, b))
+                            prefill_s, decode_s, b, texts))
     return samples
