@@ -90,6 +90,14 @@ def test_long_generations_save_and_stop_in_smaller_batches(tiny_model, tmp_path,
     assert texts(cache) == texts(ref)
 
 
+def test_a_gpu_batch_may_hold_more_tokens_than_a_cpu_batch():
+    """On a GPU a step costs about the same for many rows as for few (README, Performance): its batches are
+    capped at 8 times the new tokens."""
+    from engine.runner import TOKENS_PER_BATCH, tokens_per_batch
+    assert tokens_per_batch("cpu") == TOKENS_PER_BATCH == 2 ** 18
+    assert tokens_per_batch("cuda") == tokens_per_batch("cuda:1") == 8 * TOKENS_PER_BATCH
+
+
 def test_a_batch_decodes_many_problems_with_the_same_samples(tiny_model, tmp_path, task):
     """By default a batch holds the rows of many problems (sized from the model); the samples are those of
     one problem per batch."""

@@ -412,6 +412,27 @@ def test_the_lean_prefill_gives_the_models_own_keys_and_values_bit_for_bit(tmp_p
     assert all(torch.equal(a, b) for (ka, va), (kb, vb) in zip(lean, hf) for a, b in ((ka, kb), (va, vb)))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_prefill_keeps_cudnn_attention_out(tmp_path):
+    """cuDNN's attention builds a plan for every new shape and stride, and each packed prompt brings new ones (an
+    H200 ran arith-s's first 500 problems 4x slower with it): decode leaves it out of the prefill."""
+    from engine.models import decode
+    lm = _random_family_model(tmp_path, "llama")  # on the GPU: load_model's default where there is one
+    assert lm.spec.device.startswith("cuda")
+    seen, real, before = [], decode.sdpa_attention_forward, torch.backends.cuda.cudnn_sdp_enabled()
+
+    def spy(*a, **k):
+        seen.append(torch.backends.cuda.cudnn_sdp_enabled())
+        return real(*a, **k)
+    decode.sdpa_attention_forward = spy
+    try:
+        decode.decode(lm, [decode.Job(torch.arange(4, 40), [0, 1], [1, 2])], SamplingParams(n=2, max_new_tokens=4))
+    finally:
+        decode.sdpa_attention_forward = real
+    assert seen and not any(seen)
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before  # restored after the prefill
+
+
 def test_loading_a_model_leaves_no_garbage_collection_due(tmp_path):
     """Loading leaves many new long-lived objects, which makes Python's next full collection due (0.2 s with
     transformers imported). load_model collects them itself, so that pause does not land in the first run."""
