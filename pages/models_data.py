@@ -107,9 +107,9 @@ def quality_section():
         s = ev["settings"]
         rows = [{"model": m["name"], "params": m["params"], **{k: round(m[k], 3) for k in ("pass@1", "pass@8", "pass@64")},
                  **{f"L{lv} pass@1": round(v, 3) for lv, v in m["levels"].items()}} for m in ev["models"]]
-        pct = {c: st.column_config.NumberColumn(c, format="percent") for c in rows[0] if c not in ("model", "params")}
-        st.dataframe(rows, hide_index=True, width="stretch",
-                     column_config={"params": st.column_config.NumberColumn("parameters", format="compact"), **pct})
+        pct = [c for c in rows[0] if c not in ("model", "params")]
+        st.dataframe(common.table(rows, shares=pct), hide_index=True, width="stretch",
+                     column_config={"params": st.column_config.NumberColumn("parameters", format="compact")})
         st.caption(f"All {s['problems']} `{s['task']}` test problems, {s['n']} samples each at temperature "
                    f"{s['temperature']}; measured by `{ev['command']}`.")
         if ev["stale"]:
@@ -117,15 +117,18 @@ def quality_section():
     vq = registry.verifier_quality()
     if vq:
         st.subheader("How good the verifiers are")
-        st.dataframe(vq, hide_index=True, width="stretch",
+        st.dataframe(common.table(vq, shares=["gold_beats_nudged"]), hide_index=True, width="stretch",
                      column_order=["verifier", "unit", "source", "auroc", "within_problem_auroc", "n",
                                    "gold_beats_nudged"],
                      column_config={"auroc": st.column_config.NumberColumn("held-out AUROC (pooled)", format="%.3f"),
                                     "within_problem_auroc": st.column_config.NumberColumn(
                                         "held-out AUROC within a problem", format="%.3f"),
                                     "n": st.column_config.NumberColumn("held-out items"),
-                                    "gold_beats_nudged": st.column_config.NumberColumn(
-                                        "gold beats a copy with one result wrong", format="percent")})
+                                    "gold_beats_nudged": st.column_config.TextColumn(
+                                        "gold beats a nudged copy",
+                                        help="How often the verifier scores a correct solution above the same "
+                                             "solution with one result nudged or slipped (50% is guessing); "
+                                             "measured on all held-out problems together")})
         st.caption("Pooled AUROC mixes problems, so it partly measures \"this problem looks easy\". Best-of-N "
                    "needs a scorer that ranks the samples *of one problem*; the last column checks exactly that "
                    "(a correct solution against the same solution with one result nudged or slipped): near 50% is guessing. "
@@ -133,11 +136,15 @@ def quality_section():
     quality = common.guarded(scorer_quality_table, ctx["cache_path"], common.cache_version(ctx["cache_path"]))
     if quality is not None and not quality.empty:
         st.subheader("How well each scorer ranks the samples of one problem")
-        st.dataframe(quality, hide_index=True, width="stretch", key="scorer_quality", column_config={
+        st.dataframe(common.table(quality, dashes={"step_auroc": "{:.3f}"}), hide_index=True, width="stretch",
+                     key="scorer_quality", column_config={
             "pooled_auroc": st.column_config.NumberColumn("AUROC pooled over problems", format="%.3f"),
             "within_problem_auroc": st.column_config.NumberColumn("AUROC within a problem", format="%.3f"),
-            "step_auroc": st.column_config.NumberColumn("PRM step-level AUROC", format="%.3f"),
-            "problems": st.column_config.NumberColumn("problems with right and wrong samples")})
+            "step_auroc": st.column_config.TextColumn("PRM step-level AUROC",
+                                                      help="A dash for scorers that give no step scores"),
+            "problems": st.column_config.NumberColumn("problems", help="Problems with both right and wrong "
+                                                                       "samples: the within-problem AUROC averages "
+                                                                       "over these")})
         st.caption("On the shipped sweeps (every ladder model, 500 problems × 64 samples at temperature 0.8; "
                    "`python -m engine scorers --models ladder --problems 500 --n 64`). Within a problem is what "
                    "best-of-N relies on: a scorer near 0.5 there picks a wrong sample about as often as a right "
@@ -226,8 +233,8 @@ def cache_section():
     if stats.empty:
         st.info("The cache is empty: run a sweep on the Explore page (or `python -m engine sweep`).")
         return
-    st.dataframe(stats.drop(columns=["model_fp"]), hide_index=True, width="stretch",
-                 column_config={"mean_correct": st.column_config.NumberColumn("mean correct", format="percent")})
+    st.dataframe(common.table(stats.drop(columns=["model_fp"]), shares=["mean_correct"]), hide_index=True,
+                 width="stretch", column_config={"mean_correct": st.column_config.NumberColumn("mean correct")})
     pairs = stats[["model", "model_fp", "task"]].drop_duplicates()
     pairs["model"] = pairs["model"].fillna(pairs["model_fp"])
     labels = {f"{r.model} · {r.task}": (r.model_fp, r.task) for r in pairs.itertuples()}

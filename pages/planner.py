@@ -100,10 +100,10 @@ with st.expander("Every cached configuration"):
                        strategy=[strategies.short_label(s) if k > 1 else "single sample"
                                  for s, k in zip(shown["strategy"], shown["k"])])
     view = view.sort_values(["meets", "cost_per_1000"], ascending=[False, True])
-    st.dataframe(view[["meets", "model", "strategy", "k", "accuracy", "latency_s", "cost_per_1000"]],
+    st.dataframe(common.table(view[["meets", "model", "strategy", "k", "accuracy", "latency_s", "cost_per_1000"]],
+                              shares=["accuracy"]),
                  hide_index=True, width="stretch", key="plan_table", column_config={
                      "meets": st.column_config.CheckboxColumn("meets both"),
-                     "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
                      "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f"),
                      "cost_per_1000": st.column_config.NumberColumn("$ / 1000 queries", format="%.4f")})
 st.caption(("Costs: device time measured while sampling" if hardware.get(cost.hardware) is None else

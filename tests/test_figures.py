@@ -193,3 +193,30 @@ def test_highlight_row_shades_only_that_row():
     df = pd.DataFrame({"idx": [0, 1, 2], "answer": ["a", "b", "c"]})
     ctx = figures.highlight_row(df, 1)._compute().ctx
     assert {r for r, _ in ctx} == {1} and all("background-color" in str(v) for v in ctx.values())
+
+
+def test_each_measured_scorer_is_its_own_legend_entry_not_an_overlapping_label():
+    """Scorers of one family sit on top of one another (ORM and the PRM variants within 0.01 AUROC): text labels
+    on the points overlapped into a blot; each scorer gets its own marker and legend entry instead."""
+    sweep = pd.DataFrame({"auc": [0.5, 0.75, 1.0], "accuracy": [0.4, 0.55, 0.7], "lo": [0.35, 0.5, 0.65],
+                          "hi": [0.45, 0.6, 0.75], "pass": 0.7, "majority": 0.5})
+    at = pd.DataFrame({"label": ["ORM", "PRM min", "PRM prod", "self-likelihood"],
+                       "within_problem_auroc": [0.724, 0.712, 0.710, None], "best_of_k": [0.35, 0.35, 0.35, 0.45]})
+    fig = figures.verifier_quality_figure(sweep, at, 0.8)
+    points = [t for t in fig.data if t.mode == "markers"]
+    assert [t.name for t in points] == ["ORM", "PRM min", "PRM prod"]  # no AUROC, no point
+    assert len({(t.marker.symbol, t.marker.color) for t in points}) == 3
+    assert all(t.showlegend is not False and not t.text for t in points)
+
+
+def test_tables_show_shares_to_one_decimal_and_a_dash_where_a_value_is_missing():
+    from ui.common import table
+    df = pd.DataFrame({"scorer": ["ORM", "step checker"], "best": [0.35, 0.4971], "gold": [0.615, None],
+                       "step": [0.7634, float("nan")]})
+    out = table(df, shares=["best", "gold"], dashes={"step": "{:.3f}"})
+    html = out.to_html()
+    assert "35.0%" in html and "49.7%" in html
+    assert list(out.data["gold"]) == ["61.5%", "—"]  # a share column with a gap is text: no "None" cell
+    assert list(out.data["step"]) == ["0.763", "—"]
+    assert list(df["gold"].isna()) == [False, True]  # the caller's frame is left as it was
+    assert table(df[["scorer"]]) is not df and list(table(df[["scorer"]])["scorer"]) == ["ORM", "step checker"]

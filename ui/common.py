@@ -279,6 +279,21 @@ def download_buttons(df, stem: str, key: str) -> None:
                        icon=":material/download:")
 
 
+def table(df, shares=(), dashes=None):
+    """``df`` ready for st.dataframe: the ``shares`` columns as percentages to one decimal place (column_config's
+    "percent" shows up to two and drops zeros, 35% beside 49.71%), and the ``dashes`` columns ({column: format})
+    as text with a dash where a value is missing (Streamlit writes "None" in an empty number cell, which reads as
+    a result). A share column with missing values is text too. Returns a Styler, or the frame itself."""
+    df = pd.DataFrame(df)
+    dashes = dict(dashes or {})
+    dashes.update({c: "{:.1%}" for c in shares if c in df.columns and df[c].isna().any()})
+    for c, fmt in dashes.items():
+        if c in df.columns:
+            df[c] = [("—" if pd.isna(v) else fmt.format(v)) for v in df[c]]
+    shares = [c for c in shares if c in df.columns and c not in dashes]
+    return df.style.format("{:.1%}", subset=shares) if shares else df
+
+
 def human_bytes(n) -> str:
     n = float(n or 0)
     for unit in ("B", "KB", "MB", "GB"):

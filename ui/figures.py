@@ -364,12 +364,13 @@ def verifier_quality_figure(sweep: pd.DataFrame, scorers_at: pd.DataFrame, chose
         for col, name, dash in (("pass", "oracle (pass@k)", "dash"), ("majority", "majority vote", "dot")):
             fig.add_hline(y=float(s[col].iloc[0]), line=dict(color="#222", dash=dash, width=1.5),
                           annotation_text=f"{name} {float(s[col].iloc[0]):.1%}", annotation_position="top left")
+    # a legend entry per scorer, not a text label: scorers of one family sit on top of one another
     pts = scorers_at.dropna(subset=["within_problem_auroc", "best_of_k"])
-    if len(pts):
-        fig.add_trace(go.Scatter(x=pts["within_problem_auroc"], y=pts["best_of_k"], mode="markers+text",
-                                 name="measured scorers", text=list(pts["label"]), textposition="top center",
-                                 textfont=dict(size=10), marker=dict(size=10, color=PALETTE[1], symbol="diamond"),
-                                 hovertemplate="%{text}: AUROC %{x:.2f}, best-of-N %{y:.1%}<extra></extra>"))
+    for i, (label, x, y) in enumerate(zip(pts["label"], pts["within_problem_auroc"], pts["best_of_k"])):
+        fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=label,
+                                 marker=dict(size=11, color=PALETTE[1 + i % (len(PALETTE) - 1)],
+                                             symbol=SYMBOLS[i % len(SYMBOLS)], line=dict(width=1, color="white")),
+                                 hovertemplate=f"{label}: AUROC %{{x:.2f}}, best-of-N %{{y:.1%}}<extra></extra>"))
     if chosen is not None:
         fig.add_vline(x=float(chosen), line=dict(color=PALETTE[0], width=1, dash="dash"))
     fig.update_layout(xaxis=dict(title="verifier's within-problem AUROC (0.5 = guessing)", range=[0.4, 1.02]),
