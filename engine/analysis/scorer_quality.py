@@ -31,12 +31,12 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 def within_problem_auroc(df: pd.DataFrame) -> tuple[float, int]:
     """(mean AUROC within each problem that has right and wrong samples, how many such problems)."""
-    ranks = df.groupby("problem_id")["score"].rank(method="average")
-    g = df.assign(r=ranks, pos=df["correct"].astype(bool)).groupby("problem_id")
-    pos = g["pos"].sum()
-    n = g["pos"].count()
-    neg = n - pos
-    rank_pos = g.apply(lambda d: d.loc[d["pos"], "r"].sum(), include_groups=False)
+    by = df["problem_id"]
+    right = df["correct"].astype(bool)
+    ranks = df.groupby(by)["score"].rank(method="average")
+    pos = right.groupby(by).sum()
+    neg = right.groupby(by).count() - pos
+    rank_pos = ranks.where(right, 0.0).groupby(by).sum()  # the right samples' ranks: half-integers, summed exactly
     ok = (pos > 0) & (neg > 0)
     if not ok.any():
         return float("nan"), 0
@@ -62,11 +62,11 @@ def scorer_quality(cache: SampleCache, exp, names=None) -> pd.DataFrame:
         steps = {}  # the aggregations of one PRM share its step scores: their step-level AUROC once
         for name in names or scorers.available():
             sc = scorers.get(name)
-            df = sc.score(cache, task, base)
+            df = sc.scores(cache, task, base)  # without step lists, which only the step-level AUROC reads
             within, n = within_problem_auroc(df)
             prm = bool(getattr(sc, "aggregate", None))  # a PRM: step scores, aggregated
             if prm and sc.path not in steps:
-                steps[sc.path] = step_auroc(df, task)[0]
+                steps[sc.path] = step_auroc(sc.score(cache, task, base), task)[0]
             rows.append(dict(model=ref.name, scorer=name, pooled_auroc=auroc(df["score"].to_numpy(float),
                                                                               df["correct"].to_numpy(bool)),
                              within_problem_auroc=within, step_auroc=steps[sc.path] if prm else np.nan,
@@ -130,9 +130,12 @@ def step_auroc(df: pd.DataFrame, task) -> tuple[float, int]:
     by_id = task.by_id()
     if df.empty or not all(arith.gold_steps(by_id[p]) for p in df["problem_id"].unique()):
         return float("nan"), 0
-    scores, labels = [], []
+    scores, labels, seen = [], [], {}
     for pid, text, ok, steps in zip(df["problem_id"], df["text"], df["correct"], df["step_scores"]):
-        lab = arith.local_step_labels(by_id[pid], text if isinstance(text, str) else "", bool(ok))
+        key = (pid, text, bool(ok))  # samples repeat: each distinct one labelled once
+        lab = seen.get(key)
+        if lab is None:
+            lab = seen[key] = arith.local_step_labels(by_id[pid], text if isinstance(text, str) else "", bool(ok))
         n = min(len(lab), len(steps))  # lines after the answer line get scores but no label
         scores += list(steps[:n])
         labels += lab[:n]
