@@ -10,8 +10,8 @@ tests; run on a quiet machine):
 2. curves: every default strategy's curves (k = 1..64, bands) for the shipped sweeps (4 models x 500
    problems x 64 samples), with verifier scores already cached, and for 1M synthetic samples (bench/curves.py
    says where the time goes);
-3. app: the first render of Explore on a new cache (the shipped sweeps load on the way) and a re-render
-   with everything cached, through Streamlit's AppTest;
+3. app: the first render of Explore on a new cache (the shipped sweeps load on the way), a re-render
+   with everything cached, and every other page's first visit after that, through Streamlit's AppTest;
 4. top-up: n=16 then topped up to 64 against a fresh n=64, arith-xl on 32 problems;
 5. with --ladder: sampling the whole ladder (4 models x 500 problems x 64) into an empty cache, 2 processes.
 """
@@ -90,9 +90,17 @@ def bench_app(tmp: Path) -> list[tuple[str, float, str]]:
     cold, _ = timed(at.run)
     charts = len(at.get("plotly_chart"))
     warm, _ = timed(at.run)
-    return [(f"app: first render of Explore on a new cache ({charts} charts)", cold,
+    rows = [(f"app: first render of Explore on a new cache ({charts} charts)", cold,
              "shipped sweeps load; target: < 4 s"),
             ("app: re-render, everything cached", warm, "target: < 0.5 s")]
+    # every other page's first visit after that (imports and the sweeps already in: what its own work costs)
+    for page in ("size_vs_compute", "inspector", "verifiers", "allocation", "planner", "models_data"):
+        at.switch_page(f"pages/{page}.py")
+        secs, _ = timed(at.run)
+        errors = len(at.exception)
+        rows.append((f"app: first visit of {page}", secs, f"{len(at.get('plotly_chart'))} charts"
+                     + (f", {errors} errors" if errors else "")))
+    return rows
 
 
 def bench_topup(tmp: Path) -> list[tuple[str, float, str]]:
