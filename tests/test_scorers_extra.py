@@ -155,8 +155,8 @@ def test_gold_beats_corrupted_per_scorer():
 def test_with_logprob_reproduces_what_sampling_recorded():
     from engine import shipped
     fp = next(m["model_fp"] for m in shipped.manifest()["models"] if m["name"] == "arith-s")
-    df = pd.read_parquet(shipped.SWEEPS_DIR / shipped.SAMPLES_FILE, filters=[("model_fp", "==", fp)]).head(6)
-    out = corruptions.with_logprob(df, get_task("arith"), "arith-s")
+    df = pd.read_parquet(shipped.SWEEPS_DIR / shipped.SAMPLES_FILE, filters=[("model_fp", "==", fp)]).head(40)
+    out = corruptions.with_logprob(df, get_task("arith"), "arith-s", batch=16)  # texts of other lengths padded
     assert np.allclose(out["logprob"], df["logprob"], atol=1e-4)
     assert (out["completion_tokens"] == df["completion_tokens"]).all()
 

@@ -83,23 +83,35 @@ def pairs(task: Task, problems=None, seed: int = 0) -> pd.DataFrame:
                                      logprob=float("nan"), completion_tokens=0)
 
 
-def with_logprob(df: pd.DataFrame, task: Task, model: str) -> pd.DataFrame:
+def with_logprob(df: pd.DataFrame, task: Task, model: str, batch: int = 32) -> pd.DataFrame:
     """``df`` with ``logprob`` and ``completion_tokens`` as if ``model`` had sampled each text: teacher-forced
-    at temperature 1, the end-of-sequence token included, as sampling records them."""
+    at temperature 1, the end-of-sequence token included, as sampling records them. Texts of similar length go
+    through the model ``batch`` at a time, padded on the right (which a causal model's earlier positions never
+    see): arith-s on 380 texts, 0.56 s one at a time, 0.28 s so."""
     import torch
 
     from ..models.loader import load_model
     lm = load_model(model, "cpu")
     tok, net, by_id = lm.tokenizer, lm.model, task.by_id()
-    lps, ns = [], []
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    seqs = [(tok(task.prompt(by_id[pid]), add_special_tokens=False)["input_ids"],
+             tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+            for pid, text in zip(df["problem_id"], df["text"])]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
+    lps = [0.0] * len(seqs)
     with torch.no_grad():
-        for pid, text in zip(df["problem_id"], df["text"]):
-            p = tok(task.prompt(by_id[pid]), add_special_tokens=False)["input_ids"]
-            c = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-            logits = net(input_ids=torch.tensor([p + c])).logits[0, len(p) - 1:-1].float().log_softmax(-1)
-            lps.append(float(logits.gather(1, torch.tensor(c)[:, None]).sum()))
-            ns.append(len(c))
-    return df.assign(logprob=lps, completion_tokens=ns)
+        for at in range(0, len(order), batch):
+            rows = order[at:at + batch]
+            ids = torch.full((len(rows), max(len(p) + len(c) for p, c in (seqs[i] for i in rows))), pad)
+            mask = torch.zeros_like(ids)
+            for r, i in enumerate(rows):
+                p, c = seqs[i]
+                ids[r, :len(p) + len(c)], mask[r, :len(p) + len(c)] = torch.tensor(p + c), 1
+            logp = net(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+            for r, i in enumerate(rows):
+                p, c = seqs[i]
+                lps[i] = float(logp[r, len(p) - 1:len(p) + len(c) - 1].gather(1, torch.tensor(c)[:, None]).sum())
+    return df.assign(logprob=lps, completion_tokens=[len(c) for _, c in seqs])
 
 
 def gold_beats_corrupted(task: Task, names, problems=None, seed: int = 0, models=()) -> pd.DataFrame:
