@@ -74,9 +74,8 @@ with tab_alloc:
                               + (f" · k={k}" if k > 1 else "") for m, s, k in zip(d.model, d.strategy, d.k)])
         st.markdown(f"**What to do within {budget:.3g} FLOPs per problem**, per difficulty bin (chosen on all "
                     "problems), next to the best single option for every problem within the same budget:")
-        st.dataframe(common.table(at[["bin", "option", "accuracy", "flops", "uniform", "uniform_accuracy",
-                                      "uniform_flops"]], shares=["accuracy", "uniform_accuracy"]),
-                     hide_index=True, width="stretch", column_config={
+        common.dataframe(at[["bin", "option", "accuracy", "flops", "uniform", "uniform_accuracy", "uniform_flops"]],
+                         shares=["accuracy", "uniform_accuracy"], hide_index=True, width="stretch", column_config={
                          "accuracy": st.column_config.NumberColumn("accuracy in bin"),
                          "flops": st.column_config.NumberColumn("FLOPs", format="%.2e"),
                          "uniform": st.column_config.TextColumn("uniform option"),
@@ -147,7 +146,7 @@ with tab_fit:
         t = table[sel(table)][["model", "form", "predicted", "lo", "hi", "measured", "error", "poor", "pass@1024",
                                "pass@10000"]]
         st.markdown(f"**Honest check**: fitted on the first {fit_samples} samples, predicting pass@{n}:")
-        st.dataframe(common.table(t, shares=["predicted", "lo", "hi", "measured", "pass@1024", "pass@10000"]),
-                     hide_index=True, width="stretch", column_config={
+        common.dataframe(t, shares=["predicted", "lo", "hi", "measured", "pass@1024", "pass@10000"],
+                         hide_index=True, width="stretch", column_config={
             "error": st.column_config.NumberColumn("error", format="%+.3f"),
             "poor": st.column_config.CheckboxColumn("poor fit")})

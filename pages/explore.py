@@ -131,9 +131,8 @@ if shown != [budget]:
     st.caption(f"Asked for {budget} per problem; the table shows the largest k each model has for every "
                "problem counted.")
 summary = summary.assign(dollars_per_1000=summary["dollars"] * 1000, wh_per_1000=summary["energy_wh"] * 1000)
-st.dataframe(common.table(summary[["model", "k", "accuracy", "flops", "latency_s", "dollars_per_1000",
-                                   "wh_per_1000"]], shares=["accuracy"]),
-             hide_index=True, width="stretch", column_config={
+common.dataframe(summary[["model", "k", "accuracy", "flops", "latency_s", "dollars_per_1000", "wh_per_1000"]],
+                 shares=["accuracy"], hide_index=True, width="stretch", column_config={
                  "flops": st.column_config.NumberColumn("FLOPs / problem", format="%.3e"),
                  "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3g"),
                  "dollars_per_1000": st.column_config.NumberColumn("$ / 1000 problems", format="%.3g"),

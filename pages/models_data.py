@@ -108,8 +108,8 @@ def quality_section():
         rows = [{"model": m["name"], "params": m["params"], **{k: round(m[k], 3) for k in ("pass@1", "pass@8", "pass@64")},
                  **{f"L{lv} pass@1": round(v, 3) for lv, v in m["levels"].items()}} for m in ev["models"]]
         pct = [c for c in rows[0] if c not in ("model", "params")]
-        st.dataframe(common.table(rows, shares=pct), hide_index=True, width="stretch",
-                     column_config={"params": st.column_config.NumberColumn("parameters", format="compact")})
+        common.dataframe(rows, shares=pct, hide_index=True, width="stretch",
+                         column_config={"params": st.column_config.NumberColumn("parameters", format="compact")})
         st.caption(f"All {s['problems']} `{s['task']}` test problems, {s['n']} samples each at temperature "
                    f"{s['temperature']}; measured by `{ev['command']}`.")
         if ev["stale"]:
@@ -117,10 +117,10 @@ def quality_section():
     vq = registry.verifier_quality()
     if vq:
         st.subheader("How good the verifiers are")
-        st.dataframe(common.table(vq, shares=["gold_beats_nudged"]), hide_index=True, width="stretch",
-                     column_order=["verifier", "unit", "source", "auroc", "within_problem_auroc", "n",
-                                   "gold_beats_nudged"],
-                     column_config={"auroc": st.column_config.NumberColumn("held-out AUROC (pooled)", format="%.3f"),
+        common.dataframe(vq, shares=["gold_beats_nudged"], hide_index=True, width="stretch",
+                         column_order=["verifier", "unit", "source", "auroc", "within_problem_auroc", "n",
+                                       "gold_beats_nudged"],
+                         column_config={"auroc": st.column_config.NumberColumn("held-out AUROC (pooled)", format="%.3f"),
                                     "within_problem_auroc": st.column_config.NumberColumn(
                                         "held-out AUROC within a problem", format="%.3f"),
                                     "n": st.column_config.NumberColumn("held-out items"),
@@ -136,8 +136,8 @@ def quality_section():
     quality = common.guarded(scorer_quality_table, ctx["cache_path"], common.cache_version(ctx["cache_path"]))
     if quality is not None and not quality.empty:
         st.subheader("How well each scorer ranks the samples of one problem")
-        st.dataframe(common.table(quality, dashes={"step_auroc": "{:.3f}"}), hide_index=True, width="stretch",
-                     key="scorer_quality", column_config={
+        common.dataframe(quality, dashes={"step_auroc": "{:.3f}"}, hide_index=True, width="stretch",
+                         key="scorer_quality", column_config={
             "pooled_auroc": st.column_config.NumberColumn("AUROC pooled over problems", format="%.3f"),
             "within_problem_auroc": st.column_config.NumberColumn("AUROC within a problem", format="%.3f"),
             "step_auroc": st.column_config.TextColumn("PRM step-level AUROC",
@@ -233,8 +233,8 @@ def cache_section():
     if stats.empty:
         st.info("The cache is empty: run a sweep on the Explore page (or `python -m engine sweep`).")
         return
-    st.dataframe(common.table(stats.drop(columns=["model_fp"]), shares=["mean_correct"]), hide_index=True,
-                 width="stretch", column_config={"mean_correct": st.column_config.NumberColumn("mean correct")})
+    common.dataframe(stats.drop(columns=["model_fp"]), shares=["mean_correct"], hide_index=True,
+                     width="stretch", column_config={"mean_correct": st.column_config.NumberColumn("mean correct")})
     pairs = stats[["model", "model_fp", "task"]].drop_duplicates()
     pairs["model"] = pairs["model"].fillna(pairs["model_fp"])
     labels = {f"{r.model} · {r.task}": (r.model_fp, r.task) for r in pairs.itertuples()}

@@ -100,9 +100,8 @@ with st.expander("Every cached configuration"):
                        strategy=[strategies.short_label(s) if k > 1 else "single sample"
                                  for s, k in zip(shown["strategy"], shown["k"])])
     view = view.sort_values(["meets", "cost_per_1000"], ascending=[False, True])
-    st.dataframe(common.table(view[["meets", "model", "strategy", "k", "accuracy", "latency_s", "cost_per_1000"]],
-                              shares=["accuracy"]),
-                 hide_index=True, width="stretch", key="plan_table", column_config={
+    common.dataframe(view[["meets", "model", "strategy", "k", "accuracy", "latency_s", "cost_per_1000"]],
+                     shares=["accuracy"], hide_index=True, width="stretch", key="plan_table", column_config={
                      "meets": st.column_config.CheckboxColumn("meets both"),
                      "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f"),
                      "cost_per_1000": st.column_config.NumberColumn("$ / 1000 queries", format="%.4f")})

@@ -100,17 +100,17 @@ else:
     st.markdown(f"On FLOPs, the best deployable option changes model {len(switches)} times (curves this close "
                 "trade places within noise); points per model on the frontier: "
                 + ", ".join(f"{m} {n}" for m, n in owners.items()) + ".")
-st.dataframe(common.table(front.assign(strategy=[strategies.short_label(s) if k > 1 else "single sample"
-                                          for s, k in zip(front["strategy"], front["k"])])[
-                 [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars", "latency_s"]],
-                          shares=["accuracy", "lo", "hi"]),
-             hide_index=True, width="stretch", key="frontier_table", column_config={
-                 xcol: st.column_config.NumberColumn(flops_title, format="%.3e"),
-                 "strategy": st.column_config.TextColumn("strategy"),
-                 "lo": st.column_config.NumberColumn("95% CI low"),
-                 "hi": st.column_config.NumberColumn("95% CI high"),
-                 "dollars": st.column_config.NumberColumn("$ / problem", format="%.2e"),
-                 "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f")})
+common.dataframe(front.assign(strategy=[strategies.short_label(s) if k > 1 else "single sample"
+                                       for s, k in zip(front["strategy"], front["k"])])[
+                     [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars", "latency_s"]],
+                 shares=["accuracy", "lo", "hi"], hide_index=True, width="stretch", key="frontier_table",
+                 column_config={
+                     xcol: st.column_config.NumberColumn(flops_title, format="%.3e"),
+                     "strategy": st.column_config.TextColumn("strategy"),
+                     "lo": st.column_config.NumberColumn("95% CI low"),
+                     "hi": st.column_config.NumberColumn("95% CI high"),
+                     "dollars": st.column_config.NumberColumn("$ / problem", format="%.2e"),
+                     "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f")})
 
 # ---- who wins at equal compute ---------------------------------------------------------
 st.subheader("Who wins at equal compute?")
@@ -162,9 +162,9 @@ if not eq.empty:
     cross = analysis.crossover(analysis.equal_compute(pair(df), small, large, x=xcol))
     if cross is not None:
         st.markdown(f"Crossover: from {cross:.3g} FLOPs per problem on, {large} wins at every larger budget.")
-st.dataframe(common.table(fm[["difficulty", "small_k", "small_accuracy", "small_flops", "large_accuracy",
-                              "large_flops", "winner", "clear"]], shares=["small_accuracy", "large_accuracy"]),
-             hide_index=True, width="stretch", key="flops_matched_table", column_config={
+common.dataframe(fm[["difficulty", "small_k", "small_accuracy", "small_flops", "large_accuracy", "large_flops",
+                     "winner", "clear"]], shares=["small_accuracy", "large_accuracy"], hide_index=True,
+                 width="stretch", key="flops_matched_table", column_config={
     "small_k": st.column_config.NumberColumn(f"{small} samples"),
     "small_accuracy": st.column_config.NumberColumn(f"{small} accuracy"),
     "small_flops": st.column_config.NumberColumn(f"{small} FLOPs", format="%.3e"),

@@ -71,31 +71,31 @@ st.subheader(f"Each scorer on {model}")
 st.markdown(f"With {k} samples per problem, **majority vote** answers {first['majority']:.1%} and the **oracle** "
             f"(pass@{k}, any sample right) {first['pass']:.1%}. A verifier is worth its compute when best-of-{k} "
             "closes part of that gap; a negative share means it picks worse answers than the vote.")
-st.dataframe(common.table(table[["label", "key", "pooled_auroc", "within_problem_auroc", "step_auroc", "best_of_k",
-                                 "gap_closed", "problems"]], shares=["best_of_k", "gap_closed"],
-                          dashes={"step_auroc": "{:.3f}"}),
-             hide_index=True, width="stretch", key="quality_table", column_config={
-                 "label": st.column_config.TextColumn("scorer"),
-                 "key": st.column_config.TextColumn("reads the answer key"),
-                 "pooled_auroc": st.column_config.NumberColumn("pooled AUROC", format="%.3f",
-                                                               help="Right vs wrong samples of all problems mixed: "
-                                                                    "rewards telling easy problems from hard ones"),
-                 "within_problem_auroc": st.column_config.NumberColumn(
-                     "within-problem AUROC", format="%.3f",
-                     help="Chance that a right sample outscores a wrong one of the same problem (what best-of-N "
-                          "needs); averaged over problems with both; 0.5 is guessing"),
-                 "step_auroc": st.column_config.TextColumn(
-                     "step-level AUROC",
-                     help="PRMs: step scores against per-line labels (is this line right given the one before), "
-                          "pooled over all lines; a dash for other scorers and for tasks without gold steps"),
-                 "best_of_k": st.column_config.NumberColumn(f"best-of-{k}"),
-                 "gap_closed": st.column_config.NumberColumn("gap closed",
-                                                             help="Share of the gap from majority vote to the "
-                                                                  "oracle that best-of-N closes: (best-of-N − "
-                                                                  "majority) / (oracle − majority)"),
-                 "problems": st.column_config.NumberColumn(
-                     "problems", help="Problems with both right and wrong samples: the within-problem AUROC "
-                                      "averages over these")})
+common.dataframe(table[["label", "key", "pooled_auroc", "within_problem_auroc", "step_auroc", "best_of_k",
+                        "gap_closed", "problems"]], shares=["best_of_k", "gap_closed"],
+                 dashes={"step_auroc": "{:.3f}"}, hide_index=True, width="stretch", key="quality_table",
+                 column_config={
+                     "label": st.column_config.TextColumn("scorer"),
+                     "key": st.column_config.TextColumn("reads the answer key"),
+                     "pooled_auroc": st.column_config.NumberColumn("pooled AUROC", format="%.3f",
+                                                                   help="Right vs wrong samples of all problems mixed: "
+                                                                        "rewards telling easy problems from hard ones"),
+                     "within_problem_auroc": st.column_config.NumberColumn(
+                         "within-problem AUROC", format="%.3f",
+                         help="Chance that a right sample outscores a wrong one of the same problem (what best-of-N "
+                              "needs); averaged over problems with both; 0.5 is guessing"),
+                     "step_auroc": st.column_config.TextColumn(
+                         "step-level AUROC",
+                         help="PRMs: step scores against per-line labels (is this line right given the one before), "
+                              "pooled over all lines; a dash for other scorers and for tasks without gold steps"),
+                     "best_of_k": st.column_config.NumberColumn(f"best-of-{k}"),
+                     "gap_closed": st.column_config.NumberColumn("gap closed",
+                                                                 help="Share of the gap from majority vote to the "
+                                                                      "oracle that best-of-N closes: (best-of-N − "
+                                                                      "majority) / (oracle − majority)"),
+                     "problems": st.column_config.NumberColumn(
+                         "problems", help="Problems with both right and wrong samples: the within-problem AUROC "
+                                          "averages over these")})
 
 # ---- best-of-N curves and the AUROC slider -------------------------------------------
 st.subheader("Best-of-N between majority vote and the oracle")
@@ -150,8 +150,8 @@ pivot = g.assign(scorer=g["scorer"].map(scorers.short_label)
                  + g["model"].map(lambda m: f" ({m})" if isinstance(m, str) else "")).pivot_table(
     index=["scorer", "corruption"], columns="level", values="rate", sort=False)
 pivot.columns = [f"L{c}" for c in pivot.columns]
-st.dataframe(common.table(pivot.reset_index(), shares=list(pivot.columns)), hide_index=True, width="stretch",
-             key="corruption_table")
+common.dataframe(pivot.reset_index(), shares=list(pivot.columns), hide_index=True, width="stretch",
+                 key="corruption_table")
 st.caption("How often each scorer rates a problem's gold solution above a copy with one mistake put in: a result "
            "nudged (a calculation slip), an operand miscopied from the story (a misreading, computed correctly) "
            "or a step skipped; ties count half, so 50% is a coin flip. The step checker catches every slip and no "

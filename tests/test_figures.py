@@ -220,3 +220,17 @@ def test_tables_show_shares_to_one_decimal_and_a_dash_where_a_value_is_missing()
     assert list(out.data["step"]) == ["0.763", "—"]
     assert list(df["gold"].isna()) == [False, True]  # the caller's frame is left as it was
     assert table(df[["scorer"]]) is not df and list(table(df[["scorer"]])["scorer"]) == ["ORM", "step checker"]
+
+
+def test_a_column_made_text_keeps_its_label_and_is_right_aligned():
+    import streamlit as st
+
+    from ui.common import table, text_configs
+    df = pd.DataFrame({"scorer": ["ORM", "PRM"], "best": [0.35, 0.5], "gold": [0.615, None], "step": [None, 0.76]})
+    shown = table(df, shares=["best", "gold"], dashes={"step": "{:.3f}"}).data
+    cfg = text_configs(shown, ["best", "gold"], {"step": "{:.3f}"},
+                       {"gold": st.column_config.NumberColumn("gold beats a copy", help="why")})
+    assert set(cfg) == {"gold", "step"}  # "best" stays a number column (no gap), "scorer" untouched
+    assert cfg["gold"]["label"] == "gold beats a copy" and cfg["gold"]["help"] == "why"
+    assert cfg["gold"]["type_config"]["type"] == "text" == cfg["step"]["type_config"]["type"]
+    assert cfg["gold"]["alignment"] == "right" == cfg["step"]["alignment"]

@@ -294,6 +294,25 @@ def table(df, shares=(), dashes=None):
     return df.style.format("{:.1%}", subset=shares) if shares else df
 
 
+def dataframe(df, shares=(), dashes=None, column_config=None, **kwargs):
+    """st.dataframe of ``table(df, shares, dashes)``: a column made text there (a dash where a value is missing)
+    keeps its label and help, and is right-aligned like the numbers it holds."""
+    shown = table(df, shares, dashes)
+    return st.dataframe(shown, column_config=text_configs(getattr(shown, "data", shown), shares, dashes,
+                                                          column_config), **kwargs)
+
+
+def text_configs(data: pd.DataFrame, shares=(), dashes=None, column_config=None) -> dict:
+    """``column_config`` with every column ``table`` made text configured as right-aligned text (its label and
+    help kept)."""
+    config = dict(column_config or {})
+    for c in data.columns:
+        if c in (dashes or {}) or (c in shares and data[c].map(lambda v: isinstance(v, str)).all()):
+            cfg = config.get(c) or st.column_config.TextColumn(c)
+            config[c] = {**cfg, "type_config": {"type": "text"}, "alignment": cfg.get("alignment") or "right"}
+    return config
+
+
 def human_bytes(n) -> str:
     n = float(n or 0)
     for unit in ("B", "KB", "MB", "GB"):
