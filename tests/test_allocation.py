@@ -256,15 +256,25 @@ def test_cli_allocate_on_an_empty_cache_is_one_message(tmp_path):
 
 @needs_sweeps
 def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
+    """Only the open tab runs (the ensembles and fits take seconds): each tab, opened through the link, draws its
+    charts, and the others' stay unmade."""
     from tests.test_app import chart, page, texts
-    at = page(ladder.parent, "pages/allocation.py", problems="100")
-    md = texts(at.markdown)
-    assert "Difficulty from agreement among arith-s's first 4 samples" in md
-    assert "majority rule at 0.95" in md and "samples of arith-s" in md and "predicting pass@64 from 16 samples" in md
-    for key in ("alloc_fig", "stop_fig", "ens_fig", "fit_fig", "fit_residuals"):
-        assert chart(at, key)["data"], key
-    names = {t["name"] for t in chart(at, "alloc_fig")["data"] if t.get("name")}
-    assert {"allocated by difficulty", "uniform majority", "uniform best single option"} <= names
+    figs = {"Allocate by difficulty": ("alloc_fig",), "Adaptive stopping": ("stop_fig",),
+            "Ensembles of sizes": ("ens_fig",), "Scaling-law fits": ("fit_fig", "fit_residuals")}
+    said = {"Allocate by difficulty": "Difficulty from agreement among arith-s's first 4 samples",
+            "Adaptive stopping": "majority rule at 0.95", "Ensembles of sizes": "samples of arith-s",
+            "Scaling-law fits": "predicting pass@64 from 16 samples"}
+    for tab, keys in figs.items():
+        at = page(ladder.parent, "pages/allocation.py", problems="100", alloc_tab=tab)
+        assert said[tab] in texts(at.markdown), tab
+        for key in keys:
+            assert chart(at, key)["data"], key
+        made = {k for t, ks in figs.items() if t != tab for k in ks
+                if any(k in c.proto.id for c in at.get("plotly_chart"))}
+        assert not made, (tab, made)
+        if tab == "Allocate by difficulty":
+            names = {t["name"] for t in chart(at, "alloc_fig")["data"] if t.get("name")}
+            assert {"allocated by difficulty", "uniform majority", "uniform best single option"} <= names
 
 
 def test_planner_notes_for_allocation_and_extrapolation():
