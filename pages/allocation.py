@@ -152,7 +152,12 @@ if tab_fit.open:
             t = table[sel(table)][["model", "form", "predicted", "lo", "hi", "measured", "error", "poor", "pass@1024",
                                    "pass@10000"]]
             st.markdown(f"**Honest check**: fitted on the first {fit_samples} samples, predicting pass@{n}:")
-            common.dataframe(t, shares=["predicted", "lo", "hi", "measured", "pass@1024", "pass@10000"],
+            common.dataframe(t.assign(error=t["error"] * 100),  # in points, beside the percentages
+                             shares=["predicted", "lo", "hi", "measured", "pass@1024", "pass@10000"],
                              hide_index=True, width="stretch", column_config={
-                "error": st.column_config.NumberColumn("error", format="%+.3f"),
-                "poor": st.column_config.CheckboxColumn("poor fit")})
+                                 "lo": st.column_config.NumberColumn("95% low"),
+                                 "hi": st.column_config.NumberColumn("95% high"),
+                                 "error": st.column_config.NumberColumn(
+                                     "error (points)", format="%+.1f",
+                                     help="Predicted minus measured, in percentage points"),
+                                 "poor": st.column_config.CheckboxColumn("poor fit")})

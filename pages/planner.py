@@ -54,8 +54,8 @@ if result is None:
 best, runner = result["best"], result["runner_up"]
 if best is None:
     st.warning(result["explanation"])
-else:
-    st.success(result["explanation"])
+else:  # a pick whose interval reaches below the target is a caution, not a success
+    (st.warning if result.get("uncertain") else st.success)(result["explanation"])
 
     def card(title: str, r: dict, key: str) -> None:
         with st.container(border=True, key=key):

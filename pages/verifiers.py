@@ -94,8 +94,9 @@ common.dataframe(table[["label", "key", "pooled_auroc", "within_problem_auroc", 
                                                                       "oracle that best-of-N closes: (best-of-N − "
                                                                       "majority) / (oracle − majority)"),
                      "problems": st.column_config.NumberColumn(
-                         "problems", help="Problems with both right and wrong samples: the within-problem AUROC "
-                                          "averages over these")})
+                         "problems with both", help="Problems with both right and wrong samples (of the "
+                                                    "problems selected): the within-problem AUROC averages over "
+                                                    "these")})
 
 # ---- best-of-N curves and the AUROC slider -------------------------------------------
 st.subheader("Best-of-N between majority vote and the oracle")
@@ -126,9 +127,14 @@ if need is not None:
                  "problem's samples well, not just tell easy problems from hard ones, before more samples help.")
 if not real.empty:
     best = real.iloc[0]
-    lines.append(f"The best scorer you could deploy here, {best['label']} (within-problem AUROC "
-                 f"{best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%}, closing "
-                 f"{best['gap_closed']:.0%} of the gap; the oracle shows what sampling already holds.")
+    if best["best_of_k"] > first["majority"]:
+        lines.append(f"The best scorer you could deploy here, {best['label']} (within-problem AUROC "
+                     f"{best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%}, closing "
+                     f"{best['gap_closed']:.1%} of the gap; the oracle shows what sampling already holds.")
+    else:
+        lines.append(f"No scorer you could deploy here beats majority vote: the closest, {best['label']} "
+                     f"(within-problem AUROC {best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%} "
+                     f"against the vote's {first['majority']:.1%}; the oracle shows what sampling already holds.")
 st.markdown(" ".join(lines))
 st.caption("A measured scorer below the line does worse than a simulated one of the same AUROC: best-of-N takes "
            "its single top-rated sample, and a real scorer's mistakes are not random: it can prefer the same "

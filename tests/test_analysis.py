@@ -252,9 +252,9 @@ def test_within_problem_auroc_against_brute_force():
 def test_plan_warns_when_the_interval_reaches_below_the_target():
     df = _table()
     p = analysis.recommend(df, target_accuracy=0.5, latency_budget_s=0.15, queries_per_day=1)
-    assert "may fall short" in p["explanation"]  # lo = accuracy - 0.05 < 0.5 for the cheapest that meets 0.5
+    assert "may fall short" in p["explanation"] and p["uncertain"]  # lo = accuracy - 0.05 < 0.5 for the cheapest
     sure = analysis.recommend(df, target_accuracy=0.15, latency_budget_s=0.15, queries_per_day=1)
-    assert "may fall short" not in sure["explanation"]
+    assert "may fall short" not in sure["explanation"] and not sure["uncertain"]
 
 
 def test_per_problem_costs_match_pandas_groupby_with_gaps_and_pools_of_any_size():

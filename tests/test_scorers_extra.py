@@ -184,6 +184,11 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     assert "simulated verifier" in {t.get("name") for t in chart(at, "verifier_quality")["data"]}
     words = " ".join(m.value for m in at.markdown)
     assert "majority vote" in words and "AUROC 0.8" in words
+    # the verdict on deployable scorers follows the table: beating the vote, or the closest one below it
+    real = shown[shown["key"] == "no"]
+    top = real.loc[real["best_of_k"].astype(float).idxmax()]  # the table keeps the registry's order
+    assert ("closing" in words) != ("No scorer you could deploy here beats majority vote" in words)
+    assert f"{top['label']} (within-problem AUROC" in words
     at.slider(key="auc").set_value(0.95).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "best-of-N · simulated 0.95" in {t["name"] for t in chart(at, "verifier_curves")["data"]}

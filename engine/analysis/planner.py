@@ -48,10 +48,11 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
         text += f", {cheaper} the best {runner['model']} option ({how(runner)}, {runner['accuracy']:.1%})."
     else:
         text += "; no other model size meets the target."
-    if best["lo"] < target_accuracy:
-        text += (f" Measured on {best['problems'] or 'few'} problems, its 95% interval ({best['lo']:.0%}-"
-                 f"{best['hi']:.0%}) reaches below the target: it may fall short; measure more problems to be sure.")
-    return {"best": best, "runner_up": runner, "explanation": text}
+    uncertain = best["lo"] < target_accuracy
+    if uncertain:
+        text += (f" Measured on {best['problems'] or 'few'} problems, its 95% interval ({best['lo']:.1%}-"
+                 f"{best['hi']:.1%}) reaches below the target: it may fall short; measure more problems to be sure.")
+    return {"best": best, "runner_up": runner, "explanation": text, "uncertain": uncertain}
 
 
 def candidates(df: pd.DataFrame) -> pd.DataFrame:
