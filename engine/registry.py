@@ -46,6 +46,7 @@ def _row(name, kind, source, origin, rec, params=None, matmul_params=None):
 def verifier_quality() -> list[dict]:
     """Held-out AUROC of each shipped verifier, overall and per sample source (from its training record)."""
     rows = []
+    ladder = {m: i for i, m in enumerate(list_shipped())}  # sources in the ladder's order, smallest first
     for name in list_shipped("verifier"):
         held = training_record(MODELS_DIR / "verifiers" / name).get("held_out") or {}
         if not held:
@@ -56,7 +57,7 @@ def verifier_quality() -> list[dict]:
                      "auroc": held.get("auroc"), "within_problem_auroc": held.get("within_problem_auroc"),
                      "n": held.get("n") or sum(v.get("n") or 0 for v in per_source.values()) or None,
                      "positive_rate": None, "gold_beats_nudged": gold.get("all") if isinstance(gold, dict) else gold})
-        for src, v in per_source.items():
+        for src, v in sorted(per_source.items(), key=lambda kv: (ladder.get(kv[0], len(ladder)), kv[0])):
             if v.get("auroc") is None:  # one class only (gold, corrupted copies): nothing to rank
                 continue
             rows.append({"verifier": name, "unit": held.get("unit"), "source": src, "auroc": v.get("auroc"),

@@ -177,6 +177,8 @@ def test_models_page_shows_measured_quality_of_what_ships(root):
     assert (ladder["pass@64"] > ladder["pass@1"]).all() and "L5 pass@1" in ladder.columns
     verifiers = next(t for t in tables if "auroc" in t.columns)
     assert {"orm", "prm"} <= set(verifiers["verifier"])
+    assert list(verifiers.loc[verifiers["verifier"] == "orm", "source"]) == [
+        "all held-out", "arith-s", "arith-m", "arith-l", "arith-xl"]  # the ladder's order, not the alphabet's
     gold = [v for v in verifiers["gold_beats_nudged"] if v != "—"]  # measured on all held-out problems only
     assert gold and all(v.endswith("%") and 0 <= float(v[:-1]) <= 100 for v in gold)
     assert verifiers.loc[verifiers["source"] == "arith-s", "auroc"].between(0.5, 1).all()
