@@ -17,6 +17,13 @@ st.caption("One problem up close: each sample's answer and reasoning, the vote, 
 
 cache, lms = common.cache_and_models(ctx)
 
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def telling(exp: Experiment, ids: tuple, cache_path: str, cache_version: int):
+    return analysis.telling_problem(common.get_cache(cache_path), exp, list(ids))
+
+
 # ---- controls -------------------------------------------------------------------
 with st.container(border=True):
     c1, c2 = st.columns([1, 1])
@@ -41,10 +48,13 @@ with st.container(border=True):
                      help=f"Problems that have samples of {model} at these sampling settings")
     linked = st.query_params.get("problem")  # a link to an unsampled problem still opens it (empty state)
     ids = [i for i in by_id if i in set(sampled) or i == linked] if only and sampled else list(by_id)
+    # opens on a problem whose pool holds a right answer the vote misses (a link's problem wins)
+    first = common.guarded(telling, exp, tuple(ids), ctx["cache_path"], common.cache_version(ctx["cache_path"]))
     # no format_func: a bound selectbox puts its label in the URL, and the id is the stable, short one
-    problem_id = c1.selectbox("Problem (id)", ids, key="problem", bind=URL,
-                              help="Explore samples the first problems of each level (…-L1-000, …-L2-000, …): "
-                                   "those are cached first")
+    problem_id = c1.selectbox("Problem (id)", ids, index=ids.index(first) if first in ids else 0, key="problem",
+                              bind=URL, help="Opens on a problem whose samples hold a right answer that majority "
+                                             "vote misses. Explore samples the first problems of each level "
+                                             "(…-L1-000, …-L2-000, …): those are cached first")
 
 problem = by_id[problem_id]
 q1, q2 = st.columns([4, 1])

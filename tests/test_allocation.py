@@ -298,3 +298,28 @@ def test_planner_page_adds_allocation_and_extrapolation_when_nothing_qualifies(l
     assert "No cached configuration meets" in texts(at.warning)
     assert "Allocating compute by difficulty does not reach 90%" in texts(at.info)
     assert "Extrapolated, not measured" in texts(at.caption)
+
+
+@needs_sweeps
+def test_the_inspector_opens_on_a_problem_the_vote_gets_wrong(ladder):
+    """analysis.telling_problem against brute force on the shipped sweeps: the first problem, in the given order,
+    whose pool holds a right answer while its most common answer is wrong or tied; the page opens on it."""
+    from engine.analysis import telling_problem
+    from engine.results import load_samples
+    from tests.test_app import page
+    exp = Experiment.build(["arith-s"], "arith", SamplingParams(n=16, temperature=0.8), strategies=["majority"])
+    task = exp.load_task()
+    ids = [p.id for p in task.problems][:120]
+    df = load_samples(SampleCache(ladder), exp.models[0], task, task.problems[:120], exp.params)
+
+    def missed(pid):
+        d = df[df.problem_id == pid]
+        counts = d.answer.fillna("(none)").value_counts()
+        top = counts[counts == counts.max()].index
+        right = set(d[d.correct].answer)
+        return bool(right) and not (len(top) == 1 and top[0] in right)
+    expect = next(i for i in ids if missed(i))
+    assert telling_problem(SampleCache(ladder), exp, ids) == expect
+    assert telling_problem(SampleCache(ladder), exp, ids[ids.index(expect) + 1:]) != expect
+    at = page(ladder.parent, "pages/inspector.py", model="arith-s", budget="16")
+    assert at.selectbox(key="problem").value == telling_problem(SampleCache(ladder), exp, [p.id for p in task.problems])

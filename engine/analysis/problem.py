@@ -32,3 +32,23 @@ def problem_view(cache: SampleCache, exp, problem_id: str) -> dict:
     steps = "step_scores" in df and bool(df["step_scores"].map(len).any())
     return {**empty, "samples": df, "histogram": hist, "pick": pick,
             "pick_correct": bool(df.correct.iloc[pick]) if pick is not None else False, "steps": steps}
+
+
+def telling_problem(cache: SampleCache, exp, ids) -> str | None:
+    """A problem worth opening first among ``ids`` (in their order), for ``exp``'s first model: the first whose
+    cached pool holds a right answer that the vote misses (its most common answer is wrong, or tied), else the
+    first with right and wrong samples, else None. A pool of identical right samples teaches nothing."""
+    task = exp.load_task()
+    by_id = task.by_id()
+    df = load_samples(cache, exp.models[0], task, [by_id[i] for i in ids if i in by_id], exp.params)
+    if df.empty:
+        return None
+    g = df.assign(answer=df["answer"].fillna("(none)"))
+    right = g.groupby("problem_id")["correct"].any()
+    mixed = right & ~g.groupby("problem_id")["correct"].all()
+    counts = g.groupby(["problem_id", "answer"]).agg(n=("idx", "size"), ok=("correct", "max")).reset_index()
+    top = counts[counts["n"] == counts.groupby("problem_id")["n"].transform("max")]
+    vote_sure = top.groupby("problem_id")["ok"].all() & (top.groupby("problem_id").size() == 1)
+    missed = mixed & ~vote_sure.reindex(mixed.index, fill_value=False)
+    order = [i for i in ids if i in mixed.index]
+    return next((i for i in order if missed[i]), next((i for i in order if mixed[i]), None))
