@@ -62,11 +62,13 @@ def scorer_quality(cache: SampleCache, exp, names=None) -> pd.DataFrame:
         steps = {}  # the aggregations of one PRM share its step scores: their step-level AUROC once
         for name in names or scorers.available():
             sc = scorers.get(name)
-            df = sc.scores(cache, task, base)  # without step lists, which only the step-level AUROC reads
-            within, n = within_problem_auroc(df)
             prm = bool(getattr(sc, "aggregate", None))  # a PRM: step scores, aggregated
-            if prm and sc.path not in steps:
-                steps[sc.path] = step_auroc(sc.score(cache, task, base), task)[0]
+            first = prm and sc.path not in steps
+            # step lists cost much to make; only a PRM's first aggregation reads them (its step-level AUROC)
+            df = sc.score(cache, task, base) if first else sc.scores(cache, task, base)
+            within, n = within_problem_auroc(df)
+            if first:
+                steps[sc.path] = step_auroc(df, task)[0]
             rows.append(dict(model=ref.name, scorer=name, pooled_auroc=auroc(df["score"].to_numpy(float),
                                                                               df["correct"].to_numpy(bool)),
                              within_problem_auroc=within, step_auroc=steps[sc.path] if prm else np.nan,
