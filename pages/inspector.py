@@ -18,7 +18,6 @@ st.caption("One problem up close: each sample's answer and reasoning, the vote, 
 cache, lms = common.cache_and_models(ctx)
 
 
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def telling(exp: Experiment, ids: tuple, cache_path: str, cache_version: int):
     return analysis.telling_problem(common.get_cache(cache_path), exp, list(ids))
