@@ -24,6 +24,15 @@ import pandas as pd
 from . import compute, hardware
 
 
+def compact(x: float) -> str:
+    """A count in words' shorthand, as the app's tables show it ("compact"): 19.6M, 1.03B. Sentences and
+    tables then read alike, and nobody has to parse 1.96e+07."""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
 def per_sample(df: pd.DataFrame, info: dict, cost: compute.CostModel, scorer_params: int = 0) -> pd.DataFrame:
     """``df`` (cached samples of one model, described by ``info`` from ``results.model_info``) with cost columns."""
     tokens = (df["prompt_tokens"] + df["completion_tokens"]).to_numpy()

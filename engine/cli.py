@@ -223,6 +223,7 @@ def _write_csv(df, path) -> None:
 
 def cmd_allocate(args) -> int:
     from .analysis import allocation, ensembles, stopping
+    from .accounting import compact
     _writable(args.csv, "--csv")
     _default_strategies(args)
     exp = _experiment(args)
@@ -235,7 +236,7 @@ def cmd_allocate(args) -> int:
         pol = res["policy"]
         budget = args.budget or res["one_sample"]["flops"]
         at = pol[pol.budget == pol.budget[pol.budget <= budget].max()] if (pol.budget <= budget).any() else pol[:0]
-        print(f"\npolicy within {budget:.3g} FLOPs per problem (default: one sample of {res['one_sample']['model']}; "
+        print(f"\npolicy within {compact(budget)} FLOPs per problem (default: one sample of {res['one_sample']['model']}; "
               "chosen on all problems; bin 0 = easiest), next to the best uniform option within that budget:")
         _table(at, None)
         if args.csv:

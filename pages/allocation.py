@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import strategies
+from engine.accounting import compact
 from ui import allocation as ua
 from ui import common, figures
 from ui.common import URL
@@ -69,21 +70,21 @@ if tab_alloc.open:
             budgets = sorted(pol.budget.unique())
             default = min(budgets, key=lambda b: abs(b - res["one_sample"]["flops"]))
             budget = st.select_slider("Budget (mean FLOPs per problem)", budgets, value=default,
-                                      format_func=lambda b: f"{b:.3g}", key="alloc_budget")
+                                      format_func=compact, key="alloc_budget", bind=URL)
             at = pol[pol.budget == budget].assign(
                 bin=lambda d: [f"{'easiest' if b == 0 else 'hardest' if b == res['bins'] - 1 else f'bin {b + 1}'}"
                                f" ({s:.0%})" for b, s in zip(d.bin, d.share)],
                 option=lambda d: [f"{m} · {strategies.short_label(s) if k > 1 else 'one sample'}"
                                   + (f" · k={k}" if k > 1 else "") for m, s, k in zip(d.model, d.strategy, d.k)])
-            st.markdown(f"**What to do within {budget:.3g} FLOPs per problem**, per difficulty bin (chosen on all "
+            st.markdown(f"**What to do within {compact(budget)} FLOPs per problem**, per difficulty bin (chosen on all "
                         "problems), next to the best single option for every problem within the same budget:")
             common.dataframe(at[["bin", "option", "accuracy", "flops", "uniform", "uniform_accuracy", "uniform_flops"]],
                              shares=["accuracy", "uniform_accuracy"], hide_index=True, width="stretch", column_config={
                              "accuracy": st.column_config.NumberColumn("accuracy in bin"),
-                             "flops": st.column_config.NumberColumn("FLOPs", format="%.2e"),
+                             "flops": st.column_config.NumberColumn("FLOPs", format="compact"),
                              "uniform": st.column_config.TextColumn("uniform option"),
                              "uniform_accuracy": st.column_config.NumberColumn("uniform accuracy"),
-                             "uniform_flops": st.column_config.NumberColumn("uniform FLOPs", format="%.2e")})
+                             "uniform_flops": st.column_config.NumberColumn("uniform FLOPs", format="compact")})
             common.download_buttons(res["curves"], "allocation_curves", key="alloc_dl")
 
 if tab_stop.open:
@@ -93,7 +94,8 @@ if tab_stop.open:
                                  format_func=ua.stopping.rule_label)
         rule = ua.stopping.rule_of(rule_spec)
         grid = ua.stopping.GRID[rule]
-        threshold = c2.select_slider("Threshold", grid, value=ua.stopping.DEFAULT[rule], key="stop_threshold")
+        threshold = c2.select_slider("Threshold", grid, value=ua.stopping.DEFAULT[rule], key="stop_threshold",
+                                      bind=URL)
         st.caption("Majority: draw one sample at a time and stop when P(leading answer's share > runner-up's) under a "
                    "Beta posterior reaches the threshold. Verifier: stop at the first sample the scorer rates at or "
                    "above the threshold. Both stop at the sample budget; each problem is simulated over 16 random "

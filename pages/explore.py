@@ -133,7 +133,7 @@ if shown != [budget]:
 summary = summary.assign(dollars_per_1000=summary["dollars"] * 1000, wh_per_1000=summary["energy_wh"] * 1000)
 common.dataframe(summary[["model", "k", "accuracy", "flops", "latency_s", "dollars_per_1000", "wh_per_1000"]],
                  shares=["accuracy"], hide_index=True, width="stretch", column_config={
-                 "flops": st.column_config.NumberColumn("FLOPs / problem", format="%.3e"),
+                 "flops": st.column_config.NumberColumn("FLOPs / problem", format="compact"),
                  "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3g"),
                  "dollars_per_1000": st.column_config.NumberColumn("$ / 1000 problems", format="%.3g"),
                  "wh_per_1000": st.column_config.NumberColumn("Wh / 1000 problems", format="%.3g")})

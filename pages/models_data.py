@@ -32,7 +32,7 @@ def models_section():
             hide_index=True, width="stretch",
             column_config={
                 "params": st.column_config.NumberColumn("parameters", format="compact"),
-                "training_flops": st.column_config.NumberColumn("training FLOPs", format="%.2e"),
+                "training_flops": st.column_config.NumberColumn("training FLOPs", format="compact"),
                 "training_tokens": st.column_config.NumberColumn("training tokens", format="compact"),
                 "size": st.column_config.TextColumn("on disk"),
             })

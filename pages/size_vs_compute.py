@@ -2,6 +2,7 @@
 import streamlit as st
 
 from engine import analysis, strategies
+from engine.accounting import compact
 from ui import common, figures
 from ui.common import URL
 
@@ -94,22 +95,23 @@ switches = figures.model_switches(front, xcol)
 owners = front.groupby("model", sort=False).size()
 if len(switches) <= 3:
     st.markdown("On FLOPs, the best deployable option " + ("; ".join(
-        f"moves from **{s['before']}** to **{s['after']}** at {s['x']:.3g} FLOPs per problem" for s in switches)
+        f"moves from **{s['before']}** to **{s['after']}** at {compact(s['x'])} FLOPs per problem" for s in switches)
         if switches else f"is **{front['model'].iloc[-1]}** at every budget cached here") + ".")
 else:
     st.markdown(f"On FLOPs, the best deployable option changes model {len(switches)} times (curves this close "
                 "trade places within noise); points per model on the frontier: "
                 + ", ".join(f"{m} {n}" for m, n in owners.items()) + ".")
 common.dataframe(front.assign(strategy=[strategies.short_label(s) if k > 1 else "single sample"
-                                       for s, k in zip(front["strategy"], front["k"])])[
-                     [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars", "latency_s"]],
+                                       for s, k in zip(front["strategy"], front["k"])],
+                       dollars_per_1000=front["dollars"] * 1000)[
+                     [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars_per_1000", "latency_s"]],
                  shares=["accuracy", "lo", "hi"], hide_index=True, width="stretch", key="frontier_table",
                  column_config={
-                     xcol: st.column_config.NumberColumn(flops_title, format="%.3e"),
+                     xcol: st.column_config.NumberColumn(flops_title, format="compact"),
                      "strategy": st.column_config.TextColumn("strategy"),
                      "lo": st.column_config.NumberColumn("95% CI low"),
                      "hi": st.column_config.NumberColumn("95% CI high"),
-                     "dollars": st.column_config.NumberColumn("$ / problem", format="%.2e"),
+                     "dollars_per_1000": st.column_config.NumberColumn("$ / 1000 problems", format="%.3g"),
                      "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f")})
 
 # ---- who wins at equal compute ---------------------------------------------------------
@@ -161,12 +163,12 @@ if not eq.empty:
                    "cached per problem; raise the sample budget (and run it on Explore) to see them.")
     cross = analysis.crossover(analysis.equal_compute(pair(df), small, large, x=xcol))
     if cross is not None:
-        st.markdown(f"Crossover: from {cross:.3g} FLOPs per problem on, {large} wins at every larger budget.")
+        st.markdown(f"Crossover: from {compact(cross)} FLOPs per problem on, {large} wins at every larger budget.")
 common.dataframe(fm[["difficulty", "small_k", "small_accuracy", "small_flops", "large_accuracy", "large_flops",
                      "winner", "clear"]], shares=["small_accuracy", "large_accuracy"], hide_index=True,
                  width="stretch", key="flops_matched_table", column_config={
     "small_k": st.column_config.NumberColumn(f"{small} samples"),
     "small_accuracy": st.column_config.NumberColumn(f"{small} accuracy"),
-    "small_flops": st.column_config.NumberColumn(f"{small} FLOPs", format="%.3e"),
+    "small_flops": st.column_config.NumberColumn(f"{small} FLOPs", format="compact"),
     "large_accuracy": st.column_config.NumberColumn(f"{large} accuracy (1 sample)"),
-    "large_flops": st.column_config.NumberColumn(f"{large} FLOPs", format="%.3e")})
+    "large_flops": st.column_config.NumberColumn(f"{large} FLOPs", format="compact")})

@@ -276,11 +276,22 @@ def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
             names = {t["name"] for t in chart(at, "alloc_fig")["data"] if t.get("name")}
             assert {"allocated by difficulty", "uniform majority", "uniform best single option"} <= names
 
+    # the sliders inside tabs are in the link too: a tab switch (which drops the closed tab's widgets) or a shared
+    # link keeps them
+    at = page(ladder.parent, "pages/allocation.py", problems="100", alloc_tab="Adaptive stopping",
+              stop_threshold="0.99")
+    assert "majority rule at 0.99" in texts(at.markdown)
+    at = page(ladder.parent, "pages/allocation.py", problems="100")
+    other = at.select_slider(key="alloc_budget").options[1]
+    assert other != at.select_slider(key="alloc_budget").value
+    at = page(ladder.parent, "pages/allocation.py", problems="100", alloc_budget=other)
+    assert f"What to do within {other} FLOPs per problem" in texts(at.markdown)
+
 
 def test_planner_notes_for_allocation_and_extrapolation():
     from engine.analysis.planner import allocation_note, extrapolation_note
     curve = pd.DataFrame(dict(accuracy=[0.5, 0.7, 0.8], flops=[1e6, 4e6, 9e6]))
-    assert "at 4e+06 FLOPs" in allocation_note(curve, 0.7, {"flops": 8e6}) and "2x less" in \
+    assert "at 4M FLOPs" in allocation_note(curve, 0.7, {"flops": 8e6}) and "2x less" in \
         allocation_note(curve, 0.7, {"flops": 8e6})
     assert "does not reach 90%" in allocation_note(curve, 0.9, None)
     assert allocation_note(curve, 0.9, {"flops": 1e6}) is None  # a measured option exists: nothing to add

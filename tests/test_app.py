@@ -289,7 +289,8 @@ def test_size_vs_compute_frontier_and_flops_matched(filled, no_learned_verifiers
     assert list(fm["difficulty"]) == [1, 2, 3, 4] and (fm["small_k"] >= 1).all()
     bars = chart(at, "flops_matched")["data"]
     assert [b["name"] for b in bars] == ["tiny-a × N samples", "tiny-b × 1 sample"]
-    assert list(bars[0]["x"]) == ["L1", "L2", "L3", "L4"] and "error_y" in bars[0]
+    assert list(bars[0]["x"]) == [f"L{d}<br>{k} vs 1" for d, k in zip(fm["difficulty"], fm["small_k"])]
+    assert "error_y" in bars[0]
     heat = chart(at, "equal_compute")["data"][0]
     assert heat["y"] == ["L1", "L2", "L3", "L4"] and heat["x"][0] == "tiny-b ×1"
     assert at.selectbox(key="small").value == "tiny-a" and at.selectbox(key="large").value == "tiny-b"

@@ -135,8 +135,9 @@ def test_flops_matched_figure_groups_bars_with_intervals(configs):
     fig = figures.flops_matched_figure(fm, figures.color_map(["small", "large"]))
     small, large = fig.data
     assert small.name == "small × N samples" and large.name == "large × 1 sample"
-    assert list(small.x) == ["L1", "L2"] and fig.layout.barmode == "group"
-    assert list(small.text) == ["k=8", "k=8"]  # 8 x small = 1 x large in FLOPs
+    assert list(small.x) == ["L1<br>8 vs 1", "L2<br>8 vs 1"] and fig.layout.barmode == "group"  # 8 x small = 1 x large
+    assert list(small.text) == ["k=8", "k=8"] and small.textposition == "none"  # in the hover, off the error caps
+    assert fig.layout.xaxis.title.text == "difficulty level: small samples vs large samples"
     assert list(small.y) == pytest.approx(list(fm.small_accuracy))
     assert list(small.error_y.array) == pytest.approx([0.05, 0.05])
     assert list(large.error_y.arrayminus) == pytest.approx([0.05, 0.05])

@@ -75,7 +75,7 @@ def _log_axis(values) -> dict:
     out = {"type": "log"}
     vals = [float(v) for v in values if v and v > 0 and math.isfinite(float(v))]
     if vals and math.log10(max(vals) / min(vals)) >= 2:
-        out.update(dtick=1, tickformat=".2s")
+        out.update(dtick=1, exponentformat="B")  # 10M, 1B: as the tables' "compact" numbers, not 1.0G
     return out
 
 
@@ -200,21 +200,24 @@ def flops_matched_figure(fm: pd.DataFrame, colors: dict[str, str] | None = None,
     """
     fig = go.Figure()
     if len(fm):
-        levels = [("all" if pd.isna(d) else f"L{int(d)}") for d in fm["difficulty"]]
         small, large = fm["small"].iloc[0], fm["large"].iloc[0]
+        # the samples each bar stands for go under its level, not above the bar, where they sat on the error caps
+        levels = [("all" if pd.isna(d) else f"L{int(d)}") + f"<br>{k} vs 1" for d, k in zip(fm["difficulty"],
+                                                                                           fm["small_k"])]
         colors = colors or color_map([small, large])
         for who, name, text in (("small", f"{small} × N samples", [f"k={k}" for k in fm["small_k"]]),
                                 ("large", f"{large} × 1 sample", ["k=1"] * len(fm))):
             acc = fm[f"{who}_accuracy"]
             fig.add_trace(go.Bar(
-                x=levels, y=acc, name=name, text=text, textposition="outside",
+                x=levels, y=acc, name=name, text=text, textposition="none",
                 marker_color=colors.get(small if who == "small" else large, PALETTE[0]),
                 error_y=dict(type="data", array=(fm[f"{who}_hi"] - acc).clip(lower=0),
                              arrayminus=(acc - fm[f"{who}_lo"]).clip(lower=0), thickness=1.2),
                 customdata=fm[f"{who}_flops"], hovertemplate=f"<b>{html.escape(name)}</b><br>%{{x}} · %{{text}}<br>"
-                                                                "accuracy: %{y:.1%}<br>FLOPs: %{customdata:.3g}"
+                                                                "accuracy: %{y:.1%}<br>FLOPs: %{customdata:.3s}"
                                                                 "<extra></extra>"))
-    fig.update_layout(barmode="group", xaxis=dict(title="difficulty level", type="category"),
+    fig.update_layout(barmode="group", xaxis=dict(title=f"difficulty level: {small} samples vs {large} samples"
+                                                    if len(fm) else "difficulty level", type="category"),
                       yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"), height=height,
                       margin=dict(l=10, r=10, t=30, b=10), template="plotly_white",
                       legend=dict(orientation="h", y=1.12, x=0))

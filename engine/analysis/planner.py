@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import strategies
+from ..accounting import compact
 from ..errors import EngineError
 from .verdict import deployable
 
@@ -95,11 +96,11 @@ def allocation_note(allocated: pd.DataFrame, target_accuracy: float, best: dict 
                 f"{allocated.accuracy.max():.1%}, cross-validated)." if best is None else None)
     f = float(reach.flops.min())
     text = (f"Allocating compute by difficulty (a model, strategy and k per difficulty bin) reaches "
-            f"{target_accuracy:.0%} at {f:.3g} FLOPs per problem, cross-validated")
+            f"{target_accuracy:.0%} at {compact(f)} FLOPs per problem, cross-validated")
     if best is not None and best.get("flops"):
         ratio = best["flops"] / f
         text += (f": {ratio:.2g}x {'less' if ratio >= 1 else 'more'} compute than the recommendation "
-                 f"({best['flops']:.3g} FLOPs)")
+                 f"({compact(best['flops'])} FLOPs)")
     return text + "; see Compute allocation."
 
 

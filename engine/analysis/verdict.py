@@ -15,6 +15,7 @@ import math
 import pandas as pd
 
 from .. import strategies
+from ..accounting import compact
 
 TOL = 1.0001  # FLOPs within 0.01% count as equal (floating-point sums of the same costs)
 
@@ -78,7 +79,7 @@ def sentence(c: dict, x_label: str = "FLOPs per problem") -> str:
     k = c["small_k"]
     small_how = (f"**{c['small']}** with {k} samples and {strategies.label(c['small_strategy'])}" if k > 1
                  else f"**{c['small']}** with one sample")
-    head = (f"At {c['budget']:.3g} {x_label}, the cost of one {c['large']} sample, **{c['large']}** once answers "
+    head = (f"At {compact(c['budget'])} {x_label}, the cost of one {c['large']} sample, **{c['large']}** once answers "
             f"{c['large_acc']:.1%} and {small_how} answers {c['small_acc']:.1%}: ")
     points = abs(c["small_acc"] - c["large_acc"]) * 100
     if c["clear"]:
