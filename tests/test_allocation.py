@@ -272,6 +272,9 @@ def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
         made = {k for t, ks in figs.items() if t != tab for k in ks
                 if any(k in c.proto.id for c in at.get("plotly_chart"))}
         assert not made, (tab, made)
+        if tab == "Scaling-law fits":  # residuals: one labelled tick per doubling, and a legend for the lines
+            res = chart(at, "fit_residuals")["layout"]
+            assert res["xaxis"]["tickvals"] == [1, 2, 4, 8, 16, 32, 64] and res.get("showlegend") is not False
         if tab == "Allocate by difficulty":
             names = {t["name"] for t in chart(at, "alloc_fig")["data"] if t.get("name")}
             assert {"allocated by difficulty", "uniform majority", "uniform best single option"} <= names

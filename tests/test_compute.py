@@ -99,3 +99,9 @@ def test_cost_model_validation(kwargs):
 def test_cost_model_frozen():
     with pytest.raises(Exception):
         CostModel().power_watts = 10.0
+
+
+def test_compact_numbers_read_like_the_tables():
+    from engine.accounting import compact
+    assert [compact(x) for x in (1.96e7, 1.234e9, 3.3e8, 2.5e12, 4e6, 950, 0.00105, 0)] == \
+        ["19.6M", "1.23B", "330M", "2.5T", "4M", "950", "0.00105", "0"]

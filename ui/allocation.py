@@ -110,8 +110,11 @@ def residual_figure(curve: pd.DataFrame, colors: dict, height: int = 260) -> go.
             fig.add_trace(go.Scatter(x=d.k, y=d[f"residual {form}"], mode="lines", name=f"{model} {form}",
                                      line=dict(color=colors.get(model), dash=dash, width=1.5)))
     fig.add_hline(y=0, line=dict(color="grey", width=1))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
-                      xaxis=dict(title="samples per problem (k)", type="log"),
+    ks = sorted(m.k.unique())
+    ticks = [k for k in ks if int(k) & (int(k) - 1) == 0] or ks  # powers of two: a log axis's own 2..9 labels crowded
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.3),
+                      xaxis=dict(title="samples per problem (k)", type="log", tickvals=ticks,
+                                 ticktext=[str(int(k)) for k in ticks]),
                       yaxis=dict(title="measured − fitted", tickformat="+.1%"))
     return fig
 
