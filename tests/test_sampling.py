@@ -299,6 +299,51 @@ def test_the_gpu_path_without_per_step_host_syncs_gives_the_same_samples(tiny_mo
     assert "stop" in {s.finish for out in lazy for s in out}
 
 
+def test_the_gpu_loops_fixed_shape_step_gives_the_same_samples(tiny_model, monkeypatch):
+    """The step a GPU captures as a CUDA graph (decode._decode_static: continuation positions read up to the end of
+    the step's span, those past the step masked; step number, outputs and finished rows kept on the device), taken
+    here eagerly on a CPU: the same samples as the GPU's eager loop, stop strings, EOS and dropped rows included."""
+    from engine.models import decode
+    from engine.models.sampling import sample_many
+    lm = load_model(tiny_model)
+    sp = SamplingParams(temperature=1.0, max_new_tokens=30, stop=("\n", "s"))
+    reqs = [(p, f"k{i}", list(range(6))) for i, p in enumerate(PROMPTS) if len(p) > 4]  # prompts longer than a stop
+    monkeypatch.setattr(decode, "LAZY", True)
+    monkeypatch.setattr(decode, "SYNC_EVERY", 2)
+    eager = sample_many(lm, reqs, sp)
+    dropped, real = [], decode._State.keep
+    monkeypatch.setattr(decode._State, "keep", lambda self, idx: dropped.append(len(idx)) or real(self, idx))
+    monkeypatch.setattr(decode, "STATIC", True)
+    monkeypatch.setattr(decode, "SPAN", 8)  # positions read in spans of 8: the step moves through four
+    static = sample_many(lm, reqs, sp)
+    assert [[(s.tokens, s.text, s.finish) for s in out] for out in static] == \
+           [[(s.tokens, s.text, s.finish) for s in out] for out in eager]
+    assert {"stop", "eos"} <= {s.finish for out in static for s in out} and dropped  # rows did leave the batch
+    gap = max(abs(a - b) for x, y in zip(static, eager) for s, t in zip(x, y) for a, b in zip(s.token_logprobs, t.token_logprobs))
+    assert gap < 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graphs_replay_the_eager_step_exactly(monkeypatch):
+    """On a GPU each decode step is a replayed CUDA graph: the same kernels as running that step eagerly, so the
+    same samples bit for bit (and the same log-probabilities)."""
+    from engine.models import decode
+    from engine.models.sampling import sample_many
+    task = get_task("arith")
+    lm = load_model("arith-s", device="cuda")
+    sp = SamplingParams(n=32, temperature=0.8, max_new_tokens=96, stop=task.stop)
+    reqs = [(task.prompt(p), f"arith/{p.id}", list(range(32))) for p in task.select(16, [1, 3, 5])]
+    graphs, real = [], torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: graphs.append(1) or real(self))
+    replayed = sample_many(lm, reqs, sp)
+    assert len(graphs) > 20
+    monkeypatch.setattr(decode, "CUDA_GRAPHS", False)
+    monkeypatch.setattr(decode, "STATIC", True)
+    eager = sample_many(lm, reqs, sp)
+    assert [[(s.tokens, s.finish, s.token_logprobs) for s in out] for out in replayed] == \
+           [[(s.tokens, s.finish, s.token_logprobs) for s in out] for out in eager]
+
+
 @pytest.mark.parametrize("which", ["tiny", "arith-s"])
 def test_the_lean_step_gives_the_models_own_logits_bit_for_bit(tiny_model, which):
     """decode._Step calls the model's modules one by one (on a CPU some as one matmul or torch's RMSNorm): the logits

@@ -11,7 +11,8 @@ On a CPU (``_decode_shared``) the rows of a batch are distinct histories, not sa
 start as one row, and a row splits only where its samples draw different tokens. Small models agree with
 themselves for long stretches (at T=0.8 arith-xl computes 0.09 rows per generated token: bench/sampling.py),
 which is the same idea as sharing the prompt, carried into the samples. Off a CPU (``_decode``) each sample
-keeps its own row, so the loop needs no host sync per step.
+keeps its own row, so the loop needs no host sync per step, and on a GPU each step replays a CUDA graph
+(``_decode_static``).
 
 Everything except the attention is the model's own modules and weights. A decode step, and the prompts'
 prefill, call them one by one (``_Step``: the same operations as the Hugging Face forward, so the same logits,
@@ -29,6 +30,7 @@ Models whose attention does not go through ``cache.update`` and the registry (``
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -51,6 +53,13 @@ PACK_MIN = 16               # ... of prompts this long at least: a matmul of few
 GPU_PREFILL_SDPA = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 SYNC_EVERY = 4              # off a CPU: steps between looks at how many rows finished (each look is a host sync)
 LAZY = False                # the GPU's loop (a row per sample, looks every SYNC_EVERY steps) on a CPU too (tests)
+# On a GPU a step is bound by launching its ~225 small kernels from Python, not by the GPU (README, Performance):
+# there each step is captured once as a CUDA graph and replayed, which launches them all in one call. A graph fixes
+# shapes and addresses, so that loop's step reads the continuation positions of a whole span, those past the step
+# masked, and takes the step number from the device (``_decode_static``)
+CUDA_GRAPHS = True
+SPAN = 32                   # positions in a span (a graph per span: fewer masked reads; README, CUDA graphs)
+STATIC = False              # that loop's step run eagerly, without graphs, on a CPU too (tests)
 _PLACEHOLDER_MASK = torch.zeros(0, 0, 0, 0)  # a 4-D "mask" makes transformers skip building one
 
 
@@ -118,7 +127,11 @@ class _Layer:
         g = hq // hkv
         q4 = q.reshape(r, hkv, g, d)  # a GQA group's query heads share their key head: they are its "positions"
         # continuations: a query per row, so plain matmuls (faster here than the fused kernel's per-row setup)
-        o2, lse2 = _attention_lse(q4, self.ks[:, :, :st.s + 1], self.vs[:, :, :st.s + 1], scale, fused=False)
+        if st.t is not None:  # the span's positions, those past the step masked: the same shapes at every step
+            o2, lse2 = _attention_lse(q4, self.ks[:, :, :st.upto], self.vs[:, :, :st.upto], scale, st.cont_bias,
+                                      fused=False)
+        else:
+            o2, lse2 = _attention_lse(q4, self.ks[:, :, :st.s + 1], self.vs[:, :, :st.s + 1], scale, fused=False)
         if self.kp.shape[2] == 0:
             return o2.to(q.dtype).reshape(r, 1, hq, d)
         p, n = st.problems, st.nmax
@@ -202,6 +215,9 @@ class _State:
         self.bias = self.bias[:, None, None, :]  # [P, 1, 1, Lmax]: prompts padded to the longest
         self.one_token = pad.all(-1) if pad.shape[1] else None   # per prompt: no prefix to attend to
         self.s = 0
+        self.t: torch.Tensor | None = None      # the step as a [1] device tensor (``_decode_static``), else ``s``
+        self.upto = 0                           # then: the continuation positions read, past the step
+        self.cont_bias: torch.Tensor | None = None  # [upto]: 0 up to the step, -inf past it
         k0 = layers_kv[0][0]
         shape = (cap_rows, k0.shape[1], cap, k0.shape[3])
         size = shape[0] * shape[1] * shape[2] * shape[3]
@@ -229,8 +245,12 @@ class _State:
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         lay = self.layers[layer_idx]
-        lay.ks[:, :, self.s] = key_states[:, :, -1]
-        lay.vs[:, :, self.s] = value_states[:, :, -1]
+        if self.t is not None:  # the position from the device: no host value baked into a graph
+            lay.ks.index_copy_(2, self.t, key_states[:, :, -1:])
+            lay.vs.index_copy_(2, self.t, value_states[:, :, -1:])
+        else:
+            lay.ks[:, :, self.s] = key_states[:, :, -1]
+            lay.vs[:, :, self.s] = value_states[:, :, -1]
         return lay, None
 
     def branch(self, parents: torch.Tensor) -> None:
@@ -567,6 +587,10 @@ def _decode(model, step, tok, jobs, params, layers, pad, device, eos):
     pos = torch.cat([torch.full((len(j.indices),), len(j.ids) - 1) for j in jobs]).to(device)[:, None]
     d = _Draw.make(tok, jobs, params, device)
     hist = d.history(jobs, state.prompt, rows)
+    graphs = CUDA_GRAPHS and device.type == "cuda"
+    if (STATIC or graphs) and step is not None and \
+            (d.stops is None or d.tail + 1 >= d.stops.maximum_token_len):  # else a stop window would start early
+        return _decode_static(model, step, params, state, d, hist, inp, pos, eos, graphs)
     alive = torch.arange(rows, device=device)          # original row of each batch row
     gone = torch.zeros(rows, dtype=torch.bool, device=device)  # finished, still in the batch until compaction
     # reading whether rows finished waits for the step's kernels (a host sync): it is read every few steps, the
@@ -593,6 +617,99 @@ def _decode(model, step, tok, jobs, params, layers, pad, device, eos):
         inp, pos = nxt[:, None], pos + 1
     _release(state.buffer)
     return d.result()
+
+
+def _decode_static(model, step, params, state, d, hist, inp, pos, eos, graphs: bool):
+    """``_decode``'s loop with a step of fixed shapes and addresses, all its bookkeeping on the device: on a GPU
+    (``graphs``) captured as a CUDA graph after one eager step, replayed until rows are dropped or the step leaves
+    its span of SPAN positions (new shapes: a new capture). The same samples as ``_decode`` up to the rounding of
+    attending over more, masked, positions."""
+    device, new, rows = inp.device, params.max_new_tokens, len(inp)
+    # positions past the step are read with weight 0: zeros there, not whatever the memory held (0 x NaN = NaN)
+    state.buffer.zero_()
+    t = torch.zeros(1, dtype=torch.long, device=device)
+    state.t, where = t, torch.arange(new, device=device)
+    width = d.stops.maximum_token_len if d.stops is not None else 0  # what the stop-string criterion reads
+    window = torch.arange(d.tail + 1 - width, d.tail + 1, device=device)  # + t: the history's last ``width``
+    alive = torch.arange(rows, device=device)
+    gone = torch.zeros(rows, dtype=torch.bool, device=device)
+    inp, pos = inp.clone(), pos.clone()
+
+    def advance():
+        state.cont_bias = torch.zeros(state.upto, device=device).masked_fill_(where[:state.upto] > t, float("-inf"))
+        nxt, lp = d.pick(_logits(model, step, inp, pos, state), inp, t, alive)
+        d.out_tok[alive, t], d.out_lp[alive, t] = nxt, lp
+        done = nxt == eos
+        if d.stops is not None:
+            win = hist[alive[:, None], (window + t)[None]]
+            win[:, -1] = nxt
+            done |= d.stops(win, None)
+            hist[alive, d.tail + t] = nxt
+        done &= ~gone
+        d.n_tok[alive] = torch.where(done, t + 1, d.n_tok[alive])
+        d.ended[alive] |= done
+        gone.logical_or_(done)
+        inp.copy_(nxt[:, None])
+        pos.add_(1)
+        t.add_(1)
+
+    graph, warm, steps = None, False, 0
+    side = torch.cuda.Stream(device) if graphs else None  # capture needs a stream of its own
+    while steps < new:
+        upto = min(new, (steps // SPAN + 1) * SPAN)  # a span of positions read; past it, new shapes: a new graph
+        if upto != state.upto:
+            state.upto, graph, warm = upto, None, False
+        if not graphs:
+            advance()
+        elif graph is None:
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                if not warm:  # one eager step (a real one) on that stream before capturing, as capture asks
+                    advance()
+                else:
+                    graph = _capture(advance)
+            torch.cuda.current_stream().wait_stream(side)
+            if not warm:
+                warm = True
+            elif graph is not None:
+                graph.replay()
+            else:  # the capture failed (said once): this decode goes on eagerly
+                graphs = False
+                advance()
+        else:
+            graph.replay()
+        steps += 1
+        if steps % SYNC_EVERY == 0:
+            finished = int(gone.sum())
+            if finished == len(alive):
+                break
+            if finished >= COMPACT_AT * len(alive):
+                state.s = steps - 1  # the positions written so far, which dropping rows copies
+                keep = state.keep((~gone).nonzero()[:, 0])
+                alive, gone, inp, pos = alive[keep], gone[keep], inp[keep], pos[keep]
+                graph, warm = None, False  # new shapes and buffers
+    state.t = state.cont_bias = None
+    _release(state.buffer)
+    return d.result()
+
+
+def _capture(advance) -> "torch.cuda.CUDAGraph | None":
+    """A CUDA graph of one ``advance()``, recorded, not run (capture_begin rather than torch.cuda.graph, which
+    also empties the allocator's cache at every capture); None, after a warning, where capturing fails, and no
+    more captures in this process."""
+    global CUDA_GRAPHS
+    graph = torch.cuda.CUDAGraph()
+    try:
+        graph.capture_begin()
+        try:
+            advance()
+        finally:
+            graph.capture_end()
+    except Exception as e:  # noqa: BLE001: any failure means the same thing here: decode without graphs
+        warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {e}); decoding without graphs")
+        CUDA_GRAPHS = False
+        return None
+    return graph
 
 
 def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
