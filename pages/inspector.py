@@ -87,8 +87,9 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Samples", n)
 m2.metric("Correct", f"{c} / {n}")
 top = voted[voted["count"] == voted["count"].max()] if not voted.empty else voted
-m3.metric("Most common answer", " / ".join(map(str, top["answer"])) if not top.empty else "–",
-          help="What majority vote picks; samples without an answer do not vote")
+# a tie reads "0 or 2 (tie)": "0 / 2" beside "Correct 5 / 16" read as a fraction
+m3.metric("Most common answer", (" or ".join(map(str, top["answer"])) + (" (tie)" if len(top) > 1 else ""))
+          if not top.empty else "–", help="What majority vote picks; samples without an answer do not vote")
 picked_answer = None
 if pick is not None:
     row = samples.iloc[pick]

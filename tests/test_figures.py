@@ -108,6 +108,12 @@ def test_frontier_figure_colours_models_marks_verifiers_and_steps_the_frontier(c
     assert line.name == "frontier" and line.line.shape == "hv"
     assert list(line.x) == sorted(front.flops) and fig.layout.xaxis.type == "log"
     assert list(line.y) == list(front.sort_values("flops").accuracy)
+    # a chart a third of the page wide: a long axis title breaks at its parentheses instead of being cut off
+    long = "latency per problem, p50 (s) (measured here)"
+    fig = figures.frontier_figure(configs, front, "flops", long, "log", colors)
+    assert fig.layout.xaxis.title.text == "latency per problem, p50 (s)<br>(measured here)"
+    assert long in fig.data[0].hovertemplate  # the hover keeps it on one line
+    assert figures.frontier_figure(configs, front, "flops", "FLOPs", "log", colors).layout.xaxis.title.text == "FLOPs"
 
 
 def test_model_switches_and_pretraining_moves_the_crossover(configs):

@@ -56,7 +56,7 @@ def accuracy_figure(df: pd.DataFrame, x: str, x_title: str, scale: str = "linear
             customdata=g[["k"]].to_numpy() if "k" in g else None,
             hovertemplate=f"<b>{html.escape(str(model))}</b><br>{x_title}: %{{x:.3g}}<br>"
                           "accuracy: %{y:.1%}" + ("<br>k=%{customdata[0]}" if "k" in g else "") + "<extra></extra>"))
-    xaxis = dict(title=x_title)
+    xaxis = dict(title=_narrow(x_title))
     if scale in ("log", "log2"):
         xaxis.update(_log_axis(df[x] if len(df) else []))
     if scale == "log2" and len(df):
@@ -67,6 +67,13 @@ def accuracy_figure(df: pd.DataFrame, x: str, x_title: str, scale: str = "linear
                       height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
                       hovermode="closest", template="plotly_white")
     return fig
+
+
+def _narrow(title: str, width: int = 30) -> str:
+    """An axis title that fits a chart a third of the page wide: a long one's last parenthesis goes on a line of
+    its own (plotly cuts a title at the chart's edge rather than wrapping it)."""
+    head, sep, tail = title.rpartition(" (")
+    return f"{head}<br>({tail}" if sep and head and len(title) > width else title
 
 
 def _log_axis(values) -> dict:
@@ -173,7 +180,7 @@ def frontier_figure(df: pd.DataFrame, front: pd.DataFrame, x: str, x_title: str,
         fig.add_trace(go.Scatter(x=f[x], y=f["accuracy"], mode="lines", name="frontier", showlegend=False,
                                  line=dict(color="#333", width=2, shape="hv"), customdata=_custom(f),
                                  hovertemplate=_hover(x_title)))
-    xaxis = dict(title=x_title)
+    xaxis = dict(title=_narrow(x_title))
     if scale == "log":
         xaxis.update(_log_axis(df[x] if len(df) else []))
     fig.update_layout(xaxis=xaxis, yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"),
