@@ -79,9 +79,21 @@ def _experiment(args):
     return exp
 
 
-def _cache(args):
+def _cache(args, shipped: bool = False):
+    """The cache file; ``shipped``: a command that reads results first imports the shipped ladder sweeps into it,
+    as the app does on its first start (cheap once done; ``TTC_SHIPPED=0`` turns it off), so `report` on a fresh
+    clone reads them instead of asking for a sweep."""
+    import os
+
     from .cache import DEFAULT_PATH, SampleCache
-    return SampleCache(args.cache or DEFAULT_PATH)
+    cache = SampleCache(args.cache or DEFAULT_PATH)
+    if shipped and os.environ.get("TTC_SHIPPED", "1") != "0":
+        from . import shipped as ship
+        done = ship.import_into(cache)
+        if done["samples"] or done["scores"]:
+            print(f"note: loaded the shipped sweeps into {cache.path} first ({done['samples']:,} samples, "
+                  f"{done['scores']:,} verifier scores; once per cache file)", file=sys.stderr)
+    return cache
 
 
 def cmd_sweep(args) -> int:
@@ -116,7 +128,7 @@ def cmd_report(args) -> int:
     _writable(args.csv, "--csv")
     _writable(args.curves, "--curves")
     exp = _experiment(args)
-    task, problems, params, cache = exp.load_task(), exp.selected(), exp.params, _cache(args)
+    task, problems, params, cache = exp.load_task(), exp.selected(), exp.params, _cache(args, shipped=True)
     try:
         ks = sorted({int(k) for k in args.k.split(",") if k.strip()})
     except ValueError:
@@ -187,7 +199,7 @@ def _scoring_bars():
 def _blocks(args, exp):
     """Per-problem curves of every model and strategy, from complete pools only (with a note when short)."""
     from .analysis.curves import blocks, powers_of_two
-    out = list(blocks(_cache(args), exp, powers_of_two(exp.params.n), on_progress=_scoring_bars()))
+    out = list(blocks(_cache(args, shipped=True), exp, powers_of_two(exp.params.n), on_progress=_scoring_bars()))
     asked = len(exp.selected())
     for b in out:
         if len(b.problem_ids) < asked and b.strategy == out[0].strategy:
@@ -318,7 +330,7 @@ def cmd_scorers(args) -> int:
         scorers.get(n)  # an unknown name fails here, in one line, before any work
     if args.best_of is not None and not 1 <= args.best_of <= exp.params.n:
         raise EngineError(f"--best-of must be between 1 and --n ({exp.params.n}), got {args.best_of}")
-    cache = _cache(args)
+    cache = _cache(args, shipped=True)
     q = sq.verifier_table(cache, exp, names, args.best_of) if args.best_of else sq.scorer_quality(cache, exp, names)
     if q.empty:
         raise EngineError("no cached samples for these models and settings; run `python -m engine sweep` first")
@@ -406,7 +418,7 @@ def cmd_export(args) -> int:
     from .results import load_samples
     _writable(args.out, "--out")
     exp = _experiment(args)
-    cache = _cache(args)
+    cache = _cache(args, shipped=True)
     problems = exp.selected()
     parts = [load_samples(cache, m, exp.load_task(), problems, exp.params) for m in exp.models]
     df = pd.concat(parts)

@@ -128,3 +128,21 @@ def test_bad_arguments_one_line(args, needle, tmp_path):
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
     assert len(lines) == 1, r.stderr
     assert needle in lines[0] and "Traceback" not in r.stderr
+
+
+def test_a_read_command_on_a_fresh_cache_reads_the_shipped_sweeps(tmp_path):
+    """As the app does on its first start, `report` (and the other commands that read results) first loads the
+    shipped ladder sweeps into an empty cache, and says so once; TTC_SHIPPED=0 turns that off."""
+    import os
+    db = str(tmp_path / "c.duckdb")
+    args = [sys.executable, "-m", "engine", "report", "--models", "arith-s,arith-xl", "--problems", "20", "--n", "8",
+            "--k", "1,8", "--cache", db]
+    env = {**os.environ, "TTC_SHIPPED": "1"}
+    first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "loaded the shipped sweeps" in first.stderr and "arith-xl" in first.stdout and "pass@8" in first.stdout
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0 and "loaded the shipped sweeps" not in again.stderr and again.stdout == first.stdout
+    off = subprocess.run(args[:-1] + [str(tmp_path / "d.duckdb")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "TTC_SHIPPED": "0"})
+    assert off.returncode != 0 and "sweep` first" in off.stderr and "Traceback" not in off.stderr
