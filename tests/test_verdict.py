@@ -94,3 +94,17 @@ def test_flops_matched_and_equal_compute_use_the_verdicts_rule():
     # the best option within 8 FLOPs is k=2 (0.6), not the most samples (k=8, 0.5): a tie with large
     assert fm.small_k.iloc[0] == eq.small_k.iloc[0] == c["small_k"] == 2
     assert fm.winner.iloc[0] == "tie" and not fm.clear.iloc[0]
+
+
+def test_a_small_model_out_of_measured_samples_is_not_called_equal_compute():
+    """large costs 8 per sample, small 1: with only 2 samples measured, small spends a quarter of the budget; the
+    verdict says so instead of implying the comparison used equal compute."""
+    df = curves({1: 0.3, 2: 0.35}, {1: 0.6})
+    c = compare(df, "small", "large")
+    assert c["capped"] and c["small_k"] == 2 and c["small_cost"] == 2.0 and c["budget"] == 8.0
+    v = verdict(df)
+    assert "Its 2 samples cost only 2: small ran out of measured samples, not of compute" in v["lines"][0]
+    assert "small had too few samples measured to spend the whole budget" in v["headline"]
+    full = verdict(curves({1: 0.3, 2: 0.35, 4: 0.4, 8: 0.45}, {1: 0.6}))  # 8 samples: the whole budget
+    assert not full["comparisons"][0]["capped"] and "ran out" not in full["lines"][0]
+    assert "too few samples" not in full["headline"]

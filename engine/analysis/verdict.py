@@ -49,8 +49,10 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> dict 
     """``large`` with one sample against ``small``'s best deployable option at no more ``x``.
 
     Returns None when either model lacks a deployable one-sample point. Keys: budget, large_acc,
-    large_lo/hi, small_k, small_strategy, small_acc, small_lo/hi, ceiling (oracle accuracy at that
-    budget, or None), winner (the model ahead, however slightly), clear (whether the lead is beyond noise).
+    large_lo/hi, small_k, small_strategy, small_acc, small_lo/hi, small_cost (its ``x``), capped (the small
+    model's most samples measured cost at most half the budget: the sample budget, not the compute, stops it),
+    ceiling (oracle accuracy at that budget, or None), winner (the model ahead, however slightly), clear (whether
+    the lead is beyond noise).
     """
     dep = deployable(df)
     big = dep[(dep["model"] == large) & (dep["k"] == 1)]
@@ -64,13 +66,15 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> dict 
     if "problems" in df and best["problems"] != big["problems"]:
         return None  # measured on different problems (one model still being sampled): no fair comparison
     ceil = best_within(_ceiling(df)[lambda d: d["model"] == small], budget, x)
+    most = dep[dep["model"] == small][x].max()
     gap = float(best["accuracy"] - big["accuracy"])
     winner = small if gap > 0 else large
     clear = gap_is_clear(best, big)
     return dict(small=small, large=large, budget=budget, large_acc=float(big["accuracy"]),
                 large_lo=float(big["lo"]), large_hi=float(big["hi"]), small_k=int(best["k"]),
                 small_strategy=best["strategy"], small_acc=float(best["accuracy"]), small_lo=float(best["lo"]),
-                small_hi=float(best["hi"]), ceiling=None if ceil is None else float(ceil["accuracy"]),
+                small_hi=float(best["hi"]), small_cost=float(best[x]), capped=bool(2 * most <= budget * TOL),
+                ceiling=None if ceil is None else float(ceil["accuracy"]),
                 ceiling_k=None if ceil is None else int(ceil["k"]), winner=winner, clear=clear)
 
 
@@ -87,8 +91,11 @@ def sentence(c: dict, x_label: str = "FLOPs per problem") -> str:
     else:
         verdict = f"{c['winner']} is ahead by {points:.1f} points, within noise on this many problems."
     tail = ""
+    if c.get("capped"):  # "at equal compute" would overstate it: the small model spent a fraction of the budget
+        tail += (f" Its {k} sample{'s' if k > 1 else ''} cost only {compact(c['small_cost'])}: {c['small']} ran out "
+                 "of measured samples, not of compute (a larger sample budget lets it spend the whole budget).")
     if c["ceiling"] is not None and c["ceiling"] > c["small_acc"] + 0.005:
-        tail = (f" With a perfect verifier (an answer key, which no deployed system has) {c['small']} would "
+        tail += (f" With a perfect verifier (an answer key, which no deployed system has) {c['small']} would "
                 f"reach {c['ceiling']:.1%} at the same compute.")
     return head + verdict + tail
 
@@ -137,6 +144,10 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
         noisy = [c["small"] for c in comps if not c["clear"]]
         out["headline"] = (f"At equal compute, no smaller model with more samples beats the largest ({large}) once; "
                            f"its lead over {', '.join(noisy)} is within noise on this many problems.")
+    capped = [c["small"] for c in comps if c.get("capped")]
+    if capped:
+        out["headline"] += (f" ({', '.join(capped)} had too few samples measured to spend the whole budget: a larger "
+                            "sample budget compares at truly equal compute.)")
     if by_level is not None and not by_level.empty and "difficulty" in by_level:
         for lvl in sorted(by_level["difficulty"].dropna().unique()):
             d = by_level[by_level["difficulty"] == lvl]
