@@ -46,6 +46,23 @@ def _params() -> SamplingParams:
     return resolve_params(get_task(TASK), SamplingParams(n=N, temperature=TEMPERATURE))
 
 
+def holds(exp) -> tuple[int, int] | None:
+    """(problems, samples per problem) the shipped sweeps hold for every model of ``exp`` (an Experiment) at its
+    sampling settings, whatever its n; None where they do not cover it (another task, model or temperature)."""
+    man = manifest()
+    if not man or exp.task != man["task"] or not exp.models:
+        return None
+    fps = {m["model_fp"] for m in man["models"]}
+    try:
+        if not all(m.fingerprint in fps for m in exp.models) or \
+                resolve_params(exp.load_task(), exp.params).key() != man["config_key"]:
+            return None
+    except Exception:  # noqa: BLE001: a model or task that does not resolve is simply not covered
+        return None
+    n = int(man["params"]["n"])
+    return int(man["samples"]) // (n * len(man["models"])), n
+
+
 def stale(man: dict | None = None) -> list[str]:
     """Shipped models whose files no longer match the sweeps (their samples would be of another model)."""
     man = man or manifest() or {"models": []}

@@ -131,3 +131,20 @@ def test_the_app_starts_full(tmp_path, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) == 3 and "Verdict." in " ".join(m.value for m in at.markdown)
     assert SampleCache(tmp_path / "samples.duckdb").count() == MAN["samples"]
+
+
+def test_pages_say_when_the_shipped_sweeps_hold_more_than_shown(tmp_path, monkeypatch):
+    """A page opens on a slice (50 problems x 16 samples) of the 500 x 64 shipped: its data note says how to use
+    the rest; at the shipped size, or at another temperature (not shipped), it does not."""
+    from tests.test_app import make_app
+    monkeypatch.setenv("TTC_SHIPPED", "1")
+    at = make_app(tmp_path)
+    at.run()
+    note = " ".join(c.value for c in at.caption)
+    assert "The shipped sweeps hold 500 problems × 64 samples for these models" in note
+    assert shipped.holds(Experiment.build(list_shipped(), "arith", SamplingParams(n=64, temperature=0.8),
+                                          problems=500)) == (500, 64)
+    assert shipped.holds(Experiment.build(["arith-s"], "arith", SamplingParams(n=16, temperature=0.7))) is None
+    at = make_app(tmp_path, problems="500", budget="64")
+    at.run()
+    assert "The shipped sweeps hold" not in " ".join(c.value for c in at.caption)

@@ -517,7 +517,12 @@ def data_notes(cache: SampleCache, exp: Experiment, running: bool = False) -> No
         st.warning(f"{what}; {fill}" if r["complete"] else f"{what}: nothing to plot for it yet; {fill}",
                    icon=":material/data_alert:")
     if not short:
-        st.caption(f"Every curve: {rows[0]['selected']} problems × {exp.params.n} samples per model, all cached.")
+        every = {p.difficulty for p in exp.load_task().problems} <= set(exp.levels) or not exp.levels
+        more = shipped.holds(exp) if every else None  # with some levels picked, fewer problems are there
+        hint = (f" The shipped sweeps hold {more[0]} problems × {more[1]} samples for these models: raise Problems "
+                "and the sample budget to use them." if more and (more[0] > rows[0]["selected"] or more[1] > exp.params.n)
+                else "")
+        st.caption(f"Every curve: {rows[0]['selected']} problems × {exp.params.n} samples per model, all cached.{hint}")
     if hardware.get(exp.cost.hardware) is None:
         for b in guarded(planning.busy_timings, cache, exp) or []:
             st.caption(f":material/speed: {b['model']}: {b['busy']} of {b['runs']} runs were timed on a busy machine "

@@ -52,7 +52,8 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
     uncertain = best["lo"] < target_accuracy
     if uncertain:
         text += (f" Measured on {best['problems'] or 'few'} problems, its 95% interval ({best['lo']:.1%}-"
-                 f"{best['hi']:.1%}) reaches below the target: it may fall short; measure more problems to be sure.")
+                 f"{best['hi']:.1%}) reaches below the target: it may fall short; plan from more problems (cached or "
+                 "sampled) to be sure.")
     return {"best": best, "runner_up": runner, "explanation": text, "uncertain": uncertain}
 
 
