@@ -127,7 +127,8 @@ if tab_ens.open:
                 st.markdown(ua.ensembles.summary(ens))
                 st.plotly_chart(ua.ensemble_figure(ens), width="stretch", config={"displaylogo": False}, key="ens_fig")
                 st.caption("Each cell: k_a samples of model A plus k_b of model B, pooled; its accuracy minus the best "
-                           "single-model option (any model, any strategy you picked) costing no more FLOPs. Blue: the "
+                           "single-model option (any model, any strategy you picked) costing no more FLOPs, in "
+                           "percentage points. Blue: the "
                            "ensemble wins; ✓: beyond noise (paired over problems, 95%).")
 
 if tab_fit.open:

@@ -272,6 +272,9 @@ def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
         made = {k for t, ks in figs.items() if t != tab for k in ks
                 if any(k in c.proto.id for c in at.get("plotly_chart"))}
         assert not made, (tab, made)
+        if tab == "Ensembles of sizes":  # each cell writes its gain in points, as the Size vs compute heatmap
+            cells = [c for row in chart(at, "ens_fig")["data"][0]["text"] for c in row if c]
+            assert cells and all(c.split()[0][0] in "+-" and float(c.split()[0]) == float(c.split()[0]) for c in cells)
         if tab == "Scaling-law fits":  # residuals: one labelled tick per doubling, and a legend for the lines
             res = chart(at, "fit_residuals")["layout"]
             assert res["xaxis"]["tickvals"] == [1, 2, 4, 8, 16, 32, 64] and res.get("showlegend") is not False
