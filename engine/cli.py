@@ -291,7 +291,8 @@ def cmd_fit(args) -> int:
     print("\n".join(fits.summary(table)) + "\n")
     cols = ["model", "level", "form", "problems", "p1", "p2", "predicted", "lo", "hi", "measured", "error", "poor",
             "pass@1024", "pass@10000"]
-    _table(table[cols], args.csv)
+    shown = table[cols].assign(level=[("all" if lvl is None or lvl != lvl else int(lvl)) for lvl in table["level"]])
+    _table(shown, args.csv)  # the all-levels rows say "all", not NaN
     if args.curves:
         _write_csv(curve, args.curves)
     return 0

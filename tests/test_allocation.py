@@ -245,6 +245,8 @@ def test_cli_allocate_and_fit(ladder, tmp_path, args, expect):
     assert r.returncode == 0, r.stderr
     assert expect in r.stdout and "Traceback" not in r.stderr
     assert len(pd.read_csv(out)) > 0
+    if args[0] == "fit":  # the all-levels rows say so, not NaN
+        assert "all" in set(pd.read_csv(out)["level"].astype(str)) and "NaN" not in r.stdout
 
 
 def test_cli_allocate_on_an_empty_cache_is_one_message(tmp_path):
