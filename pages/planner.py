@@ -3,7 +3,7 @@ import streamlit as st
 
 from engine import analysis, hardware, strategies
 from engine.analysis.planner import money
-from ui import common
+from ui import common, figures
 from ui.common import URL
 
 common.require_router()  # a deep link to a fresh server runs this file without app.py
@@ -77,6 +77,19 @@ else:  # a pick whose interval reaches below the target is a caution, not a succ
         else:
             st.info("No other model size meets both the target and the latency budget.")
 
+# ---- the choice among its alternatives --------------------------------------------------------
+shown = analysis.candidates(df)
+view = shown.assign(meets=(shown["accuracy"] >= target / 100) & (shown["latency_s"] <= latency),
+                   fast=shown["latency_s"] <= latency, cost_per_1000=shown["dollars"] * 1000,
+                   strategy=[strategies.short_label(s) if k > 1 else "single sample"
+                             for s, k in zip(shown["strategy"], shown["k"])])
+if not view.empty:
+    st.plotly_chart(figures.planner_figure(view, target / 100, {"recommended": best, "runner-up": runner},
+                                           figures.color_map(m for m in lms["names"] if m in set(view["model"]))),
+                    width="stretch", config={"displaylogo": False}, key="plan_fig")
+    st.caption("Every cached option: accuracy against cost. Hollow: slower than the latency budget. The cheapest "
+               "filled point above the dashed target line is the recommendation (ringed).")
+
 # ---- beyond uniform options: allocation by difficulty, and extrapolation ----------------------
 if exp.params.n >= 4 and len(exp.models) >= 1:
     from ui import allocation as ua
@@ -94,11 +107,6 @@ if exp.params.n >= 4 and len(exp.models) >= 1:
 
 # ---- every candidate --------------------------------------------------------------------
 with st.expander("Every cached configuration"):
-    shown = analysis.candidates(df)
-    view = shown.assign(meets=(shown["accuracy"] >= target / 100) & (shown["latency_s"] <= latency),
-                       cost_per_1000=shown["dollars"] * 1000,
-                       strategy=[strategies.short_label(s) if k > 1 else "single sample"
-                                 for s, k in zip(shown["strategy"], shown["k"])])
     view = view.sort_values(["meets", "cost_per_1000"], ascending=[False, True])
     common.dataframe(view[["meets", "model", "strategy", "k", "accuracy", "latency_s", "cost_per_1000"]],
                      shares=["accuracy"], hide_index=True, width="stretch", key="plan_table", column_config={

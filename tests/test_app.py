@@ -392,6 +392,13 @@ def test_planner_recommends_the_cheapest_and_a_runner_up(filled, no_learned_veri
     other = table[table.model != cheapest.model].sort_values("cost_per_1000").iloc[0]
     how = "one sample per query" if other.k == 1 else f"over {other.k} samples per query"
     assert f"{other.model} · " in texts(at.markdown) and how in texts(at.markdown)
+    # the choice among its alternatives: every candidate plotted, the target line, the two picks ringed
+    fig = chart(at, "plan_fig")
+    points = [t for t in fig["data"] if t["name"] in set(table["model"])]
+    assert sum(len(t["x"]) for t in points) == len(table)
+    picks = {t["name"]: (t["x"][0], t["y"][0]) for t in fig["data"] if t["name"] in ("recommended", "runner-up")}
+    assert picks["recommended"] == pytest.approx((cheapest.cost_per_1000, cheapest.accuracy))
+    assert set(picks) == {"recommended", "runner-up"} and fig["layout"]["xaxis"]["type"] == "log"
 
 
 def test_planner_per_token_pricing(filled, no_learned_verifiers):

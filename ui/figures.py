@@ -388,3 +388,36 @@ def verifier_quality_figure(sweep: pd.DataFrame, scorers_at: pd.DataFrame, chose
                       margin=dict(l=10, r=10, t=10, b=10), template="plotly_white", hovermode="closest",
                       legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+def planner_figure(view: pd.DataFrame, target: float, picks: dict, colors: dict[str, str],
+                   height: int = 380) -> go.Figure:
+    """Every candidate of the Planner: accuracy against dollars per 1,000 queries (``cost_per_1000``), a colour
+    per model, hollow where it misses the latency budget (``fast`` False); the target as a dashed line and each
+    of ``picks`` ({"recommended": row, ...}) ringed and named, so the choice is seen among its alternatives."""
+    fig = go.Figure()
+    for model, g in view.groupby("model", sort=False):
+        fig.add_trace(go.Scatter(
+            x=g["cost_per_1000"], y=g["accuracy"], mode="markers", name=str(model),
+            marker=dict(color=colors.get(model, PALETTE[0]), size=8, line=dict(width=1.5, color=colors.get(model)),
+                        symbol=["circle" if f else "circle-open" for f in g["fast"]]),
+            customdata=g[["strategy", "k", "latency_s"]].to_numpy(),
+            hovertemplate=f"<b>{html.escape(str(model))}</b> · %{{customdata[0]}} · k=%{{customdata[1]}}<br>"
+                          "$%{x:.3g} per 1,000 queries<br>accuracy %{y:.1%}<br>latency p50 %{customdata[2]:.3f} s"
+                          "<extra></extra>"))
+    fig.add_hline(y=target, line=dict(color="grey", dash="dash", width=1), annotation_text=f"target {target:.0%}",
+                  annotation_position="top left")
+    for (name, r), where in zip(picks.items(), ("top center", "bottom center", "middle right")):
+        if r:  # names above and below: the two picks often cost about the same
+            fig.add_trace(go.Scatter(x=[r["cost_per_1000"]], y=[r["accuracy"]], mode="markers+text", name=name,
+                                     text=[name], textposition=where, hoverinfo="skip", showlegend=False,
+                                     marker=dict(size=20, symbol="circle-open", color="#222", line=dict(width=2))))
+    costs = [float(c) for c in view["cost_per_1000"] if c > 0]
+    wide = len(costs) > 1 and math.log10(max(costs) / min(costs)) >= 1.5
+    # one labelled tick per decade over a wide range (the 2..9 ticks' dollar labels ran into each other), else 2 and 5
+    fig.update_layout(xaxis=dict(title="dollars per 1,000 queries", type="log", tickformat="$~g",
+                                 dtick=1 if wide else "D2"),
+                      yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"), height=height,
+                      margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
+                      legend=dict(orientation="h", y=-0.25), hovermode="closest")
+    return fig
