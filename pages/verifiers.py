@@ -1,7 +1,7 @@
 """Verifiers: how well each scorer ranks one problem's samples, and what that does to best-of-N."""
 import streamlit as st
 
-from engine import scorers
+from engine import scorers, strategies
 from engine.analysis import corruptions, scorer_quality
 from engine.experiment import Experiment
 from ui import common, figures
@@ -116,6 +116,16 @@ left.plotly_chart(figures.verifier_curves_figure(curves), width="stretch", confi
 right.markdown(f"**Best-of-{k} against verifier quality**")
 right.plotly_chart(figures.verifier_quality_figure(sw, table[~table["scorer"].map(scorers.needs_key)], auc),
                    width="stretch", config={"displaylogo": False}, key="verifier_quality")
+same_lines = figures.coinciding(curves.sort_values("k"), "strategy", ["k", "accuracy"], decimals=2)
+if same_lines:
+    left.caption("Drawn on top of each other (within a point at every k): " + "; ".join(
+        " = ".join(strategies.short_label(s) for s in g) for g in same_lines) + ".")
+deployed = table[~table["scorer"].map(scorers.needs_key)].assign(
+    auroc2=lambda d: d["within_problem_auroc"].round(2))  # markers this close overlap on the chart
+same_points = figures.coinciding(deployed, "label", ["auroc2", "best_of_k"])
+if same_points:
+    right.caption("Markers on top of each other: " + "; ".join(" = ".join(g) for g in same_points)
+                  + " (the same best-of-N, within-problem AUROC within 0.005).")
 
 at = sw.loc[(sw["auc"] - auc).abs().idxmin()]
 need = scorer_quality.auc_needed(sw, float(first["majority"]))

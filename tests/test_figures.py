@@ -241,3 +241,11 @@ def test_a_column_made_text_keeps_its_label_and_is_right_aligned():
     assert cfg["gold"]["label"] == "gold beats a copy" and cfg["gold"]["help"] == "why"
     assert cfg["gold"]["type_config"]["type"] == "text" == cfg["step"]["type_config"]["type"]
     assert cfg["gold"]["alignment"] == "right" == cfg["step"]["alignment"]
+
+
+def test_coinciding_names_the_lines_a_chart_draws_on_top_of_each_other():
+    df = pd.DataFrame(dict(s=list("aabbcc"), k=[1, 2] * 3, acc=[0.3, 0.4, 0.3, 0.4, 0.3, 0.5]))
+    assert figures.coinciding(df, "s", ["k", "acc"]) == [["a", "b"]]  # c parts at k=2
+    near = df.assign(acc=[0.3, 0.4, 0.301, 0.399, 0.3, 0.5])
+    assert figures.coinciding(near, "s", ["k", "acc"]) == []
+    assert figures.coinciding(near, "s", ["k", "acc"], decimals=2) == [["a", "b"]]  # within a point

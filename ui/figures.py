@@ -421,3 +421,14 @@ def planner_figure(view: pd.DataFrame, target: float, picks: dict, colors: dict[
                       margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
                       legend=dict(orientation="h", y=-0.25), hovermode="closest")
     return fig
+
+
+def coinciding(df: pd.DataFrame, key: str, cols: list[str], decimals: int = 4) -> list[list[str]]:
+    """Groups (2 or more) of ``key`` values whose rows agree on ``cols`` to ``decimals``: lines or markers a chart
+    draws on top of each other, which a caption should name (one hidden under another looks like one missing)."""
+    sig = {name: tuple(map(tuple, g[cols].astype(float).round(decimals).to_numpy()))
+           for name, g in df.groupby(key, sort=False)}
+    groups: dict[tuple, list[str]] = {}
+    for name, s in sig.items():
+        groups.setdefault(s, []).append(str(name))
+    return [g for g in groups.values() if len(g) > 1]
