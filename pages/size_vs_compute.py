@@ -78,12 +78,15 @@ colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
 symbols = figures.symbol_map(df["strategy"].unique())
 st.html(figures.legend_html(colors) + figures.strategy_legend_html(symbols))
 axes = [(xcol, flops_title, "log")] + [(c, named.get(c, t), sc) for c, t, sc in figures.FRONTIER_AXES[1:]]
+per1000 = {"dollars": lambda d: d["dollars"] * 1000}  # dollars per 1,000 problems: $0.01, not 10µ per problem
 fronts = {}
 for col, (x, title, scale) in zip(st.columns(3), axes):
     fronts[x] = front = analysis.frontier(deployable, x=x)
+    shown, shown_front = (df.assign(**per1000), front.assign(**per1000)) if x == "dollars" else (df, front)
+    title = title.replace("dollars per problem", "dollars per 1,000 problems")
     col.markdown(f"**Accuracy vs {title}**")
-    col.plotly_chart(figures.frontier_figure(df, front, x, title, scale, colors, symbols=symbols), width="stretch",
-                     config={"displaylogo": False}, key=f"frontier_{x}")
+    col.plotly_chart(figures.frontier_figure(shown, shown_front, x, title, scale, colors, symbols=symbols),
+                     width="stretch", config={"displaylogo": False}, key=f"frontier_{x}")
 st.caption("The line is the frontier of what you could deploy: strategies that need no answer key. "
            + common.EXPLAIN["coverage"])
 

@@ -492,7 +492,7 @@ def test_a_hardware_profile_replaces_measured_time_on_every_cost_axis(filled, no
     at = page(filled, "pages/size_vs_compute.py", hw="NVIDIA H100 SXM", **SMALL)
     assert not at.error, texts(at.error)
     assert "Projected onto NVIDIA H100 SXM" in texts(at.caption)
-    assert "Accuracy vs dollars per problem, H100 projection" in texts(at.markdown)
+    assert "Accuracy vs dollars per 1,000 problems, H100 projection" in texts(at.markdown)
     projected = chart(at, "frontier_dollars")["data"][0]["x"]
     assert projected != chart(measured, "frontier_dollars")["data"][0]["x"]
     # the roofline, not this machine's clock: the same numbers as the engine's projection
@@ -506,7 +506,8 @@ def test_a_hardware_profile_replaces_measured_time_on_every_cost_axis(filled, no
                                           power_watts=hardware.PROFILES["NVIDIA H100 SXM"].watts))
     df = analysis.curves(SampleCache(filled / "samples.duckdb"), exp)
     tiny_a = df[df.model == "tiny-a"].sort_values(["dollars", "k"])
-    assert sorted(projected) == pytest.approx(sorted(tiny_a.dollars))
+    assert sorted(projected) == pytest.approx(sorted(tiny_a.dollars * 1000))  # plotted per 1,000 problems
+    assert chart(at, "frontier_dollars")["layout"]["xaxis"]["tickformat"] == "$~g"
 
 
 def test_the_verdict_names_the_winner_with_the_numbers_of_the_curves(filled, no_learned_verifiers):

@@ -183,6 +183,8 @@ def frontier_figure(df: pd.DataFrame, front: pd.DataFrame, x: str, x_title: str,
     xaxis = dict(title=_narrow(x_title))
     if scale == "log":
         xaxis.update(_log_axis(df[x] if len(df) else []))
+    if x == "dollars":  # $0.01, not the SI prefixes of "10m"
+        xaxis["tickformat"] = "$~g"
     fig.update_layout(xaxis=xaxis, yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"),
                       height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
                       hovermode="closest", template="plotly_white")
