@@ -342,3 +342,13 @@ def test_the_inspector_opens_on_a_problem_the_vote_gets_wrong(ladder):
     assert telling_problem(SampleCache(ladder), exp, ids[ids.index(expect) + 1:]) != expect
     at = page(ladder.parent, "pages/inspector.py", model="arith-s", budget="16")
     assert at.selectbox(key="problem").value == telling_problem(SampleCache(ladder), exp, [p.id for p in task.problems])
+
+
+def test_the_stopping_summary_says_who_wins_at_equal_samples():
+    from engine.analysis import stopping
+    row = dict(model="m", rule="majority", strategy="majority", threshold=0.95, mean_samples=5.0, max_samples=16,
+               saved=0.69, accuracy=0.52, majority_at_cap=0.53, fixed_majority=0.50)
+    df = pd.DataFrame([row, {**row, "accuracy": 0.49}, {**row, "accuracy": 0.502}])
+    said = stopping.summary(df)
+    assert "it beats fixed-k majority by 2.0 points at equal samples" in said[0]
+    assert "it trails fixed-k majority by 1.0 points" in said[1] and "it matches fixed-k majority" in said[2]

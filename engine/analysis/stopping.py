@@ -170,7 +170,11 @@ def summary(df: pd.DataFrame) -> list[str]:
         base = r.fixed_best_of_n if r.rule == "verifier" else r.fixed_majority
         what = "fixed-k best-of-N" if r.rule == "verifier" else "fixed-k majority"
         rule = "majority rule" if r.rule == "majority" else f"{strategies.short_label(r.strategy)} confidence rule"
+        gap = (r.accuracy - base) * 100
+        said = ("matches " + what if abs(gap) < 0.5 else  # in words, who wins at the same samples
+                f"{'beats' if gap > 0 else 'trails'} {what} by {abs(gap):.1f} points")
         out.append(f"{r.model}, {rule} at {r.threshold:g}: {r.mean_samples:.1f} of {r.max_samples} samples "
                    f"on average ({r.saved:.0%} saved), accuracy {r.accuracy:.1%} (majority@{r.max_samples}: "
-                   f"{r.majority_at_cap:.1%}; {what} at the same mean samples: {base:.1%}).")
+                   f"{r.majority_at_cap:.1%}; {what} at the same mean samples: {base:.1%}): it {said} "
+                   "at equal samples.")
     return out
