@@ -88,9 +88,10 @@ def ensemble_figure(df: pd.DataFrame, height: int = 360) -> go.Figure:
     """Gain over the best single-model option at equal FLOPs, per split; cells beyond noise marked."""
     piv = df.pivot_table(index="k_b", columns="k_a", values="gain")
     clear = df.pivot_table(index="k_b", columns="k_a", values="clear", aggfunc="first").reindex_like(piv)
-    z = piv.to_numpy()  # each cell's gain in points, as the Size vs compute heatmap writes its cells; ✓: beyond noise
-    text = np.where(np.isnan(z), "", np.char.add(np.vectorize(lambda g: f"{round(g * 100, 1) + 0.0:+.1f}")(np.nan_to_num(z)),
-                                                 np.where(clear.fillna(False).to_numpy(bool), " ✓", "")))
+    # each cell's gain in points, as the Size vs compute heatmap writes its cells (+ 0.0: no "-0.0"); ✓: beyond noise
+    marks = clear.fillna(False).to_numpy(bool)
+    text = [[(f"{round(g * 100, 1) + 0.0:+.1f}" + (" ✓" if m else "")) if g == g else "" for g, m in zip(gs, ms)]
+            for gs, ms in zip(piv.to_numpy(), marks)]
     lim = float(np.nanmax(np.abs(piv.to_numpy()))) if piv.size else 0.01
     fig = go.Figure(go.Heatmap(z=piv.to_numpy(), x=[str(c) for c in piv.columns], y=[str(i) for i in piv.index],
                                text=text, texttemplate="%{text}", zmid=0, zmin=-lim, zmax=lim, colorscale="RdBu",
