@@ -344,11 +344,27 @@ def test_the_inspector_opens_on_a_problem_the_vote_gets_wrong(ladder):
     assert at.selectbox(key="problem").value == telling_problem(SampleCache(ladder), exp, [p.id for p in task.problems])
 
 
-def test_the_stopping_summary_says_who_wins_at_equal_samples():
+def test_the_stopping_summary_says_who_is_ahead_at_equal_samples():
     from engine.analysis import stopping
     row = dict(model="m", rule="majority", strategy="majority", threshold=0.95, mean_samples=5.0, max_samples=16,
                saved=0.69, accuracy=0.52, majority_at_cap=0.53, fixed_majority=0.50)
     df = pd.DataFrame([row, {**row, "accuracy": 0.49}, {**row, "accuracy": 0.502}])
     said = stopping.summary(df)
-    assert "it beats fixed-k majority by 2.0 points at equal samples" in said[0]
-    assert "it trails fixed-k majority by 1.0 points" in said[1] and "it matches fixed-k majority" in said[2]
+    assert "it is 2.0 points above fixed-k majority at equal samples" in said[0]
+    assert "it is 1.0 points below fixed-k majority" in said[1] and "it is level with fixed-k majority" in said[2]
+
+
+def test_the_adaptive_curve_between_thresholds_is_what_mixing_them_gives():
+    """Mixing two thresholds' rules reaches the points on the straight line between them in (samples, accuracy):
+    on the log samples axis that is a curve, drawn as one, not a straight segment that promises more."""
+    from ui.allocation import stopping_figure
+    adaptive = pd.DataFrame(dict(model="m", mean_samples=[1.0, 21.0], accuracy=[0.3, 0.5], threshold=[0.5, 0.9],
+                                 max_samples=64))
+    fixed = pd.DataFrame(dict(model="m", k=[1, 2, 4], accuracy=[0.3, 0.35, 0.4]))
+    fig = stopping_figure(adaptive, fixed, {"m": "#123456"})
+    line = next(t for t in fig.data if t.hoverinfo == "skip")
+    mid = min(range(len(line.x)), key=lambda i: abs(line.x[i] - 11.0))
+    assert line.x[0] == 1.0 and line.x[-1] == 21.0 and len(line.x) > 10
+    assert line.y[mid] == pytest.approx(0.3 + 0.2 * (line.x[mid] - 1) / 20)  # linear in samples, not in log samples
+    points = next(t for t in fig.data if t.name == "m: adaptive")
+    assert list(points.x) == [1.0, 21.0] and points.mode == "markers"

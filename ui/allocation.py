@@ -74,8 +74,18 @@ def stopping_figure(adaptive: pd.DataFrame, fixed: pd.DataFrame, colors: dict, h
         fig.add_trace(go.Scatter(x=d.k, y=d.accuracy, mode="lines", name=f"{model}: fixed k",
                                  line=dict(color=colors.get(model), dash="dot")))
     for model, d in adaptive.groupby("model", sort=False):
-        fig.add_trace(go.Scatter(x=d.mean_samples, y=d.accuracy, mode="lines+markers", name=f"{model}: adaptive",
-                                 line=dict(color=colors.get(model)), customdata=d.threshold,
+        d = d.sort_values("mean_samples")
+        # between two thresholds lies what mixing them reaches: straight in samples, so a curve on this log axis
+        # (a straight segment there would promise more than any mix of the two rules gives)
+        t = np.linspace(0, 1, 24)[:, None]
+        xs, ys = d.mean_samples.to_numpy(), d.accuracy.to_numpy()
+        lx = np.r_[(xs[:-1] + t * np.diff(xs)).T.ravel(), xs[-1:]] if len(xs) > 1 else xs
+        ly = np.r_[(ys[:-1] + t * np.diff(ys)).T.ravel(), ys[-1:]] if len(ys) > 1 else ys
+        fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", line=dict(color=colors.get(model)), hoverinfo="skip",
+                                 legendgroup=str(model), showlegend=False))
+        fig.add_trace(go.Scatter(x=d.mean_samples, y=d.accuracy, mode="markers", name=f"{model}: adaptive",
+                                 marker=dict(color=colors.get(model)), customdata=d.threshold,
+                                 legendgroup=str(model),
                                  hovertemplate="threshold %{customdata}: %{x:.1f} samples, %{y:.1%}<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
                       xaxis=dict(title="samples per problem (mean)", type="log", tickvals=[1, 2, 4, 8, 16, 32, 64, 128],

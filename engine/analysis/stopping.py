@@ -171,8 +171,9 @@ def summary(df: pd.DataFrame) -> list[str]:
         what = "fixed-k best-of-N" if r.rule == "verifier" else "fixed-k majority"
         rule = "majority rule" if r.rule == "majority" else f"{strategies.short_label(r.strategy)} confidence rule"
         gap = (r.accuracy - base) * 100
-        said = ("matches " + what if abs(gap) < 0.5 else  # in words, who wins at the same samples
-                f"{'beats' if gap > 0 else 'trails'} {what} by {abs(gap):.1f} points")
+        # in words, who is ahead at the same samples (no noise test here: a point or two is often noise)
+        said = (f"is level with {what}" if abs(gap) < 0.5 else
+                f"is {abs(gap):.1f} points {'above' if gap > 0 else 'below'} {what}")
         out.append(f"{r.model}, {rule} at {r.threshold:g}: {r.mean_samples:.1f} of {r.max_samples} samples "
                    f"on average ({r.saved:.0%} saved), accuracy {r.accuracy:.1%} (majority@{r.max_samples}: "
                    f"{r.majority_at_cap:.1%}; {what} at the same mean samples: {base:.1%}): it {said} "
