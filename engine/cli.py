@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -83,8 +84,6 @@ def _cache(args, shipped: bool = False):
     """The cache file; ``shipped``: a command that reads results first imports the shipped ladder sweeps into it,
     as the app does on its first start (cheap once done; ``TTC_SHIPPED=0`` turns it off), so `report` on a fresh
     clone reads them instead of asking for a sweep."""
-    import os
-
     from .cache import DEFAULT_PATH, SampleCache
     cache = SampleCache(args.cache or DEFAULT_PATH)
     if shipped and os.environ.get("TTC_SHIPPED", "1") != "0":

@@ -53,11 +53,8 @@ def holds(exp) -> tuple[int, int] | None:
     if not man or exp.task != man["task"] or not exp.models:
         return None
     fps = {m["model_fp"] for m in man["models"]}
-    try:
-        if not all(m.fingerprint in fps for m in exp.models) or \
-                resolve_params(exp.load_task(), exp.params).key() != man["config_key"]:
-            return None
-    except Exception:  # noqa: BLE001: a model or task that does not resolve is simply not covered
+    if not all(m.fingerprint in fps for m in exp.models) or \
+            resolve_params(exp.load_task(), exp.params).key() != man["config_key"]:
         return None
     n = int(man["params"]["n"])
     return int(man["samples"]) // (n * len(man["models"])), n

@@ -105,16 +105,15 @@ else:
                 "trade places within noise); points per model on the frontier: "
                 + ", ".join(f"{m} {n}" for m, n in owners.items()) + ".")
 common.dataframe(front.assign(strategy=[strategies.short_label(s) if k > 1 else "single sample"
-                                       for s, k in zip(front["strategy"], front["k"])],
-                       dollars_per_1000=front["dollars"] * 1000)[
-                     [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars_per_1000", "latency_s"]],
+                                       for s, k in zip(front["strategy"], front["k"])], **per1000)[
+                     [xcol, "model", "strategy", "k", "accuracy", "lo", "hi", "dollars", "latency_s"]],
                  shares=["accuracy", "lo", "hi"], hide_index=True, width="stretch", key="frontier_table",
                  column_config={
                      xcol: st.column_config.NumberColumn(flops_title, format="compact"),
                      "strategy": st.column_config.TextColumn("strategy"),
                      "lo": st.column_config.NumberColumn("95% CI low"),
                      "hi": st.column_config.NumberColumn("95% CI high"),
-                     "dollars_per_1000": st.column_config.NumberColumn("$ / 1000 problems", format="%.3g"),
+                     "dollars": st.column_config.NumberColumn("$ / 1000 problems", format="%.3g"),
                      "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3f")})
 
 # ---- who wins at equal compute ---------------------------------------------------------

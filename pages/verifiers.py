@@ -114,22 +114,22 @@ left.markdown(f"**Accuracy of {model} against samples, by how the answer is pick
 left.plotly_chart(figures.verifier_curves_figure(curves), width="stretch", config={"displaylogo": False},
                   key="verifier_curves")
 right.markdown(f"**Best-of-{k} against verifier quality**")
-right.plotly_chart(figures.verifier_quality_figure(sw, table[~table["scorer"].map(scorers.needs_key)], auc),
+real = table[~table["scorer"].map(scorers.needs_key)]  # the scorers a deployed system could run
+right.plotly_chart(figures.verifier_quality_figure(sw, real, auc),
                    width="stretch", config={"displaylogo": False}, key="verifier_quality")
 same_lines = figures.coinciding(curves.sort_values("k"), "strategy", ["k", "accuracy"], decimals=2)
 if same_lines:
     left.caption("Drawn on top of each other (within a point at every k): " + "; ".join(
         " = ".join(strategies.short_label(s) for s in g) for g in same_lines) + ".")
-deployed = table[~table["scorer"].map(scorers.needs_key)].assign(
-    auroc2=lambda d: d["within_problem_auroc"].round(2))  # markers this close overlap on the chart
-same_points = figures.coinciding(deployed, "label", ["auroc2", "best_of_k"])
+same_points = figures.coinciding(real.assign(auroc2=real["within_problem_auroc"].round(2)),  # this close: overlap
+                                  "label", ["auroc2", "best_of_k"])
 if same_points:
     right.caption("Markers on top of each other: " + "; ".join(" = ".join(g) for g in same_points)
                   + " (the same best-of-N, within-problem AUROC within 0.005).")
 
 at = sw.loc[(sw["auc"] - auc).abs().idxmin()]
 need = scorer_quality.auc_needed(sw, float(first["majority"]))
-real = table[~table["scorer"].map(scorers.needs_key)].sort_values("best_of_k", ascending=False)
+real = real.sort_values("best_of_k", ascending=False)
 lines = [f"At AUROC {auc:g} the simulated verifier's best-of-{k} answers {at['accuracy']:.1%}, between majority "
          f"vote ({first['majority']:.1%}) and the oracle ({first['pass']:.1%})."]
 if need is not None:

@@ -519,9 +519,9 @@ def data_notes(cache: SampleCache, exp: Experiment, running: bool = False) -> No
     if not short:
         every = {p.difficulty for p in exp.load_task().problems} <= set(exp.levels) or not exp.levels
         more = shipped.holds(exp) if every else None  # with some levels picked, fewer problems are there
-        hint = (f" The shipped sweeps hold {more[0]} problems × {more[1]} samples for these models: raise Problems "
-                "and the sample budget to use them." if more and (more[0] > rows[0]["selected"] or more[1] > exp.params.n)
-                else "")
+        hint = "" if not more or (more[0] <= rows[0]["selected"] and more[1] <= exp.params.n) else (
+            f" The shipped sweeps hold {more[0]} problems × {more[1]} samples for these models: raise Problems and "
+            "the sample budget to use them.")
         st.caption(f"Every curve: {rows[0]['selected']} problems × {exp.params.n} samples per model, all cached.{hint}")
     if hardware.get(exp.cost.hardware) is None:
         for b in guarded(planning.busy_timings, cache, exp) or []:

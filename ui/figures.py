@@ -76,14 +76,15 @@ def _narrow(title: str, width: int = 30) -> str:
     return f"{head}<br>({tail}" if sep and head and len(title) > width else title
 
 
-def _log_axis(values) -> dict:
-    """A log axis; one labelled tick per decade (SI units) when the data spans two decades or more, so the
-    minor ticks' "2 5" labels do not crowd into "60M70M"."""
-    out = {"type": "log"}
+def _log_axis(values, money: bool = False) -> dict:
+    """A log axis; one labelled tick per decade when the data spans two decades or more, so the minor ticks'
+    "2 5" labels do not crowd into "60M70M". Counts read 10M, 1B (as the tables' "compact" numbers, not 1.0G);
+    ``money`` reads $0.01 (not the SI "10m"), with ticks at 2 and 5 over a narrower span."""
     vals = [float(v) for v in values if v and v > 0 and math.isfinite(float(v))]
-    if vals and math.log10(max(vals) / min(vals)) >= 2:
-        out.update(dtick=1, exponentformat="B")  # 10M, 1B: as the tables' "compact" numbers, not 1.0G
-    return out
+    wide = bool(vals) and math.log10(max(vals) / min(vals)) >= 2
+    if money:
+        return {"type": "log", "tickformat": "$~g", "dtick": 1 if wide else "D2"}
+    return {"type": "log", "dtick": 1, "exponentformat": "B"} if wide else {"type": "log"}
 
 
 def explore_figures(df: pd.DataFrame, colors: dict[str, str] | None = None,
@@ -182,9 +183,7 @@ def frontier_figure(df: pd.DataFrame, front: pd.DataFrame, x: str, x_title: str,
                                  hovertemplate=_hover(x_title)))
     xaxis = dict(title=_narrow(x_title))
     if scale == "log":
-        xaxis.update(_log_axis(df[x] if len(df) else []))
-    if x == "dollars":  # $0.01, not the SI prefixes of "10m"
-        xaxis["tickformat"] = "$~g"
+        xaxis.update(_log_axis(df[x] if len(df) else [], money=x == "dollars"))
     fig.update_layout(xaxis=xaxis, yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"),
                       height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
                       hovermode="closest", template="plotly_white")
@@ -414,11 +413,7 @@ def planner_figure(view: pd.DataFrame, target: float, picks: dict, colors: dict[
             fig.add_trace(go.Scatter(x=[r["cost_per_1000"]], y=[r["accuracy"]], mode="markers+text", name=name,
                                      text=[name], textposition=where, hoverinfo="skip", showlegend=False,
                                      marker=dict(size=20, symbol="circle-open", color="#222", line=dict(width=2))))
-    costs = [float(c) for c in view["cost_per_1000"] if c > 0]
-    wide = len(costs) > 1 and math.log10(max(costs) / min(costs)) >= 1.5
-    # one labelled tick per decade over a wide range (the 2..9 ticks' dollar labels ran into each other), else 2 and 5
-    fig.update_layout(xaxis=dict(title="dollars per 1,000 queries", type="log", tickformat="$~g",
-                                 dtick=1 if wide else "D2"),
+    fig.update_layout(xaxis=dict(title="dollars per 1,000 queries", **_log_axis(view["cost_per_1000"], money=True)),
                       yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"), height=height,
                       margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
                       legend=dict(orientation="h", y=-0.25), hovermode="closest")
