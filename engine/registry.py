@@ -14,7 +14,7 @@ from pathlib import Path
 from .cache import DEFAULT_PATH
 from .errors import DatasetError, EngineError, ModelError
 from .models.loader import MODELS_DIR, fingerprint, list_shipped, load_model, training_record
-from .models.ref import ModelRef, resolve_model
+from .models.ref import ModelRef, parse_count, resolve_model
 from .tasks import Task, get_task
 
 ADDED_FILE = "added_models.json"
@@ -191,9 +191,10 @@ def add_endpoint(url: str, model: str, root: str | Path, key_env: str = "", para
                          "never the key itself")
     if params:
         try:
-            params = str(int(float(params)))
-        except (ValueError, OverflowError):
-            raise ModelError(f"parameter count {params!r} is not a number (e.g. 1.35e8)") from None
+            params = str(parse_count(params))
+        except ValueError:
+            raise ModelError(f"parameter count {params!r}: write a number of at least 1, e.g. 135M, 1.5B or "
+                             "1.35e8") from None
     opts = {k: v for k, v in (("key_env", key_env), ("params", params), ("revision", revision)) if v}
     spec = f"{url.rstrip('/')}#{model}" + (f"?{urlencode(opts)}" if opts else "")
     ref = http_ref(spec)

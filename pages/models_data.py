@@ -86,8 +86,8 @@ def add_gguf_and_endpoint():
         key_env = c1.text_input("API key variable (optional)", key="ep_key_env", placeholder="VLLM_KEY",
                                 help="The NAME of an environment variable of the app's process that holds the key; "
                                      "the key itself is never entered, stored or shown.")
-        params = c2.text_input("Parameters (optional)", key="ep_params", placeholder="1.35e8",
-                               help="For FLOPs when the server does not report a count.")
+        params = c2.text_input("Parameters (optional)", key="ep_params", placeholder="135M",
+                               help="For FLOPs when the server does not report a count: 135M, 1.5B or 1.35e8.")
         revision = c3.text_input("Revision (optional)", key="ep_revision",
                                  help="Part of the cache key: change it when the server's weights change.")
         submitted = st.form_submit_button("Check and add", icon=":material/cloud:")

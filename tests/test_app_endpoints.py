@@ -33,25 +33,30 @@ def errors(at):
 
 def test_an_endpoint_is_checked_then_listed_and_offered_on_explore(tmp_path, server):
     at = models_page(tmp_path)
-    for url, model, key_env, words in [("localhost:8000", "arith-s", "", "write the API base"),
-                                       (server, "", "", "enter the model id"),
-                                       (server, "arith-s", "sk-123 secret", "NAME of an environment variable"),
-                                       (server, "nope", "", "does not serve 'nope'"),
-                                       (f"http://127.0.0.1:{free_port()}/v1", "arith-s", "", "connection failed")]:
+    for url, model, key_env, params, words in [
+            ("localhost:8000", "arith-s", "", "", "write the API base"),
+            (server, "", "", "", "enter the model id"),
+            (server, "arith-s", "sk-123 secret", "", "NAME of an environment variable"),
+            (server, "arith-s", "", "lots", "e.g. 135M"),
+            (server, "arith-s", "", "-5M", "at least 1"),
+            (server, "nope", "", "", "does not serve 'nope'"),
+            (f"http://127.0.0.1:{free_port()}/v1", "arith-s", "", "", "connection failed")]:
         at.text_input(key="ep_url").set_value(url)
         at.text_input(key="ep_model").set_value(model)
         at.text_input(key="ep_key_env").set_value(key_env)
+        at.text_input(key="ep_params").set_value(params)
         submit(at, "Check and add")
         assert len(errors(at)) == 1 and words in errors(at)[0], (url, errors(at))
         assert registry.added_models(tmp_path) == []
     at.text_input(key="ep_url").set_value(server)
     at.text_input(key="ep_model").set_value("arith-s")
     at.text_input(key="ep_key_env").set_value("")
+    at.text_input(key="ep_params").set_value("1.5M")  # as the app's tables write counts
     at.text_input(key="ep_revision").set_value("v1")
     submit(at, "Check and add")
-    assert not errors(at) and "arith-s@127.0.0.1" in at.success[0].value
+    assert not errors(at) and "arith-s@127.0.0.1" in at.success[0].value and "1,500,000 parameters" in at.success[0].value
     [row] = registry.added_models(tmp_path)
-    assert row["source"] == f"{server}#arith-s?revision=v1" and row["params"] > 0
+    assert row["source"] == f"{server}#arith-s?params=1500000&revision=v1" and row["params"] == 1_500_000
 
     at = page(tmp_path)  # Explore is the first page
     assert row["name"] in at.multiselect(key="models").options

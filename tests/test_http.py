@@ -254,3 +254,21 @@ def test_cli_prints_one_line(flaky, tmp_path, capsys):
     assert code == 2 and err.startswith("error: model 'fake@127.0.0.1:") and "\n" not in err
     assert main(["sweep", "--models", "http://x#", "--cache", str(tmp_path / "c.duckdb")]) == 2
     assert "URL[+URL...]#MODEL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, count", [("135M", 135_000_000), ("1.5B", 1_500_000_000), ("1.35e8", 135_000_000),
+                                         ("135,000,000", 135_000_000), (" 12k ", 12_000), ("7", 7), ("2t", 2 * 10**12)])
+def test_a_parameter_count_reads_as_people_write_it(text, count):
+    from engine.models.ref import http_ref, parse_count
+    assert parse_count(text) == count
+    assert http_ref(f"http://h:1/v1#m?params={text.strip()}").source.endswith(f"params={text.strip()}")
+
+
+@pytest.mark.parametrize("text", ["", "M", "lots", "0", "-5M", "0.4", "nan", "inf", "1e400", "5 M B"])
+def test_a_parameter_count_that_is_none_is_refused(text):
+    from engine.errors import ConfigError
+    from engine.models.ref import parse_count, parse_spec
+    with pytest.raises(ValueError):
+        parse_count(text)
+    with pytest.raises(ConfigError, match="params"):
+        parse_spec(f"http://h:1/v1#m?params={text}")

@@ -64,6 +64,20 @@ class HttpSpec:
     mode: str = "auto"
 
 
+_SCALES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+
+
+def parse_count(text: str) -> int:
+    """A parameter count as people write it, 135M, 1.5B, 1.35e8 or 135,000,000 (the app shows counts as
+    135M: the same form goes back in); ValueError where it is none, or not at least 1."""
+    t = str(text).strip().replace(",", "").replace("_", "").lower()
+    unit = t[-1:] if t[-1:] in _SCALES and t[-1:] else ""
+    value = float(t[:len(t) - len(unit)]) * _SCALES[unit]   # ValueError for words, OverflowError never here
+    if not value >= 1 or value == float("inf"):
+        raise ValueError(f"{text!r} is not a count of at least 1")
+    return int(round(value))
+
+
 def parse_spec(spec: str) -> HttpSpec:
     base, sep, rest = spec.partition("#")
     model, _, query = rest.partition("?")
@@ -77,7 +91,9 @@ def parse_spec(spec: str) -> HttpSpec:
         if k not in known:
             raise ConfigError(f"model spec {spec!r}: unknown option {k!r}; use {', '.join(known)}")
         try:
-            if k in ("params", "concurrency", "retries"):
+            if k == "params":
+                opts[k] = parse_count(v)
+            elif k in ("concurrency", "retries"):
                 opts[k] = int(float(v))
             elif k in ("timeout", "backoff"):
                 opts[k] = float(v)
