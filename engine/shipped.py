@@ -46,6 +46,16 @@ def _params() -> SamplingParams:
     return resolve_params(get_task(TASK), SamplingParams(n=N, temperature=TEMPERATURE))
 
 
+def size(task: str) -> tuple[int, int] | None:
+    """(problems, samples per problem) the shipped sweeps hold for each of their models on ``task``; None for
+    another task, or where nothing ships."""
+    man = manifest()
+    if not man or task != man["task"] or not man["models"]:
+        return None
+    n = int(man["params"]["n"])
+    return int(man["samples"]) // (n * len(man["models"])), n
+
+
 def holds(exp) -> tuple[int, int] | None:
     """(problems, samples per problem) the shipped sweeps hold for every model of ``exp`` (an Experiment) at its
     sampling settings, whatever its n; None where they do not cover it (another task, model or temperature)."""
@@ -56,8 +66,7 @@ def holds(exp) -> tuple[int, int] | None:
     if not all(m.fingerprint in fps for m in exp.models) or \
             resolve_params(exp.load_task(), exp.params).key() != man["config_key"]:
         return None
-    n = int(man["params"]["n"])
-    return int(man["samples"]) // (n * len(man["models"])), n
+    return size(exp.task)
 
 
 def stale(man: dict | None = None) -> list[str]:

@@ -32,7 +32,7 @@ with st.container(border=True):
         st.stop()
     by_id = task.by_id()
     c1, c2 = st.columns([2, 1])
-    params = common.sampling_widgets(c1, c2)
+    params = common.sampling_widgets(c1, c2, common.default_size(task_name)[1])
     strategy = common.strategy_picker()
     note = common.missing_scorers_note()
     if note:

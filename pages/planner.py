@@ -46,7 +46,8 @@ if not exp.models:
 exp = exp.replace(strategies=candidates, cost=cost)
 df = common.curves_or_stop(ctx, exp)
 
-result = common.guarded(analysis.recommend, df, target / 100, float(latency), float(qpd))
+result = common.guarded(analysis.recommend, df, target / 100, float(latency), float(qpd),
+                        problems_available=len(exp.load_task().problems))
 if result is None:
     st.stop()
 
@@ -97,7 +98,7 @@ if exp.params.n >= 4 and len(exp.models) >= 1:
     res = common.guarded(ua.allocate, *key, "predicted", 5, None) if len(df.drop_duplicates("model")) else None
     if res is not None:
         note = analysis.planner.allocation_note(
-            res["curves"][res["curves"].policy == "allocated by difficulty"], target / 100, best)
+            res["curves"][res["curves"].policy == "allocated by difficulty"], target / 100, shown)
         if note:
             st.info(note)
     if best is None and exp.params.n >= 8:

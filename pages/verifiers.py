@@ -25,10 +25,11 @@ with st.container(border=True):
     task_name, task = common.task_picker(ctx["root"], c2)
     if task is None:
         st.stop()
+    problems, budget = common.default_size(task_name)
     n_problems = c3.number_input("Problems", min_value=1, max_value=len(task.problems),
-                                 value=min(100, len(task.problems)), step=10, key="problems", bind=URL)
+                                 value=min(problems, len(task.problems)), step=10, key="problems", bind=URL)
     c1, c2 = st.columns([2, 1])
-    params = common.sampling_widgets(c1, c2)
+    params = common.sampling_widgets(c1, c2, budget)
     exp = common.guarded(Experiment.build, [model], task_name, params, int(n_problems), datasets=ctx["root"])
     if exp is None:
         st.stop()
@@ -46,6 +47,9 @@ def quality(exp: Experiment, names: tuple, cache_path: str, cache_version: int):
 @st.cache_data(show_spinner="Sweeping the simulated verifier's AUROC…", max_entries=16)
 def sweep(exp: Experiment, cache_path: str, cache_version: int):
     return scorer_quality.simulated_sweep(common.get_cache(cache_path), exp, AUCS)
+
+
+GOLD_PROBLEMS = 100  # the corruption test scores new texts with every scorer: 500 problems took 25 s, 100 take 5
 
 
 @st.cache_data(show_spinner="Scoring gold solutions against corrupted copies…", max_entries=16)
@@ -159,7 +163,7 @@ st.subheader("Gold solution against a corrupted copy")
 if task_name != "arith":
     st.caption("Needs the arith task's worked solutions.")
     st.stop()
-g = common.guarded(gold_vs_corrupted, exp, tuple(names))
+g = common.guarded(gold_vs_corrupted, exp.replace(problems=min(exp.problems, GOLD_PROBLEMS)), tuple(names))
 if g is None or g.empty:
     st.stop()
 pivot = g.assign(scorer=g["scorer"].map(scorers.short_label)
@@ -167,8 +171,9 @@ pivot = g.assign(scorer=g["scorer"].map(scorers.short_label)
     index=["scorer", "corruption"], columns="level", values="rate", sort=False)
 pivot.columns = [f"L{c}" for c in pivot.columns]
 common.dataframe(pivot.reset_index(), shares=list(pivot.columns), hide_index=True, width="stretch",
-                 key="corruption_table")
-st.caption("How often each scorer rates a problem's gold solution above a copy with one mistake put in: a result "
+                 height=35 * (len(pivot) + 1) + 3, key="corruption_table")  # every row: the caption names some
+st.caption(f"On {min(exp.problems, GOLD_PROBLEMS)} of the selected problems (the first of each level in turn): how "
+           "often each scorer rates a problem's gold solution above a copy with one mistake put in: a result "
            "nudged (a calculation slip), an operand miscopied from the story (a misreading, computed correctly) "
            "or a step skipped; ties count half, so 50% is a coin flip. The step checker catches every slip and no "
            "misreading. Self-likelihood reads the model's own probability of each text, as if it had sampled it.")

@@ -299,10 +299,19 @@ def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
 def test_planner_notes_for_allocation_and_extrapolation():
     from engine.analysis.planner import allocation_note, extrapolation_note
     curve = pd.DataFrame(dict(accuracy=[0.5, 0.7, 0.8], flops=[1e6, 4e6, 9e6]))
-    assert "at 4M FLOPs" in allocation_note(curve, 0.7, {"flops": 8e6}) and "2x less" in \
-        allocation_note(curve, 0.7, {"flops": 8e6})
-    assert "does not reach 90%" in allocation_note(curve, 0.9, None)
-    assert allocation_note(curve, 0.9, {"flops": 1e6}) is None  # a measured option exists: nothing to add
+
+    def fixed(*rows):  # (model, k, accuracy, flops) rows as candidates() gives them
+        return pd.DataFrame([dict(model=m, strategy="majority", k=k, accuracy=a, flops=f) for m, k, a, f in rows],
+                            columns=["model", "strategy", "k", "accuracy", "flops"])
+    # the comparison is with the fewest-FLOPs setting that reaches the target, not with a costlier one
+    note = allocation_note(curve, 0.7, fixed(("big", 1, 0.75, 8e6), ("small", 8, 0.72, 16e6), ("low", 1, 0.6, 1e5)))
+    assert "at 4M FLOPs" in note and "2x less compute than" in note and "(big, one sample: 8M FLOPs)" in note
+    note = allocation_note(curve, 0.7, fixed(("m", 4, 0.7, 2e6)))
+    assert "2x more compute than" in note and "(m, majority, k=4: 2M FLOPs)" in note  # never "0.5x more"
+    assert "about the compute of" in allocation_note(curve, 0.7, fixed(("m", 2, 0.71, 4.1e6)))
+    assert "which no single setting measured here does" in allocation_note(curve, 0.7, fixed(("m", 1, 0.6, 1e6)))
+    assert "does not reach 90%" in allocation_note(curve, 0.9, fixed())
+    assert allocation_note(curve, 0.9, fixed(("m", 1, 0.95, 1e6))) is None  # a measured option exists: nothing to add
     table = pd.DataFrame([dict(model="m", form="beta", level=np.nan, p1=0.5, p2=1.0)])
     k = fits.samples_for(table, "m", 0.95)
     assert fits.beta_pass_at_k(k, 0.5, 1.0) >= 0.95 > fits.beta_pass_at_k(k * 0.9, 0.5, 1.0)

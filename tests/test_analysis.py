@@ -250,9 +250,22 @@ def test_within_problem_auroc_against_brute_force():
 
 
 def test_plan_warns_when_the_interval_reaches_below_the_target():
-    df = _table()
+    df = _table().assign(problems=40)
     p = analysis.recommend(df, target_accuracy=0.5, latency_budget_s=0.15, queries_per_day=1)
     assert "may fall short" in p["explanation"] and p["uncertain"]  # lo = accuracy - 0.05 < 0.5 for the cheapest
+    # the cheapest option whose whole interval clears the target is named, and it does clear it
+    ok = df[(df.lo >= 0.5) & (df.latency_s <= 0.15)].sort_values("dollars")
+    assert p["safe"]["cost_per_query"] == pytest.approx(ok.dollars.min()) and p["safe"]["lo"] >= 0.5
+    assert f"{p['safe']['model']} with" in p["explanation"].split("whole interval clears 50%")[1]
+    # more problems are advised only where the task has more than were measured
+    n = p["best"]["problems"]
+    none_sure = analysis.recommend(df.assign(lo=df.accuracy - 0.5), target_accuracy=0.5, latency_budget_s=0.15,
+                                   queries_per_day=1, problems_available=n)
+    assert none_sure["safe"] is None and "Plan from more problems" not in none_sure["explanation"]
+    assert f"all {n} problems of the test set" in none_sure["explanation"]
+    more = analysis.recommend(df.assign(lo=df.accuracy - 0.5), target_accuracy=0.5, latency_budget_s=0.15,
+                              queries_per_day=1, problems_available=n + 1)
+    assert "Plan from more problems" in more["explanation"]
     sure = analysis.recommend(df, target_accuracy=0.15, latency_budget_s=0.15, queries_per_day=1)
     assert "may fall short" not in sure["explanation"] and not sure["uncertain"]
 

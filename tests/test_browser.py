@@ -94,13 +94,13 @@ def _sweep_and_check(page, url, model, artifacts):
     # first request to the fresh server: a deep link to a page in pages/. Streamlit's legacy pages/ mode
     # runs that file directly; the page must still come up through app.py, with the shared sidebar, and
     # full: the shipped sweeps are loaded on first start, so nothing has to be run to see the answer.
-    page.goto(f"{url}/size_vs_compute?models=arith-s&models=arith-xl&problems=20&budget=16")
+    page.goto(f"{url}/size_vs_compute?models=arith-s&models=arith-xl&problems=20&budget=64")
     expect(page.get_by_role("heading", name="Size vs compute")).to_be_visible(timeout=60_000)
     expect(page.get_by_role("textbox", name="Cache file")).to_be_visible()
     expect(page.get_by_test_id("stSidebarNav").get_by_text("Problem inspector")).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_have_count(5, timeout=120_000)  # frontiers, bars, heatmap
     expect(page.get_by_text("Verdict.")).to_be_visible()
-    assert "/size_vs_compute?" in page.url and "budget=16" not in page.url  # (params equal to defaults drop)
+    assert "/size_vs_compute?" in page.url and "budget=64" not in page.url  # (params equal to defaults drop)
     assert page.locator(".stException").count() == 0
     page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
     page.screenshot(path=str(artifacts / "size_vs_compute.png"), full_page=True)

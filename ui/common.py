@@ -365,6 +365,17 @@ def task_picker(root: str, container=st):
     return name, guarded(registry.load_task, name, root)
 
 
+def default_size(task_name: str, problems: int = 50, budget: int = 16) -> tuple[int, int]:
+    """The problems and sample budget a page opens on: everything the shipped sweeps hold for their task (a
+    slice of them gave other answers: another model recommended, another winner), where the app loads them;
+    else ``problems`` x ``budget``, which a first Run samples in seconds (Run asks before a long sweep)."""
+    if os.environ.get("TTC_SHIPPED", "1") != "0":
+        held = shipped.size(task_name)
+        if held:
+            return held
+    return problems, budget
+
+
 def sampling_widgets(budget_col, temp_col, budget: int = 16) -> SamplingParams:
     """Sample budget, temperature, and every other ``SamplingParams`` field the cache keys on (under
     "Advanced sampling"), so that a CLI sweep at any settings can be read back. URL keys: budget, temp,
@@ -399,6 +410,7 @@ def experiment_widgets(root: str, lms: dict, default_models=None,
     if task is None:
         return None
     levels_all = sorted({p.difficulty for p in task.problems if p.difficulty is not None})
+    problems, budget = default_size(task_name, problems, budget)
     c1, c2, c3, c4 = st.columns([1, 2, 2, 1])
     n_problems = c1.number_input("Problems", min_value=1, max_value=len(task.problems),
                                  value=min(problems, len(task.problems)), step=10, key="problems", bind=URL)

@@ -15,10 +15,12 @@ def money(x: float) -> str:
 
 
 def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float, queries_per_day: float,
-              cost_col: str = "dollars") -> dict:
+              cost_col: str = "dollars", problems_available: int | None = None) -> dict:
     """Best row of ``curves`` output meeting both limits, and the best one from another model size.
 
-    Strategies that need the answer key (the oracle) are never candidates: no deployed system has it.
+    Strategies that need the answer key (the oracle) are never candidates: no deployed system has it. Where the
+    pick's 95% interval reaches below the target, the cheapest option whose whole interval clears it is named
+    too (``safe``). ``problems_available``: problems the task has, to advise more only where there are more.
     """
     if not 0 <= target_accuracy <= 1:
         raise EngineError(f"target accuracy must be between 0 and 1, got {target_accuracy}")
@@ -50,11 +52,24 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
     else:
         text += "; no other model size meets the target."
     uncertain = best["lo"] < target_accuracy
+    safe = None
     if uncertain:
-        text += (f" Measured on {best['problems'] or 'few'} problems, its 95% interval ({best['lo']:.1%}-"
-                 f"{best['hi']:.1%}) reaches below the target: it may fall short; plan from more problems (cached or "
-                 "sampled) to be sure.")
-    return {"best": best, "runner_up": runner, "explanation": text, "uncertain": uncertain}
+        n = best["problems"]
+        more = problems_available is None or n < problems_available
+        text += (f" Measured on {'all ' if not more and n else ''}{n or 'few'} problems"
+                 f"{' of the test set' if not more and n else ''}, its 95% interval ({best['lo']:.1%}-"
+                 f"{best['hi']:.1%}) reaches below the target: it may fall short.")
+        sure = ok[ok.lo >= target_accuracy]
+        if not sure.empty:
+            safe = describe(sure.iloc[0])
+            text += (f" The cheapest option whose whole interval clears {target_accuracy:.0%}: {safe['model']} "
+                     f"with {how(safe)} ({safe['accuracy']:.1%}, {safe['lo']:.1%}-{safe['hi']:.1%}) at "
+                     f"{money(safe['cost_per_1000'])} per 1,000 queries.")
+        elif more:
+            text += " Plan from more problems (cached or sampled) to be sure."
+        else:
+            text += " No option measured here clears it with its whole interval."
+    return {"best": best, "runner_up": runner, "explanation": text, "uncertain": uncertain, "safe": safe}
 
 
 def candidates(df: pd.DataFrame) -> pd.DataFrame:
@@ -88,20 +103,29 @@ def _why_none(df: pd.DataFrame, target: float, latency_budget_s: float) -> str:
             "relax one of the two.")
 
 
-def allocation_note(allocated: pd.DataFrame, target_accuracy: float, best: dict | None) -> str | None:
+def allocation_note(allocated: pd.DataFrame, target_accuracy: float, fixed: pd.DataFrame) -> str | None:
     """What allocating compute by difficulty (``allocation.allocate``'s cross-validated curve) would cost to reach
-    the target, in FLOPs per problem (an allocated policy mixes models, so FLOPs are its common unit)."""
+    the target, in FLOPs per problem (an allocated policy mixes models, so FLOPs are its common unit), against
+    the fixed setting (``candidates`` rows) that reaches it with the fewest FLOPs: not the recommendation, which
+    is the cheapest in dollars and can take more FLOPs than another setting."""
     reach = allocated[allocated.accuracy >= target_accuracy]
+    fixed = fixed[fixed.accuracy >= target_accuracy] if not fixed.empty else fixed
     if reach.empty:
         return (f"Allocating compute by difficulty does not reach {target_accuracy:.0%} either (at most "
-                f"{allocated.accuracy.max():.1%}, cross-validated)." if best is None else None)
+                f"{allocated.accuracy.max():.1%}, cross-validated)." if fixed.empty else None)
     f = float(reach.flops.min())
     text = (f"Allocating compute by difficulty (a model, strategy and k per difficulty bin) reaches "
             f"{target_accuracy:.0%} at {compact(f)} FLOPs per problem, cross-validated")
-    if best is not None and best.get("flops"):
-        ratio = best["flops"] / f
-        text += (f": {ratio:.2g}x {'less' if ratio >= 1 else 'more'} compute than the recommendation "
-                 f"({compact(best['flops'])} FLOPs)")
+    if fixed.empty:
+        text += ", which no single setting measured here does"
+    else:
+        r = fixed.sort_values("flops").iloc[0]
+        ratio = float(r.flops) / f
+        how = "one sample" if r.k == 1 else f"{strategies.short_label(r.strategy)}, k={r.k}"
+        text += (": " + (f"{ratio:.2g}x less compute than" if ratio >= 1.05 else
+                         f"{1 / ratio:.2g}x more compute than" if ratio <= 1 / 1.05 else "about the compute of")
+                 + f" the single setting that reaches it with the fewest FLOPs ({r.model}, {how}: "
+                 f"{compact(float(r.flops))} FLOPs)")
     return text + "; see Compute allocation."
 
 
