@@ -41,11 +41,16 @@ def test_accuracy_vs_samples_is_log2_with_power_of_two_ticks(curves):
     assert list(small.y) == pytest.approx([0.2, 0.25, 0.3, 0.35])
 
 
-def test_flops_axis_is_log_and_latency_linear(curves):
+def test_flops_and_latency_axes_are_log_and_seconds_read_as_seconds(curves):
     _, flops_fig, lat_fig = figures.explore_figures(curves)
     assert flops_fig.layout.xaxis.type == "log"
     assert list(lines(flops_fig)[1].x) == [8e6, 16e6, 32e6, 64e6]
-    assert lat_fig.layout.xaxis.type in (None, "linear", "-")
+    # log, as FLOPs and dollars: slow best-of-N points no longer squeeze the rest into the left edge; ticks 0.1
+    # (not the SI "100m", which beside "(s)" reads as minutes)
+    assert lat_fig.layout.xaxis.type == "log" and lat_fig.layout.xaxis.tickformat == "~g"
+    cfgs = curves.assign(strategy="majority")
+    front = figures.frontier_figure(cfgs, cfgs.iloc[:0], "latency_s", "latency", "log", {})
+    assert front.layout.xaxis.type == "log" and front.layout.xaxis.tickformat == "~g"
     assert list(lines(lat_fig)[0].x) == pytest.approx([0.1, 0.2, 0.4, 0.8])
 
 
@@ -109,9 +114,9 @@ def test_frontier_figure_colours_models_marks_verifiers_and_steps_the_frontier(c
     assert list(line.x) == sorted(front.flops) and fig.layout.xaxis.type == "log"
     assert list(line.y) == list(front.sort_values("flops").accuracy)
     # a chart a third of the page wide: a long axis title breaks at its parentheses instead of being cut off
-    long = "latency per problem, p50 (s) (measured here)"
+    long = "latency per problem, p50 (s) (measured when sampled)"
     fig = figures.frontier_figure(configs, front, "flops", long, "log", colors)
-    assert fig.layout.xaxis.title.text == "latency per problem, p50 (s)<br>(measured here)"
+    assert fig.layout.xaxis.title.text == "latency per problem, p50 (s)<br>(measured when sampled)"
     assert long in fig.data[0].hovertemplate  # the hover keeps it on one line
     assert figures.frontier_figure(configs, front, "flops", "FLOPs", "log", colors).layout.xaxis.title.text == "FLOPs"
 

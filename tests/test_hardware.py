@@ -65,6 +65,8 @@ def test_unknown_profile_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown hardware profile"):
         CostModel(hardware="abacus")
     assert hardware.get(hardware.MEASURED) is None and hardware.names()[0] == hardware.MEASURED
+    assert hardware.get("measured on this machine") is None  # the option's old name, in links made before
+    assert "this machine" not in hardware.MEASURED  # the shipped sweeps were timed on the project's CPU, not yours
     assert all(p.source for p in hardware.PROFILES.values())
 
 

@@ -455,8 +455,9 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
     watts, prefix."""
     c1, c2, c3 = st.columns([2, 1, 1])
     hw = c1.selectbox("Hardware", hardware.names(), key="hw", bind=URL,
-                      help="Measured: wall time recorded while sampling on this machine (small models on a "
-                           "busy CPU are overhead-bound, so it barely follows model size). A named accelerator: "
+                      help="Measured: wall time recorded while sampling, on the machine that sampled (the shipped "
+                           "sweeps: this project's 2-core CPU; your runs: yours; small models on a busy CPU are "
+                           "overhead-bound, so it barely follows model size). A named accelerator: "
                            "a roofline projection from each model's size (a projection, labelled as such).")
     prof = hardware.get(hw)
     default_price = 2.0 if per_token else prof.price_per_hour if prof else compute.DEFAULT_PRICE_PER_GPU_HOUR
@@ -485,7 +486,7 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
 def axis_titles(cost: CostModel) -> dict[str, str]:
     """Axis titles that say which FLOPs convention and which source of time a chart uses."""
     prof = hardware.get(cost.hardware)
-    where = f", {prof.name.removeprefix('NVIDIA ').split()[0]} projection" if prof else " (measured here)"
+    where = f", {prof.name.removeprefix('NVIDIA ').split()[0]} projection" if prof else " (measured when sampled)"
     return {"flops": "inference FLOPs per problem" + (" (prompt once)" if cost.prefix_cache else " (prompt per sample)"),
             "dollars": "dollars per problem" + where, "latency_s": "latency per problem, p50 (s)" + where}
 

@@ -21,7 +21,7 @@ PALETTE = ["#2E6BE6", "#E8702A", "#2CA58D", "#C4417A", "#7A5BD1", "#8C8C3A", "#3
 EXPLORE_AXES = [
     ("k", "samples per problem (k)", "log2"),
     ("flops", "inference FLOPs per problem", "log"),
-    ("latency_s", "latency per problem, p50 (s)", "linear"),
+    ("latency_s", "latency per problem, p50 (s)", "log"),
 ]
 
 
@@ -58,7 +58,7 @@ def accuracy_figure(df: pd.DataFrame, x: str, x_title: str, scale: str = "linear
                           "accuracy: %{y:.1%}" + ("<br>k=%{customdata[0]}" if "k" in g else "") + "<extra></extra>"))
     xaxis = dict(title=_narrow(x_title))
     if scale in ("log", "log2"):
-        xaxis.update(_log_axis(df[x] if len(df) else []))
+        xaxis.update(_log_axis(df[x] if len(df) else [], seconds=x == "latency_s"))
     if scale == "log2" and len(df):
         top = int(math.ceil(math.log2(max(float(df[x].max()), 1))))
         ticks = [2 ** i for i in range(top + 1)]
@@ -76,14 +76,16 @@ def _narrow(title: str, width: int = 30) -> str:
     return f"{head}<br>({tail}" if sep and head and len(title) > width else title
 
 
-def _log_axis(values, money: bool = False) -> dict:
+def _log_axis(values, money: bool = False, seconds: bool = False) -> dict:
     """A log axis; one labelled tick per decade when the data spans two decades or more, so the minor ticks'
     "2 5" labels do not crowd into "60M70M". Counts read 10M, 1B (as the tables' "compact" numbers, not 1.0G);
-    ``money`` reads $0.01 (not the SI "10m"), with ticks at 2 and 5 over a narrower span."""
+    ``money`` reads $0.01 and ``seconds`` 0.01 (not the SI "10m", which next to "s" reads as minutes), with
+    ticks at 2 and 5 over a narrower span. Why log for latency too: best-of-N's scoring makes its points several
+    times slower, and on a linear axis everything else crowded into the left edge."""
     vals = [float(v) for v in values if v and v > 0 and math.isfinite(float(v))]
     wide = bool(vals) and math.log10(max(vals) / min(vals)) >= 2
-    if money:
-        return {"type": "log", "tickformat": "$~g", "dtick": 1 if wide else "D2"}
+    if money or seconds:
+        return {"type": "log", "tickformat": "$~g" if money else "~g", "dtick": 1 if wide else "D2"}
     return {"type": "log", "dtick": 1, "exponentformat": "B"} if wide else {"type": "log"}
 
 
@@ -140,7 +142,7 @@ def symbol_map(specs) -> dict[str, str]:
 FRONTIER_AXES = [
     ("flops", "FLOPs per problem", "log"),
     ("dollars", "dollars per problem", "log"),
-    ("latency_s", "latency per problem, p50 (s)", "linear"),
+    ("latency_s", "latency per problem, p50 (s)", "log"),
 ]
 
 
@@ -183,7 +185,7 @@ def frontier_figure(df: pd.DataFrame, front: pd.DataFrame, x: str, x_title: str,
                                  hovertemplate=_hover(x_title)))
     xaxis = dict(title=_narrow(x_title))
     if scale == "log":
-        xaxis.update(_log_axis(df[x] if len(df) else [], money=x == "dollars"))
+        xaxis.update(_log_axis(df[x] if len(df) else [], money=x == "dollars", seconds=x == "latency_s"))
     fig.update_layout(xaxis=xaxis, yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"),
                       height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
                       hovermode="closest", template="plotly_white")
