@@ -149,6 +149,14 @@ if not real.empty:
         lines.append(f"No scorer you could deploy here beats majority vote: the closest, {best['label']} "
                      f"(within-problem AUROC {best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%} "
                      f"against the vote's {first['majority']:.1%}; the oracle shows what sampling already holds.")
+    worse = real[real["best_of_k"] < real["single"]]
+    if k > 1 and not worse.empty:  # below picking one sample at random: more samples made the pick worse
+        names_ = list(worse["label"])
+        said = names_[0] if len(names_) == 1 else ", ".join(names_[:-1]) + " and " + names_[-1]
+        lines.append(f"{said} {'do' if len(worse) > 1 else 'does'} worse than a single "
+                     f"sample ({worse['best_of_k'].max():.1%} at most against {first['single']:.1%}): "
+                     f"{'their' if len(worse) > 1 else 'its'} top-rated sample of {k} is more often wrong than a "
+                     "random one, so drawing more samples for it lowers accuracy.")
 st.markdown(" ".join(lines))
 st.caption("A measured scorer below the line does worse than a simulated one of the same AUROC: best-of-N takes "
            "its single top-rated sample, and a real scorer's mistakes are not random: it can prefer the same "

@@ -189,6 +189,13 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     top = real.loc[real["best_of_k"].astype(float).idxmax()]  # the table keeps the registry's order
     assert ("closing" in words) != ("No scorer you could deploy here beats majority vote" in words)
     assert f"{top['label']} (within-problem AUROC" in words
+    # and says so where a deployable scorer picks worse than one sample at random (read off the curves chart)
+    traces = {t["name"]: dict(zip(t["x"], t["y"])) for t in chart(at, "verifier_curves")["data"] if t.get("x")}
+    single = traces["majority"][1]
+    below = [n for n in real["label"] if traces[f"best-of-N · {n}"][16] < single]
+    assert ("worse than a single sample" in words) == bool(below), (below, single)
+    for n in below:
+        assert n in words.split("worse than a single sample")[0].rsplit(".", 1)[-1]
     at.slider(key="auc").set_value(0.95).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "best-of-N · simulated 0.95" in {t["name"] for t in chart(at, "verifier_curves")["data"]}

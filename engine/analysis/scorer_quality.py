@@ -77,20 +77,22 @@ def scorer_quality(cache: SampleCache, exp, names=None) -> pd.DataFrame:
 
 
 def best_of_k(cache: SampleCache, exp, names, k: int) -> pd.DataFrame:
-    """Per model and scorer: best-of-k accuracy next to majority@k and pass@k (the oracle), and the share of
-    the gap from majority to pass@k that it closes (negative: worse than the vote)."""
+    """Per model and scorer: best-of-k accuracy next to majority@k, pass@k (the oracle) and one sample's accuracy
+    (``single``: what picking at random gets), and the share of the gap from majority to pass@k that it closes
+    (negative: worse than the vote)."""
     from .curves import curves
     specs = ["oracle", "majority"] + [f"best_of_n:{n}" for n in names]
-    cv = curves(cache, exp.replace(strategies=specs), ks=[k])
+    cv = curves(cache, exp.replace(strategies=specs), ks=sorted({1, k}))
     if cv.empty:
-        return pd.DataFrame(columns=["model", "scorer", "k", "best_of_k", "majority", "pass", "gap_closed"])
-    acc = cv.pivot_table(index="model", columns="strategy", values="accuracy", sort=False)
+        return pd.DataFrame(columns=["model", "scorer", "k", "best_of_k", "majority", "pass", "single", "gap_closed"])
+    single = cv[(cv["k"] == 1) & (cv["strategy"] == "majority")].set_index("model")["accuracy"]
+    acc = cv[cv["k"] == k].pivot_table(index="model", columns="strategy", values="accuracy", sort=False)
     rows = []
     for model, r in acc.iterrows():
         for n in names:
             gap = r["oracle"] - r["majority"]
             rows.append(dict(model=model, scorer=n, k=k, best_of_k=r[f"best_of_n:{n}"], majority=r["majority"],
-                             **{"pass": r["oracle"]},
+                             **{"pass": r["oracle"]}, single=single.get(model, float("nan")),
                              gap_closed=(r[f"best_of_n:{n}"] - r["majority"]) / gap if gap > 0 else float("nan")))
     return pd.DataFrame(rows)
 
