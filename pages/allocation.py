@@ -155,12 +155,14 @@ if tab_fit.open:
             t = table[sel(table)][["model", "form", "predicted", "lo", "hi", "measured", "error", "poor", "pass@1024",
                                    "pass@10000"]]
             st.markdown(f"**Honest check**: fitted on the first {fit_samples} samples, predicting pass@{n}:")
-            common.dataframe(t.assign(error=t["error"] * 100),  # in points, beside the percentages
+            # in points, beside the percentages, and measured minus predicted: the residual chart's sign
+            common.dataframe(t.assign(error=-t["error"] * 100),
                              shares=["predicted", "lo", "hi", "measured", "pass@1024", "pass@10000"],
                              hide_index=True, width="stretch", column_config={
                                  "lo": st.column_config.NumberColumn("95% low"),
                                  "hi": st.column_config.NumberColumn("95% high"),
                                  "error": st.column_config.NumberColumn(
-                                     "error (points)", format="%+.1f",
-                                     help="Predicted minus measured, in percentage points"),
+                                     "measured − predicted (points)", format="%+.1f",
+                                     help="Measured minus predicted, in percentage points: the sign of the "
+                                          "residual chart above"),
                                  "poor": st.column_config.CheckboxColumn("poor fit")})

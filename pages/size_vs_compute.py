@@ -157,11 +157,11 @@ eq = analysis.equal_compute(by_level, small, large, x=xcol)
 if not eq.empty:
     st.markdown(f"**At every budget:** {large} with k samples against {small}'s best option within the same "
                 f"{'total ' if xcol == 'total_flops' else ''}FLOPs (cell: samples of each, and {small}'s accuracy "
-                f"minus {large}'s).")
+                f"minus {large}'s, in percentage points).")
     st.plotly_chart(figures.equal_compute_heatmap(eq, small, large), width="stretch",
                     config={"displaylogo": False}, key="equal_compute")
     if eq["capped"].any():
-        st.caption(f"+: the budget would buy {small} at least twice as many samples as the {exp.params.n} "
+        st.caption(f"*: the budget would buy {small} at least twice as many samples as the {exp.params.n} "
                    "cached per problem; raise the sample budget (and run it on Explore) to see them.")
     cross = analysis.crossover(analysis.equal_compute(pair(df), small, large, x=xcol))
     if cross is not None:

@@ -277,9 +277,18 @@ def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
         if tab == "Ensembles of sizes":  # each cell writes its gain in points, as the Size vs compute heatmap
             cells = [c for row in chart(at, "ens_fig")["data"][0]["text"] for c in row if c]
             assert cells and all(c.split()[0][0] in "+-" and float(c.split()[0]) == float(c.split()[0]) for c in cells)
+            # and so do the colour bar and the sentence: points, never "+0.8% ± 2.3%" (read as a relative change)
+            assert chart(at, "ens_fig")["data"][0]["colorbar"]["title"]["text"] == "gain (points)"
+            assert " points" in texts(at.markdown) and "% ±" not in texts(at.markdown)
         if tab == "Scaling-law fits":  # residuals: one labelled tick per doubling, and a legend for the lines
             res = chart(at, "fit_residuals")["layout"]
             assert res["xaxis"]["tickvals"] == [1, 2, 4, 8, 16, 32, 64] and res.get("showlegend") is not False
+            # residuals and the table's error: both measured minus predicted, both in points
+            assert res["yaxis"]["title"]["text"] == "measured − fitted (points)"
+            fits_table = next(d.value for d in at.dataframe if "measured" in d.value.columns)
+            err = fits_table["error"].astype(float)
+            want = 100 * (fits_table["measured"].astype(float) - fits_table["predicted"].astype(float))
+            assert np.allclose(err, want, atol=0.06)
         if tab == "Allocate by difficulty":
             names = {t["name"] for t in chart(at, "alloc_fig")["data"] if t.get("name")}
             assert {"allocated by difficulty", "uniform majority", "uniform best single option"} <= names

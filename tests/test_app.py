@@ -293,6 +293,12 @@ def test_size_vs_compute_frontier_and_flops_matched(filled, no_learned_verifiers
     assert "error_y" in bars[0]
     heat = chart(at, "equal_compute")["data"][0]
     assert heat["y"] == ["L1", "L2", "L3", "L4"] and heat["x"][0] == "tiny-b ×1"
+    # differences of two accuracies, in points ("-9%" read as a relative change): cells, colour bar and hover
+    cells = [t for row in heat["text"] for t in row if t]
+    assert cells and all(t.endswith(" pts") and "%" not in t for t in cells)
+    z = [v for row in heat["z"] for v in row if v is not None]
+    assert all(f"{v:+.0f} pts" in t for v, t in zip(z, cells)) and heat["zmax"] >= 5  # points, not fractions
+    assert "(points)" in heat["colorbar"]["title"]["text"] and "points" in heat["hovertemplate"]
     assert at.selectbox(key="small").value == "tiny-a" and at.selectbox(key="large").value == "tiny-b"
     assert at.selectbox(key="fm_verifier").value == "majority"  # the oracle is no deployable strategy
     assert "Verdict." in texts(at.markdown)

@@ -103,10 +103,11 @@ def ensemble_figure(df: pd.DataFrame, height: int = 360) -> go.Figure:
     text = [[(f"{round(g * 100, 1) + 0.0:+.1f}" + (" ✓" if m else "")) if g == g else "" for g, m in zip(gs, ms)]
             for gs, ms in zip(piv.to_numpy(), marks)]
     lim = float(np.nanmax(np.abs(piv.to_numpy()))) if piv.size else 0.01
-    fig = go.Figure(go.Heatmap(z=piv.to_numpy(), x=[str(c) for c in piv.columns], y=[str(i) for i in piv.index],
-                               text=text, texttemplate="%{text}", zmid=0, zmin=-lim, zmax=lim, colorscale="RdBu",
-                               colorbar=dict(title="gain", tickformat="+.0%"),
-                               hovertemplate="k_a=%{x}, k_b=%{y}: %{z:+.1%}<extra></extra>"))
+    # in points, as the cells (a difference of two accuracies: "+1%" would read as a relative change)
+    fig = go.Figure(go.Heatmap(z=100 * piv.to_numpy(), x=[str(c) for c in piv.columns], y=[str(i) for i in piv.index],
+                               text=text, texttemplate="%{text}", zmid=0, zmin=-100 * lim, zmax=100 * lim,
+                               colorscale="RdBu", colorbar=dict(title="gain (points)", tickformat="+.0f"),
+                               hovertemplate="k_a=%{x}, k_b=%{y}: %{z:+.1f} points<extra></extra>"))
     a, b = df.model_a.iloc[0], df.model_b.iloc[0]
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
                       xaxis=dict(title=f"samples of {a}", type="category"),
@@ -120,15 +121,16 @@ def residual_figure(curve: pd.DataFrame, colors: dict, height: int = 260) -> go.
     m = curve[curve.form == "measured"]
     for model, d in m.groupby("model", sort=False):
         for form, dash in (("beta", "solid"), ("power law", "dash")):
-            fig.add_trace(go.Scatter(x=d.k, y=d[f"residual {form}"], mode="lines", name=f"{model} {form}",
-                                     line=dict(color=colors.get(model), dash=dash, width=1.5)))
+            fig.add_trace(go.Scatter(x=d.k, y=100 * d[f"residual {form}"], mode="lines", name=f"{model} {form}",
+                                     line=dict(color=colors.get(model), dash=dash, width=1.5),
+                                     hovertemplate="k=%{x}: %{y:+.1f} points<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="grey", width=1))
     ks = sorted(m.k.unique())
     ticks = [k for k in ks if int(k) & (int(k) - 1) == 0] or ks  # powers of two: a log axis's own 2..9 labels crowded
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.3),
                       xaxis=dict(title="samples per problem (k)", type="log", tickvals=ticks,
                                  ticktext=[str(int(k)) for k in ticks]),
-                      yaxis=dict(title="measured − fitted", tickformat="+.1%"))
+                      yaxis=dict(title="measured − fitted (points)", tickformat="+.1f"))
     return fig
 
 

@@ -244,15 +244,15 @@ def equal_compute_heatmap(eq: pd.DataFrame, small: str, large: str, height: int 
     text = [[""] * len(cols) for _ in levels]
     for r in d.itertuples():
         i, j = levels.index(r.level), cols.index(r.large_k)
-        z[i][j] = r.gap
-        text[i][j] = f"{r.small_k}{'+' if r.capped else ''} vs {r.large_k}<br>{r.gap:+.0%}"
-    top = max(0.05, float(d["gap"].abs().max()))
+        z[i][j] = 100 * r.gap  # in points: a difference of two accuracies ("-9%" read as a relative change)
+        text[i][j] = f"{r.small_k}{'*' if r.capped else ''} vs {r.large_k}<br>{100 * r.gap:+.0f} pts"
+    top = 100 * max(0.05, float(d["gap"].abs().max()))
     fig = go.Figure(go.Heatmap(
         z=z, x=[f"{large} ×{k}" for k in cols], y=levels, text=text, texttemplate="%{text}",
         colorscale=[[0, PALETTE[1]], [0.5, "#f7f7f7"], [1, PALETTE[0]]], zmin=-top, zmax=top,
-        colorbar=dict(title=dict(text=f"{small} − {large}"), tickformat="+.0%"),
+        colorbar=dict(title=dict(text=f"{small} − {large} (points)"), tickformat="+.0f"),
         hovertemplate="%{y}, budget of %{x}: " + html.escape(small) + " − " + html.escape(large)
-                      + " = %{z:+.1%}<extra></extra>"))
+                      + " = %{z:+.1f} points<extra></extra>"))
     fig.update_layout(xaxis=dict(title="budget: the larger model's samples (the smaller gets as many as fit)",
                                  type="category"),
                       yaxis=dict(title="difficulty level", type="category", autorange="reversed"),

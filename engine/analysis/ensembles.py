@@ -144,8 +144,10 @@ def summary(df: pd.DataFrame) -> str:
              f"pooled by {how}")
     if best["clear"]:
         n = int(df["clear"].sum())
-        return (f"Yes: {split} reaches {best.accuracy:.1%}, {best.gain:+.1%} (± {1.96 * best.gain_se:.1%}) over the "
+        return (f"Yes: {split} reaches {best.accuracy:.1%}, {100 * best.gain:+.1f} points (± "
+                f"{100 * 1.96 * best.gain_se:.1f}) over the "
                 f"best single-model option at no more FLOPs ({best.best_single}, {best.best_single_accuracy:.1%}); "
                 f"{n} of {len(df)} splits beat every single model beyond noise.")
     return (f"No split beats every single model beyond noise; the closest is {split}: {best.accuracy:.1%} against "
-            f"{best.best_single_accuracy:.1%} for {best.best_single} ({best.gain:+.1%} ± {1.96 * best.gain_se:.1%}).")
+            f"{best.best_single_accuracy:.1%} for {best.best_single} ({100 * best.gain:+.1f} points ± "
+            f"{100 * 1.96 * best.gain_se:.1f}).")
