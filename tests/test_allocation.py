@@ -370,6 +370,11 @@ def test_the_stopping_summary_says_who_is_ahead_at_equal_samples():
     said = stopping.summary(df)
     assert "it is 2.0 points above fixed-k majority at equal samples" in said[0]
     assert "it is 1.0 points below fixed-k majority" in said[1] and "it is level with fixed-k majority" in said[2]
+    # with the rule's standard error over problems: whether the gap is more than noise
+    said = stopping.summary(df.assign(se=[0.005, 0.02, 0.02]))
+    assert "2.0 points above fixed-k majority, beyond noise (± 1.0 points over problems)" in said[0]
+    assert "1.0 points below fixed-k majority, within noise (± 3.9 points" in said[1]
+    assert "level with fixed-k majority at equal samples" in said[2]
 
 
 def test_the_adaptive_curve_between_thresholds_is_what_mixing_them_gives():

@@ -171,9 +171,14 @@ def summary(df: pd.DataFrame) -> list[str]:
         what = "fixed-k best-of-N" if r.rule == "verifier" else "fixed-k majority"
         rule = "majority rule" if r.rule == "majority" else f"{strategies.short_label(r.strategy)} confidence rule"
         gap = (r.accuracy - base) * 100
-        # in words, who is ahead at the same samples (no noise test here: a point or two is often noise)
+        # in words, who is ahead at the same samples, and whether that is more than the noise of the rule's
+        # accuracy over these problems (its 95% interval; the fixed-k baseline's is about as wide)
+        se = getattr(r, "se", None)
+        noise = 1.96 * 100 * se if se is not None and se == se else None  # (se == se: not NaN)
         said = (f"is level with {what}" if abs(gap) < 0.5 else
                 f"is {abs(gap):.1f} points {'above' if gap > 0 else 'below'} {what}")
+        if noise is not None and abs(gap) >= 0.5:
+            said += f", {'within' if abs(gap) < noise else 'beyond'} noise (± {noise:.1f} points over problems)"
         out.append(f"{r.model}, {rule} at {r.threshold:g}: {r.mean_samples:.1f} of {r.max_samples} samples "
                    f"on average ({r.saved:.0%} saved), accuracy {r.accuracy:.1%} (majority@{r.max_samples}: "
                    f"{r.majority_at_cap:.1%}; {what} at the same mean samples: {base:.1%}): it {said} "
