@@ -403,14 +403,14 @@ class SampleCache:
             return con.execute("SELECT * FROM runs ORDER BY started_at").df()
 
     def stats(self) -> pd.DataFrame:
-        """Samples per (model, task, config) with their token and time totals."""
+        """Samples per (model, task, config) with their token totals, smallest model first."""
         with self._conn() as con:
             return con.execute("""
                 SELECT m.name AS model, s.model_fp, s.task, s.config_key, count(DISTINCT s.problem_id) AS problems,
-                       count(*) AS samples, max(s.idx) + 1 AS max_n, sum(s.completion_tokens) AS completion_tokens,
-                       avg(s.correct::INT) AS mean_correct
+                       count(*) AS samples, max(s.idx) + 1 AS max_n,
+                       sum(s.completion_tokens)::BIGINT AS completion_tokens, avg(s.correct::INT) AS mean_correct
                 FROM samples s LEFT JOIN models m USING (model_fp)
-                GROUP BY ALL ORDER BY model, task""").df()
+                GROUP BY ALL ORDER BY any_value(m.params) NULLS LAST, model, task""").df()
 
     def run_conditions(self, model_fps, task, config_key) -> pd.DataFrame:
         """Runs that generated samples for these models, task and config, with the machine's load then."""

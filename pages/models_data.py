@@ -132,10 +132,14 @@ def quality_section():
         st.caption("Pooled AUROC mixes problems, so it partly measures \"this problem looks easy\". Best-of-N "
                    "needs a scorer that ranks the samples *of one problem*; the last column checks exactly that "
                    "(a correct solution against the same solution with one result nudged or slipped): near 50% is guessing. "
-                   "Held out: problems of the training distribution the verifier never saw.")
+                   "Held out: problems of the training distribution the verifier never saw. The \"all held-out\" "
+                   "row also counts each problem's gold solution and its slipped copies, scored beside the samples "
+                   "(so it holds more items than the four models' rows).")
     quality = common.guarded(scorer_quality_table, ctx["cache_path"], common.cache_version(ctx["cache_path"]))
     if quality is not None and not quality.empty:
         st.subheader("How well each scorer ranks the samples of one problem")
+        from engine import scorers
+        quality = quality.assign(scorer=quality["scorer"].map(scorers.short_label))  # as every other page names them
         common.dataframe(quality, dashes={"step_auroc": "{:.3f}"}, hide_index=True, width="stretch",
                          key="scorer_quality", column_config={
             "pooled_auroc": st.column_config.NumberColumn("AUROC pooled over problems", format="%.3f"),

@@ -159,3 +159,13 @@ def test_pages_open_on_all_the_shipped_sweeps_hold_and_say_so_when_shown_less(tm
     at = make_app(tmp_path / "off")
     at.run()
     assert (at.number_input(key="problems").value, at.select_slider(key="budget").value) == (50, 16)
+
+
+def test_the_cache_table_lists_models_smallest_first_with_whole_token_counts(tmp_path):
+    """Models & data's cache table: the ladder in size order (not arith-l, arith-m, arith-s, arith-xl) and token
+    totals as whole numbers (DuckDB's sum of integers is a 128-bit integer, which pandas made 1162060.000000)."""
+    cache = SampleCache(tmp_path / "c.duckdb")
+    shipped.import_into(cache)
+    st = cache.stats()
+    assert list(st["model"]) == ["arith-s", "arith-m", "arith-l", "arith-xl"]
+    assert st["completion_tokens"].dtype.kind == "i" and (st["completion_tokens"] > 1_000_000).all()
