@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -405,6 +406,11 @@ def test_planner_recommends_the_cheapest_and_a_runner_up(filled, no_learned_veri
     picks = {t["name"]: (t["x"][0], t["y"][0]) for t in fig["data"] if t["name"] in ("recommended", "runner-up")}
     assert picks["recommended"] == pytest.approx((cheapest.cost_per_1000, cheapest.accuracy))
     assert set(picks) == {"recommended", "runner-up"} and fig["layout"]["xaxis"]["type"] == "log"
+    # named on boxes at the picks (a log axis places annotations in log10 units), one above and one below
+    notes = {a["text"]: a for a in fig["layout"]["annotations"]}
+    for name, (x, y) in picks.items():
+        assert notes[name]["x"] == pytest.approx(math.log10(x)) and notes[name]["y"] == pytest.approx(y)
+    assert notes["recommended"]["ay"] < 0 < notes["runner-up"]["ay"] and notes["recommended"]["bgcolor"]
 
 
 def test_planner_per_token_pricing(filled, no_learned_verifiers):

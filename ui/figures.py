@@ -408,13 +408,18 @@ def planner_figure(view: pd.DataFrame, target: float, picks: dict, colors: dict[
             hovertemplate=f"<b>{html.escape(str(model))}</b> · %{{customdata[0]}} · k=%{{customdata[1]}}<br>"
                           "$%{x:.3g} per 1,000 queries<br>accuracy %{y:.1%}<br>latency p50 %{customdata[2]:.3f} s"
                           "<extra></extra>"))
+    # the target's label at the right end, below the line: the picks are the cheapest options above it, on the left
     fig.add_hline(y=target, line=dict(color="grey", dash="dash", width=1), annotation_text=f"target {target:.0%}",
-                  annotation_position="top left")
-    for (name, r), where in zip(picks.items(), ("top center", "bottom center", "middle right")):
-        if r:  # names above and below: the two picks often cost about the same
-            fig.add_trace(go.Scatter(x=[r["cost_per_1000"]], y=[r["accuracy"]], mode="markers+text", name=name,
-                                     text=[name], textposition=where, hoverinfo="skip", showlegend=False,
+                  annotation_position="bottom right")
+    for (name, r), up in zip(picks.items(), (True, False, True)):
+        if r:  # ringed; named above and below on a white box (the two picks often cost about the same, and a
+            # name drawn as text sat on top of the points around it)
+            fig.add_trace(go.Scatter(x=[r["cost_per_1000"]], y=[r["accuracy"]], mode="markers", name=name,
+                                     hoverinfo="skip", showlegend=False,
                                      marker=dict(size=20, symbol="circle-open", color="#222", line=dict(width=2))))
+            fig.add_annotation(x=math.log10(r["cost_per_1000"]) if r["cost_per_1000"] > 0 else 0, y=r["accuracy"],
+                               text=name, showarrow=True, arrowhead=0, arrowcolor="#222", ax=0, ay=-34 if up else 34,
+                               bgcolor="rgba(255,255,255,0.9)", bordercolor="#222", borderwidth=1, borderpad=2)
     fig.update_layout(xaxis=dict(title="dollars per 1,000 queries", **_log_axis(view["cost_per_1000"], money=True)),
                       yaxis=dict(title="accuracy", tickformat=".0%", rangemode="tozero"), height=height,
                       margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
