@@ -62,6 +62,10 @@ if tab_alloc.open:
             st.markdown(head + "\n" + "\n".join(f"- {line}" for line in lines))
             st.plotly_chart(ua.allocation_figure(res["curves"], res["one_sample"]), width="stretch",
                             config={"displaylogo": False}, key="alloc_fig")
+            same = figures.coinciding(res["curves"].sort_values("flops"), "policy", ["flops", "accuracy"], decimals=2)
+            if same:  # one line hidden under another looks like one missing
+                st.caption("Drawn on top of each other (within a point at every budget): "
+                           + "; ".join(" = ".join(g) for g in same) + ".")
             st.caption("Each curve: accuracy of a policy against its mean FLOPs per problem. Uniform policies give "
                        "every problem the same model, strategy and k; the allocated one picks them per difficulty "
                        "bin. Accuracy is 2-fold cross-validated: a problem's choice is made on the other half of the "

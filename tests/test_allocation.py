@@ -292,6 +292,14 @@ def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
         if tab == "Allocate by difficulty":
             names = {t["name"] for t in chart(at, "alloc_fig")["data"] if t.get("name")}
             assert {"allocated by difficulty", "uniform majority", "uniform best single option"} <= names
+            # lines drawn on top of each other are named in a caption (one hidden under another looks missing)
+            sig = {}
+            for t in chart(at, "alloc_fig")["data"]:
+                if t.get("name"):
+                    sig.setdefault(tuple(zip(t["x"], np.round(t["y"], 2))), []).append(t["name"])
+            hidden = [g for g in sig.values() if len(g) > 1]
+            named = " ".join(c.value for c in at.caption if "on top of each other" in c.value)
+            assert bool(named) == bool(hidden) and all(n in named for g in hidden for n in g), (hidden, named)
 
     # the sliders inside tabs are in the link too: a tab switch (which drops the closed tab's widgets) or a shared
     # link keeps them
