@@ -366,6 +366,19 @@ class SampleCache:
             out[pid].add(idx)
         return out
 
+    def pool_sizes(self, model_fps, task, config_key, problem_ids, below: int) -> dict[str, dict[str, int]]:
+        """Per model and problem, how many of indices 0..``below``-1 are cached (problems with none left out):
+        counted by the database, not by fetching every index (128k rows took 0.2 s on each page render)."""
+        where, args = self._where(model_fp=list(model_fps), task=task, config_key=config_key,
+                                  problem_id=list(problem_ids))
+        with self._conn(read=True) as con:
+            rows = con.execute(f"SELECT model_fp, problem_id, count(*) FROM samples {where} AND idx < ? "
+                               "GROUP BY ALL", args + [below]).fetchall()
+        out: dict[str, dict[str, int]] = {fp: {} for fp in model_fps}
+        for fp, pid, n in rows:
+            out[fp][pid] = n
+        return out
+
     def samples(self, model_fp=None, task=None, config_key=None, problem_ids=None, max_idx=None) -> pd.DataFrame:
         where, args = self._where(model_fp=model_fp, task=task, config_key=config_key,
                                   problem_id=list(problem_ids) if problem_ids is not None else None)

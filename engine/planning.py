@@ -37,10 +37,12 @@ def coverage(cache: SampleCache, exp) -> list[dict]:
     """Per model of ``exp``: how many selected problems have a complete pool (``n`` samples), a partial one,
     or none, and how many samples are cached: what a page says before it plots."""
     task, problems = exp.load_task(), exp.selected()
+    n = exp.params.n
+    have = cache.pool_sizes([m.fingerprint for m in exp.models], task.name, exp.params.key(),
+                            [p.id for p in problems], n)
     out = []
     for ref in exp.models:
-        todo = missing(cache, ref.fingerprint, task, problems, exp.params)
-        left = [len(v) for v in todo.values()]
+        left = [n - have[ref.fingerprint].get(p.id, 0) for p in problems]
         out.append(dict(model=ref.name, selected=len(problems), complete=sum(m == 0 for m in left),
                         partial=sum(0 < m < exp.params.n for m in left), none=sum(m == exp.params.n for m in left),
                         samples=len(problems) * exp.params.n - sum(left)))

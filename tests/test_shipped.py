@@ -1,6 +1,7 @@
 """The precomputed sweeps that ship in data/sweeps: they match the shipped models, reproduce, and load safely."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -169,3 +170,26 @@ def test_the_cache_table_lists_models_smallest_first_with_whole_token_counts(tmp
     st = cache.stats()
     assert list(st["model"]) == ["arith-s", "arith-m", "arith-l", "arith-xl"]
     assert st["completion_tokens"].dtype.kind == "i" and (st["completion_tokens"] > 1_000_000).all()
+
+
+def test_coverage_counted_by_the_database_matches_the_cached_indices(tmp_path):
+    """What every page says before it plots (complete, partial and missing pools per model) is counted in SQL;
+    brute force: the same from every cached index, on a cache with holes and indices past the budget."""
+    from engine import planning
+    cache = SampleCache(tmp_path / "c.duckdb")
+    shipped.import_into(cache)
+    rng = np.random.default_rng(0)
+    fp = Experiment.build(["arith-m"], "arith", SamplingParams(n=64)).models[0].fingerprint
+    with cache._conn() as con:  # holes: about one sample in 20 of one model gone, and one problem's whole pool
+        con.execute("DELETE FROM samples WHERE model_fp = ? AND hash(problem_id, idx) % 20 = 0", [fp])
+        con.execute("DELETE FROM samples WHERE model_fp = ? AND problem_id = (SELECT min(problem_id) FROM samples)",
+                    [fp])
+    for n, problems in ((16, 120), (64, 500), (int(rng.integers(2, 64)), 37)):
+        exp = Experiment.build(list_shipped(), "arith", SamplingParams(n=n, temperature=0.8), problems=problems)
+        task = exp.load_task()
+        for row, ref in zip(planning.coverage(cache, exp), exp.models):
+            left = [len(v) for v in planning.missing(cache, ref.fingerprint, task, exp.selected(), exp.params).values()]
+            assert row == dict(model=ref.name, selected=problems, complete=sum(m == 0 for m in left),
+                               partial=sum(0 < m < n for m in left), none=sum(m == n for m in left),
+                               samples=problems * n - sum(left)), (n, ref.name)
+    assert any(r["partial"] for r in planning.coverage(cache, exp.replace(problems=500)))  # the holes were seen
