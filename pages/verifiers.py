@@ -102,86 +102,93 @@ common.dataframe(table[["label", "key", "pooled_auroc", "within_problem_auroc", 
                                                     "problems selected): the within-problem AUROC averages over "
                                                     "these")})
 
-# ---- best-of-N curves and the AUROC slider -------------------------------------------
-st.subheader("Best-of-N between majority vote and the oracle")
-auc = st.slider("Simulated verifier's within-problem AUROC", 0.5, 1.0, 0.8, 0.05, key="auc", bind=URL,
-                help="A verifier that reads the answer key and ranks a right sample above a wrong one of the same "
-                     "problem with this probability (equal-variance Gaussian scores); 0.5 is guessing, 1 the oracle")
-specs = ["oracle", "majority"] + [f"best_of_n:{s}" for s in names if not scorers.needs_key(s)] \
-    + [f"best_of_n:simulated-{auc:g}"]
-curves = common.curves_for(ctx, exp.replace(strategies=specs))
-sw = common.guarded(sweep, exp, ctx["cache_path"], version)
-if curves is None or curves.empty or sw is None or sw.empty:
-    st.stop()
-left, right = st.columns(2)
-left.markdown(f"**Accuracy of {model} against samples, by how the answer is picked**")
-left.plotly_chart(figures.verifier_curves_figure(curves), width="stretch", config={"displaylogo": False},
-                  key="verifier_curves")
-right.markdown(f"**Best-of-{k} against verifier quality**")
-real = table[~table["scorer"].map(scorers.needs_key)]  # the scorers a deployed system could run
-right.plotly_chart(figures.verifier_quality_figure(sw, real, auc),
-                   width="stretch", config={"displaylogo": False}, key="verifier_quality")
-same_lines = figures.coinciding(curves.sort_values("k"), "strategy", ["k", "accuracy"], decimals=2)
-if same_lines:
-    left.caption("Drawn on top of each other (within a point at every k): " + "; ".join(
-        " = ".join(strategies.short_label(s) for s in g) for g in same_lines) + ".")
-same_points = figures.coinciding(real.assign(auroc2=real["within_problem_auroc"].round(2)),  # this close: overlap
-                                  "label", ["auroc2", "best_of_k"])
-if same_points:
-    right.caption("Markers on top of each other: " + "; ".join(" = ".join(g) for g in same_points)
-                  + " (the same best-of-N, within-problem AUROC within 0.005).")
+# only the open tab runs (its choice is in the link): the corruption test scores new texts with every scorer,
+# seconds that the best-of-N tab's readers need not wait for
+tab_bon, tab_gold = st.tabs(["Best-of-N between majority vote and the oracle",
+                             "Gold solution against a corrupted copy"], key="ver_tab", on_change="rerun", bind=URL)
 
-at = sw.loc[(sw["auc"] - auc).abs().idxmin()]
-need = scorer_quality.auc_needed(sw, float(first["majority"]))
-real = real.sort_values("best_of_k", ascending=False)
-lines = [f"At AUROC {auc:g} the simulated verifier's best-of-{k} answers {at['accuracy']:.1%}, between majority "
-         f"vote ({first['majority']:.1%}) and the oracle ({first['pass']:.1%})."]
-if need is not None:
-    lines.append(f"It beats majority vote only from an AUROC of about {need:.2f}: a verifier has to rank one "
-                 "problem's samples well, not just tell easy problems from hard ones, before more samples help.")
-if not real.empty:
-    best = real.iloc[0]
-    if best["best_of_k"] > first["majority"]:
-        lines.append(f"The best scorer you could deploy here, {best['label']} (within-problem AUROC "
-                     f"{best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%}, closing "
-                     f"{best['gap_closed']:.1%} of the gap; the oracle shows what sampling already holds.")
-    else:
-        lines.append(f"No scorer you could deploy here beats majority vote: the closest, {best['label']} "
-                     f"(within-problem AUROC {best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%} "
-                     f"against the vote's {first['majority']:.1%}; the oracle shows what sampling already holds.")
-    worse = real[real["best_of_k"] < real["single"]]
-    if k > 1 and not worse.empty:  # below picking one sample at random: more samples made the pick worse
-        names_ = list(worse["label"])
-        said = names_[0] if len(names_) == 1 else ", ".join(names_[:-1]) + " and " + names_[-1]
-        lines.append(f"{said} {'do' if len(worse) > 1 else 'does'} worse than a single "
-                     f"sample ({worse['best_of_k'].max():.1%} at most against {first['single']:.1%}): "
-                     f"{'their' if len(worse) > 1 else 'its'} top-rated sample of {k} is more often wrong than a "
-                     "random one, so drawing more samples for it lowers accuracy.")
-st.markdown(" ".join(lines))
-st.caption("A measured scorer below the line does worse than a simulated one of the same AUROC: best-of-N takes "
-           "its single top-rated sample, and a real scorer's mistakes are not random: it can prefer the same "
-           "wrong answer on the problems that matter, which an average ranking quality hides.")
-st.caption("The simulated verifier's scores are Gaussian draws seeded per sample, shifted up for right samples "
-           "by the amount that gives the chosen AUROC, so moving the slider moves one verifier's quality and "
-           "nothing else. As in [Brown et al. 2024](https://arxiv.org/abs/2407.21787) (sec. 4), coverage keeps "
-           "growing with samples; what a deployed system gets from them is decided by the verifier.")
+# ---- best-of-N curves and the AUROC slider -------------------------------------------
+if tab_bon.open:
+    with tab_bon:
+        auc = st.slider("Simulated verifier's within-problem AUROC", 0.5, 1.0, 0.8, 0.05, key="auc", bind=URL,
+                        help="A verifier that reads the answer key and ranks a right sample above a wrong one of the same "
+                             "problem with this probability (equal-variance Gaussian scores); 0.5 is guessing, 1 the oracle")
+        specs = ["oracle", "majority"] + [f"best_of_n:{s}" for s in names if not scorers.needs_key(s)] \
+            + [f"best_of_n:simulated-{auc:g}"]
+        curves = common.curves_for(ctx, exp.replace(strategies=specs))
+        sw = common.guarded(sweep, exp, ctx["cache_path"], version)
+        if curves is None or curves.empty or sw is None or sw.empty:
+            st.stop()
+        left, right = st.columns(2)
+        left.markdown(f"**Accuracy of {model} against samples, by how the answer is picked**")
+        left.plotly_chart(figures.verifier_curves_figure(curves), width="stretch", config={"displaylogo": False},
+                          key="verifier_curves")
+        right.markdown(f"**Best-of-{k} against verifier quality**")
+        real = table[~table["scorer"].map(scorers.needs_key)]  # the scorers a deployed system could run
+        right.plotly_chart(figures.verifier_quality_figure(sw, real, auc),
+                           width="stretch", config={"displaylogo": False}, key="verifier_quality")
+        same_lines = figures.coinciding(curves.sort_values("k"), "strategy", ["k", "accuracy"], decimals=2)
+        if same_lines:
+            left.caption("Drawn on top of each other (within a point at every k): " + "; ".join(
+                " = ".join(strategies.short_label(s) for s in g) for g in same_lines) + ".")
+        same_points = figures.coinciding(real.assign(auroc2=real["within_problem_auroc"].round(2)),  # this close: overlap
+                                          "label", ["auroc2", "best_of_k"])
+        if same_points:
+            right.caption("Markers on top of each other: " + "; ".join(" = ".join(g) for g in same_points)
+                          + " (the same best-of-N, within-problem AUROC within 0.005).")
+
+        at = sw.loc[(sw["auc"] - auc).abs().idxmin()]
+        need = scorer_quality.auc_needed(sw, float(first["majority"]))
+        real = real.sort_values("best_of_k", ascending=False)
+        lines = [f"At AUROC {auc:g} the simulated verifier's best-of-{k} answers {at['accuracy']:.1%}, between majority "
+                 f"vote ({first['majority']:.1%}) and the oracle ({first['pass']:.1%})."]
+        if need is not None:
+            lines.append(f"It beats majority vote only from an AUROC of about {need:.2f}: a verifier has to rank one "
+                         "problem's samples well, not just tell easy problems from hard ones, before more samples help.")
+        if not real.empty:
+            best = real.iloc[0]
+            if best["best_of_k"] > first["majority"]:
+                lines.append(f"The best scorer you could deploy here, {best['label']} (within-problem AUROC "
+                             f"{best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%}, closing "
+                             f"{best['gap_closed']:.1%} of the gap; the oracle shows what sampling already holds.")
+            else:
+                lines.append(f"No scorer you could deploy here beats majority vote: the closest, {best['label']} "
+                             f"(within-problem AUROC {best['within_problem_auroc']:.2f}), reaches {best['best_of_k']:.1%} "
+                             f"against the vote's {first['majority']:.1%}; the oracle shows what sampling already holds.")
+            worse = real[real["best_of_k"] < real["single"]]
+            if k > 1 and not worse.empty:  # below picking one sample at random: more samples made the pick worse
+                names_ = list(worse["label"])
+                said = names_[0] if len(names_) == 1 else ", ".join(names_[:-1]) + " and " + names_[-1]
+                lines.append(f"{said} {'do' if len(worse) > 1 else 'does'} worse than a single "
+                             f"sample ({worse['best_of_k'].max():.1%} at most against {first['single']:.1%}): "
+                             f"{'their' if len(worse) > 1 else 'its'} top-rated sample of {k} is more often wrong than a "
+                             "random one, so drawing more samples for it lowers accuracy.")
+        st.markdown(" ".join(lines))
+        st.caption("A measured scorer below the line does worse than a simulated one of the same AUROC: best-of-N takes "
+                   "its single top-rated sample, and a real scorer's mistakes are not random: it can prefer the same "
+                   "wrong answer on the problems that matter, which an average ranking quality hides.")
+        st.caption("The simulated verifier's scores are Gaussian draws seeded per sample, shifted up for right samples "
+                   "by the amount that gives the chosen AUROC, so moving the slider moves one verifier's quality and "
+                   "nothing else. As in [Brown et al. 2024](https://arxiv.org/abs/2407.21787) (sec. 4), coverage keeps "
+                   "growing with samples; what a deployed system gets from them is decided by the verifier.")
 
 # ---- does it check the arithmetic? ----------------------------------------------------
-st.subheader("Gold solution against a corrupted copy")
-if task_name != "arith":
-    st.caption("Needs the arith task's worked solutions.")
-    st.stop()
-g = common.guarded(gold_vs_corrupted, exp.replace(problems=min(exp.problems, GOLD_PROBLEMS)), tuple(names))
-if g is None or g.empty:
-    st.stop()
-pivot = g.assign(scorer=g["scorer"].map(scorers.short_label)
-                 + g["model"].map(lambda m: f" ({m})" if isinstance(m, str) else "")).pivot_table(
-    index=["scorer", "corruption"], columns="level", values="rate", sort=False)
-pivot.columns = [f"L{c}" for c in pivot.columns]
-common.dataframe(pivot.reset_index(), shares=list(pivot.columns), hide_index=True, width="stretch",
-                 height=35 * (len(pivot) + 1) + 3, key="corruption_table")  # every row: the caption names some
-st.caption(f"On {min(exp.problems, GOLD_PROBLEMS)} of the selected problems (the first of each level in turn): how "
-           "often each scorer rates a problem's gold solution above a copy with one mistake put in: a result "
-           "nudged (a calculation slip), an operand miscopied from the story (a misreading, computed correctly) "
-           "or a step skipped; ties count half, so 50% is a coin flip. The step checker catches every slip and no "
-           "misreading. Self-likelihood reads the model's own probability of each text, as if it had sampled it.")
+if tab_gold.open:
+    with tab_gold:
+        if task_name != "arith":
+            st.caption("Needs the arith task's worked solutions.")
+            st.stop()
+        g = common.guarded(gold_vs_corrupted, exp.replace(problems=min(exp.problems, GOLD_PROBLEMS)), tuple(names))
+        if g is None or g.empty:
+            st.stop()
+        pivot = g.assign(scorer=g["scorer"].map(scorers.short_label)
+                         + g["model"].map(lambda m: f" ({m})" if isinstance(m, str) else "")).pivot_table(
+            index=["scorer", "corruption"], columns="level", values="rate", sort=False)
+        pivot.columns = [f"L{c}" for c in pivot.columns]
+        common.dataframe(pivot.reset_index(), shares=list(pivot.columns), hide_index=True, width="stretch",
+                         height=35 * (len(pivot) + 1) + 3, key="corruption_table")  # every row: the caption names some
+        st.caption(f"On {min(exp.problems, GOLD_PROBLEMS)} of the selected problems (the first of each level in turn): how "
+                   "often each scorer rates a problem's gold solution above a copy with one mistake put in: a result "
+                   "nudged (a calculation slip), an operand miscopied from the story (a misreading, computed correctly) "
+                   "or a step skipped; ties count half, so 50% is a coin flip. The step checker catches every slip and no "
+                   "misreading. Self-likelihood reads the model's own probability of each text, as if it had sampled it.")

@@ -176,7 +176,7 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Verifiers"
-    assert len(at.dataframe) == 2  # the quality table and gold vs corrupted
+    assert len(at.dataframe) == 1  # the quality table; gold vs corrupted is in the tab not open (not computed)
     shown = at.dataframe[0].value
     assert {"step checker", "simulated 0.7", "ORM"} <= set(shown["label"])
     names = {t["name"] for t in chart(at, "verifier_curves")["data"]}
@@ -199,7 +199,12 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     at.slider(key="auc").set_value(0.95).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "best-of-N · simulated 0.95" in {t["name"] for t in chart(at, "verifier_curves")["data"]}
+    at = make_app(tmp_path, problems="40", budget="16", ver_tab="Gold solution against a corrupted copy")
+    at.switch_page("pages/verifiers.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
     assert set(at.dataframe[1].value["corruption"]) == set(corruptions.KINDS)
+    assert not any("verifier_curves" in c.proto.id for c in at.get("plotly_chart"))  # only the open tab ran
 
 
 def test_step_score_aggregates_of_a_whole_column_match_one_list_at_a_time():
