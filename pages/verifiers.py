@@ -101,6 +101,10 @@ common.dataframe(table[["label", "key", "pooled_auroc", "within_problem_auroc", 
                          "problems with both", help="Problems with both right and wrong samples (of the "
                                                     "problems selected): the within-problem AUROC averages over "
                                                     "these")})
+sims = [label for label, key in zip(table["label"], table["key"]) if key != "no"]
+if sims:  # fixed reference points; the slider below moves one more, which these rows do not follow
+    st.caption(f"{' and '.join(sims)}: simulated verifiers at fixed quality, as yardsticks for the real ones; the "
+               "slider under *Best-of-N between majority vote and the oracle* sets a third one's quality.")
 
 # only the open tab runs (its choice is in the link): the corruption test scores new texts with every scorer,
 # seconds that the best-of-N tab's readers need not wait for

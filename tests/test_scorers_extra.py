@@ -179,6 +179,7 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     assert len(at.dataframe) == 1  # the quality table; gold vs corrupted is in the tab not open (not computed)
     shown = at.dataframe[0].value
     assert {"step checker", "simulated 0.7", "ORM"} <= set(shown["label"])
+    assert "simulated 0.7 and simulated 0.9: simulated verifiers at fixed quality" in " ".join(c.value for c in at.caption)
     names = {t["name"] for t in chart(at, "verifier_curves")["data"]}
     assert {"oracle", "majority", "best-of-N · step checker", "best-of-N · simulated 0.8"} <= names
     assert "simulated verifier" in {t.get("name") for t in chart(at, "verifier_quality")["data"]}
