@@ -44,8 +44,8 @@ def coverage(cache: SampleCache, exp) -> list[dict]:
     for ref in exp.models:
         left = [n - have[ref.fingerprint].get(p.id, 0) for p in problems]
         out.append(dict(model=ref.name, selected=len(problems), complete=sum(m == 0 for m in left),
-                        partial=sum(0 < m < exp.params.n for m in left), none=sum(m == exp.params.n for m in left),
-                        samples=len(problems) * exp.params.n - sum(left)))
+                        partial=sum(0 < m < n for m in left), none=sum(m == n for m in left),
+                        samples=len(problems) * n - sum(left)))
     return out
 
 

@@ -49,7 +49,10 @@ def _params() -> SamplingParams:
 def size(task: str) -> tuple[int, int] | None:
     """(problems, samples per problem) the shipped sweeps hold for each of their models on ``task``; None for
     another task, or where nothing ships."""
-    man = manifest()
+    return _size(manifest(), task)
+
+
+def _size(man: dict | None, task: str) -> tuple[int, int] | None:
     if not man or task != man["task"] or not man["models"]:
         return None
     n = int(man["params"]["n"])
@@ -66,7 +69,7 @@ def holds(exp) -> tuple[int, int] | None:
     if not all(m.fingerprint in fps for m in exp.models) or \
             resolve_params(exp.load_task(), exp.params).key() != man["config_key"]:
         return None
-    return size(exp.task)
+    return _size(man, exp.task)  # the manifest already read, not read again
 
 
 def stale(man: dict | None = None) -> list[str]:
