@@ -157,6 +157,22 @@ def test_prm_aggregations_come_from_one_set_of_cached_step_scores(swept):
     assert len(cache.scores(scorers.get("prm-min").verifier.fingerprint)) == rows_before  # nothing re-scored
 
 
+def test_scores_that_had_to_be_computed_come_back_like_cached_ones(tmp_path, tiny_model):
+    """``scores`` (no step lists) gives the same frame whether it had to run the PRM first or read the cache;
+    it once returned the freshly computed step lists too, and a PRM's scores of the other aggregations."""
+    from engine.results import load_samples
+    cache = SampleCache(tmp_path / "c.duckdb")
+    exp = Experiment.build([tiny_model], "arith", SamplingParams(n=3, max_new_tokens=12), problems=3)
+    run(exp.models[0], exp.load_task(), exp.selected(), exp.params, cache)
+    task = exp.load_task()
+    samples = load_samples(cache, exp.models[0], task, exp.selected(), exp.params)
+    fresh = scorers.get("prm-mean").scores(cache, task, samples)   # scores every sample, then aggregates
+    assert "step_scores" not in fresh
+    pd.testing.assert_frame_equal(fresh, scorers.get("prm-mean").scores(cache, task, samples), check_exact=True)
+    steps = scorers.get("prm-min").score(cache, task, samples)["step_scores"]
+    assert np.allclose(fresh["score"], [float(np.mean(s)) if len(s) else 0.0 for s in steps], rtol=1e-12, atol=0)
+
+
 def test_learned_scores_come_back_in_the_samples_order_and_only_missing_ones_are_scored(swept, tiny_classifier):
     """A user's verifier on a cache where half the samples are scored already: the other half is scored, every
     row gets the score the verifier gives its own text (matched by problem and index, whatever the row order),

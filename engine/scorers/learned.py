@@ -56,8 +56,11 @@ class LearnedScorer(Scorer):
                 return samples.assign(score=pd.Series(dtype=float))
             return samples.assign(score=pd.Series(dtype=float), step_scores=pd.Series(dtype=object))
         v = self.verifier
+        # a PRM's cached score is its steps aggregated as the verifier does (written together below): the step
+        # lists, the widest column by far, are read only when asked for or aggregated another way
+        read_steps = steps or (v.kind == "prm" and bool(self.aggregate) and self.aggregate != v.aggregate)
         # one read finds the samples not scored yet and gives the others' scores (usually all there are)
-        cached, at = _lookup(cache, v.fingerprint, samples)
+        cached, at = _lookup(cache, v.fingerprint, samples, read_steps)
         if np.any(at < 0):
             todo = samples[at < 0]
             by_id = task.by_id()
@@ -67,20 +70,20 @@ class LearnedScorer(Scorer):
             for start in range(0, len(todo), FLUSH_ROWS):
                 part = todo.iloc[start:start + FLUSH_ROWS]
                 ps, comps = [prompts[p] for p in part["problem_id"]], part["text"].fillna("").tolist()
-                steps = v.step_scores_many(ps, comps) if v.kind == "prm" else [[] for _ in comps]
+                made = v.step_scores_many(ps, comps) if v.kind == "prm" else [[] for _ in comps]
                 # a PRM's score is an aggregate of the step scores just computed: no second pass
-                scores = [aggregate(st, v.aggregate) for st in steps] if v.kind == "prm" else v.score_many(ps, comps)
+                scores = [aggregate(st, v.aggregate) for st in made] if v.kind == "prm" else v.score_many(ps, comps)
                 cache.write_scores([dict(verifier_fp=v.fingerprint, **{k: getattr(r, k) for k in KEY}, score=s,
                                          step_scores=json.dumps(st))
-                                    for r, s, st in zip(part.itertuples(), scores, steps)])
+                                    for r, s, st in zip(part.itertuples(), scores, made)])
                 if on_progress:
                     on_progress(min(start + FLUSH_ROWS, len(todo)), len(todo))
-            cached, at = _lookup(cache, v.fingerprint, samples)
+            cached, at = _lookup(cache, v.fingerprint, samples, read_steps)
         # a row still unscored (the cache lost it meanwhile) gets NaN and no steps, as a left join would
         at = np.where(at >= 0, at, len(cached))
         score = np.append(cached["score"].to_numpy(np.float64), np.nan)[at]
         if not steps:
-            if v.kind == "prm" and self.aggregate:
+            if read_steps:
                 codes, flat, lens = _parse_flat(cached["step_scores"])
                 score = _aggregate_flat(flat, lens, self.aggregate)[np.append(codes, -1)[at]]
             return samples.assign(score=score)
@@ -93,7 +96,7 @@ class LearnedScorer(Scorer):
         return out
 
 
-def _lookup(cache, verifier_fp: str, samples: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def _lookup(cache, verifier_fp: str, samples: pd.DataFrame, steps: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
     """(cached scores of ``samples`` by this verifier, each sample's row in it or -1 if not scored).
 
     Rows are matched on integer keys (problem's position, idx) within each (model, task, config) group, not by
@@ -105,7 +108,7 @@ def _lookup(cache, verifier_fp: str, samples: pd.DataFrame) -> tuple[pd.DataFram
         codes, pids = pd.factorize(samples["problem_id"].iloc[rows])
         idx = samples["idx"].iloc[rows].to_numpy(np.int64)
         c = cache.scores(verifier_fp, model_fp=fp, task=t, config_key=ck, problem_ids=list(pids),
-                         columns=["problem_id", "idx", "score", "step_scores"])
+                         columns=["problem_id", "idx", "score"] + ["step_scores"] * steps)
         c_codes, c_pids = pd.factorize(c["problem_id"])
         c_idx = c["idx"].to_numpy(np.int64)
         low = min(idx.min(), c_idx.min(initial=0))
