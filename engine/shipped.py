@@ -6,6 +6,10 @@ shipped verifier's scores of them, as zstd Parquet, with ``manifest.json`` sayin
 what they are: each model's fingerprint and the cache's record of it, the
 sampling config, the verifiers' fingerprints, and row counts.
 
+``scorer_quality.json`` holds how well each scorer ranks those samples
+(``analysis.scorer_quality``), which takes seconds to measure and never changes
+while the sweeps and verifiers do not: ``quality()`` reads it back.
+
 ``import_into(cache)`` adds them to a cache in seconds. It is idempotent and never
 overwrites: rows the cache already has (samples a user generated with the same
 keys are the same samples, since sampling is seeded per index) are kept as they
@@ -30,6 +34,7 @@ SWEEPS_DIR = MODELS_DIR.parent / "sweeps"
 MANIFEST = SWEEPS_DIR / "manifest.json"
 SAMPLES_FILE = "samples.parquet"
 SCORES_FILE = "scores.parquet"
+QUALITY_FILE = "scorer_quality.json"
 TASK, N, TEMPERATURE = "arith", 64, 0.8
 MODEL_COLS = ["name", "params", "matmul_params", "family", "dtype", "n_layers", "d_model", "training_flops",
               "training_tokens"]
@@ -105,7 +110,74 @@ def write(cache: SampleCache, out: Path = SWEEPS_DIR) -> dict:
            "params": params.identity() | {"n": N}, "models": rows, "verifiers": verifiers,
            "samples": n_samples, "scores": n_scores}
     (out / MANIFEST.name).write_text(json.dumps(man, indent=2) + "\n")
+    write_quality(cache, out)
     return man
+
+
+def experiment(man: dict | None = None):
+    """The Experiment of the shipped sweeps: every shipped model, all problems, their sampling settings; None
+    where nothing ships."""
+    from .experiment import Experiment
+    man = man or manifest()
+    if not man or not list_shipped():
+        return None
+    return Experiment.build(list_shipped(), man["task"], SamplingParams(n=int(man["params"]["n"]),
+                                                                        temperature=man["params"]["temperature"]))
+
+
+def _identity(man: dict) -> dict:
+    """What a measurement of the sweeps depends on: their samples (models, config) and the verifiers' files."""
+    return {"config_key": man["config_key"], "models": {m["name"]: m["model_fp"] for m in man["models"]},
+            "verifiers": {v: fingerprint(str(VERIFIERS_DIR / v)) for v in shipped_verifiers()}}
+
+
+def write_quality(cache: SampleCache, out: Path = SWEEPS_DIR) -> list[dict]:
+    """Measure every available scorer on the shipped sweeps in ``cache`` (``analysis.scorer_quality``) and write
+    it to ``out``, with what it was measured on."""
+    from . import scorers
+    from .analysis.scorer_quality import scorer_quality
+    man = json.loads((out / MANIFEST.name).read_text())
+    q = scorer_quality(cache, experiment(man), scorers.available())
+    rows = json.loads(q.to_json(orient="records"))  # via JSON: plain numbers, NaN as null
+    (out / QUALITY_FILE).write_text(json.dumps({"command": "python -m engine.train ship", **_identity(man),
+                                                "rows": rows}, indent=1) + "\n")
+    return rows
+
+
+def scorer_quality(cache: SampleCache, names: list[str]):
+    """``analysis.scorer_quality`` of scorers ``names`` on the shipped sweeps (in ``cache``), each model's in the
+    order of ``names``: as written with the sweeps (``quality``) where that holds them, the others (a user's)
+    measured now; None where nothing ships."""
+    import pandas as pd
+
+    from .analysis.scorer_quality import scorer_quality as measure
+    exp = experiment()
+    if exp is None:
+        return None
+    have = quality()
+    have = have[have["scorer"].isin(names)] if have is not None else None
+    todo = [n for n in names if have is None or n not in set(have["scorer"])]
+    parts = ([have] if have is not None else []) + ([measure(cache, exp, todo)] if todo else [])
+    out = pd.concat(parts, ignore_index=True)
+    if out.empty:
+        return out
+    rank = {"scorer": {n: i for i, n in enumerate(names)},
+            "model": {m: i for i, m in enumerate(out["model"].drop_duplicates())}}
+    return out.sort_values(["model", "scorer"], key=lambda c: c.map(rank[c.name]), kind="stable").reset_index(drop=True)
+
+
+def quality():
+    """``analysis.scorer_quality`` of the shipped sweeps as measured when they were written (a DataFrame), if
+    that measurement is of the sweeps and verifiers here; else None (measure it)."""
+    import pandas as pd
+    man = manifest()
+    try:
+        rec = json.loads((SWEEPS_DIR / QUALITY_FILE).read_text())
+        if not man or stale(man) or {k: rec[k] for k in ("config_key", "models", "verifiers")} != _identity(man):
+            return None
+        return pd.DataFrame(rec["rows"]).astype({"step_auroc": float})
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def import_into(cache: SampleCache, sweeps: Path = SWEEPS_DIR) -> dict:

@@ -158,15 +158,7 @@ def quality_section():
 @st.cache_data(show_spinner="Measuring each scorer on the shipped sweeps…", max_entries=4)
 def scorer_quality_table(cache_path: str, cache_version: int):
     from engine import scorers, shipped
-    from engine.analysis.scorer_quality import scorer_quality
-    from engine.experiment import Experiment
-    from engine.models import SamplingParams, list_shipped
-    man = shipped.manifest()
-    if man is None or not list_shipped():
-        return None
-    exp = Experiment.build(list_shipped(), man["task"], SamplingParams(n=man["params"]["n"],
-                                                                     temperature=man["params"]["temperature"]))
-    return scorer_quality(common.get_cache(cache_path), exp, scorers.available())
+    return shipped.scorer_quality(common.get_cache(cache_path), scorers.available())
 
 
 def datasets_section():

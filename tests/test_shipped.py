@@ -193,3 +193,65 @@ def test_coverage_counted_by_the_database_matches_the_cached_indices(tmp_path):
                                partial=sum(0 < m < n for m in left), none=sum(m == n for m in left),
                                samples=problems * n - sum(left)), (n, ref.name)
     assert any(r["partial"] for r in planning.coverage(cache, exp.replace(problems=500)))  # the holes were seen
+
+
+def test_the_shipped_scorer_quality_is_what_the_sweeps_give(tmp_path):
+    """The record read on Models & data (instead of seconds of measuring) is the measurement of these sweeps
+    and verifiers: one model's rows measured again agree to the record's 10 digits."""
+    from engine import scorers
+    from engine.analysis.scorer_quality import scorer_quality
+    rec = shipped.quality()
+    assert rec is not None, "scorer_quality.json is missing or stale: rerun `python -m engine.train ship`"
+    names = scorers.available()
+    assert set(rec.scorer) == set(names) and set(rec.model) == set(list_shipped())
+    cache = SampleCache(tmp_path / "c.duckdb")
+    shipped.import_into(cache)
+    model = list_shipped()[-1]
+    exp = shipped.experiment().replace(models=[model])
+    now = scorer_quality(cache, exp, names)
+    mine = rec[rec.model == model].reset_index(drop=True)
+    pd.testing.assert_frame_equal(now[mine.columns], mine, check_exact=False, rtol=1e-9, atol=0)
+
+
+def test_scorer_quality_measures_only_what_the_record_lacks_and_nothing_when_stale(tmp_path, monkeypatch,
+                                                                                  tiny_classifier):
+    from engine.analysis import scorer_quality as sq
+    asked = []
+    real = sq.scorer_quality
+    monkeypatch.setattr(sq, "scorer_quality", lambda cache, exp, names: asked.append(list(names)) or
+                        real(cache, exp.replace(problems=20), names))
+    cache = SampleCache(tmp_path / "c.duckdb")
+    shipped.import_into(cache)
+    names = ["prm-min", tiny_classifier, "orm"]
+    out = shipped.scorer_quality(cache, names)
+    assert asked == [[tiny_classifier]]           # the shipped scorers come from the record
+    assert out.scorer.tolist() == names * len(list_shipped())  # per model, in the order asked
+    assert out.model.tolist() == [m for m in list_shipped() for _ in names]
+    rec = shipped.quality()
+    assert out[out.scorer == "orm"].reset_index(drop=True).equals(rec[rec.scorer == "orm"].reset_index(drop=True))
+    # a retrained verifier: the record is not of it, so everything is measured again
+    monkeypatch.setattr(shipped, "_identity", lambda man: {"config_key": man["config_key"], "models": {},
+                                                           "verifiers": {}})
+    asked.clear()
+    assert shipped.quality() is None
+    shipped.scorer_quality(cache, ["orm"])
+    assert asked == [["orm"]]
+
+
+def test_models_and_data_shows_the_shipped_scorer_quality_without_measuring(tmp_path, monkeypatch):
+    """Measuring every scorer on the sweeps took 3-4 s at each first visit; the page now reads the record."""
+    from engine import scorers
+    from engine.analysis import scorer_quality as sq
+    from tests.test_app import page, texts
+
+    def refuse(*a, **k):
+        raise AssertionError("measured what the record holds")
+    monkeypatch.setenv("TTC_SHIPPED", "1")
+    monkeypatch.setattr(sq, "scorer_quality", refuse)
+    at = page(tmp_path, "pages/models_data.py")
+    assert "How well each scorer ranks the samples of one problem" in texts(at.subheader)
+    table = next(e.value for e in at.dataframe if "within_problem_auroc" in e.value.columns
+                 and "scorer" in e.value.columns)
+    names = scorers.available()
+    assert table["scorer"].tolist() == [scorers.short_label(n) for n in names] * len(list_shipped())
+    assert table["within_problem_auroc"].between(0.5, 1).all() and (table["samples"] == 500 * 64).all()
