@@ -144,25 +144,28 @@ def write_quality(cache: SampleCache, out: Path = SWEEPS_DIR) -> list[dict]:
     return rows
 
 
-def scorer_quality(cache: SampleCache, names: list[str]):
-    """``analysis.scorer_quality`` of scorers ``names`` on the shipped sweeps (in ``cache``), each model's in the
-    order of ``names``: as written with the sweeps (``quality``) where that holds them, the others (a user's)
-    measured now; None where nothing ships."""
+def covers(exp) -> bool:
+    """Whether ``exp`` (an Experiment) is exactly what the sweeps hold for its models: every problem, n samples."""
+    held = holds(exp)
+    return held is not None and exp.params.n == held[1] and len({p.id for p in exp.selected()}) == held[0]
+
+
+def scorer_quality(cache: SampleCache, exp, names: list[str]):
+    """``analysis.scorer_quality(cache, exp, names)``, each model's scorers in the order of ``names``: where
+    ``exp`` is what the sweeps hold (``covers``), the rows written with them (``quality``) for the scorers they
+    measured; the rest (a user's scorers, other settings) measured now."""
     import pandas as pd
 
     from .analysis.scorer_quality import scorer_quality as measure
-    exp = experiment()
-    if exp is None:
-        return None
-    have = quality()
-    have = have[have["scorer"].isin(names)] if have is not None else None
+    have = quality() if covers(exp) else None
+    if have is not None:
+        have = have[have["model"].isin([m.name for m in exp.models]) & have["scorer"].isin(names)]
     todo = [n for n in names if have is None or n not in set(have["scorer"])]
-    parts = ([have] if have is not None else []) + ([measure(cache, exp, todo)] if todo else [])
-    out = pd.concat(parts, ignore_index=True)
+    out = pd.concat(([have] if have is not None else []) + ([measure(cache, exp, todo)] if todo else []),
+                    ignore_index=True)
     if out.empty:
         return out
-    rank = {"scorer": {n: i for i, n in enumerate(names)},
-            "model": {m: i for i, m in enumerate(out["model"].drop_duplicates())}}
+    rank = {"scorer": {n: i for i, n in enumerate(names)}, "model": {m.name: i for i, m in enumerate(exp.models)}}
     return out.sort_values(["model", "scorer"], key=lambda c: c.map(rank[c.name]), kind="stable").reset_index(drop=True)
 
 

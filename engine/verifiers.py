@@ -132,6 +132,49 @@ def aggregate(step_scores: Sequence[float], how: str = "min") -> float:
     raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
 
 
+def _path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    path = p if p.is_dir() else VERIFIERS_DIR / name_or_path
+    if not (path / "config.json").exists():
+        raise ModelError(f"verifier {name_or_path!r}: no verifier directory at {path}. Train them with "
+                         "`python -m engine.train verifiers` or pass a directory.")
+    return path
+
+
+@dataclass(frozen=True)
+class VerifierFiles:
+    """What a verifier is, read from its files without loading it (which takes a third of a second): enough to
+    look up its cached scores and count its cost."""
+    path: str
+    kind: str
+    fingerprint: str
+    params: int | None      # from the safetensors header; None: only loading the model tells
+
+
+def describe(name_or_path: str) -> VerifierFiles:
+    import json
+    import math
+    path = _path(name_or_path)
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"verifier at {path}: unreadable config.json ({e})") from None
+    kind = training_record(path).get("kind") or \
+        ("prm" if any("TokenClassification" in a for a in cfg.get("architectures") or []) else "orm")
+    params = None
+    weights = sorted(path.glob("*.safetensors"))
+    if weights:
+        from safetensors import safe_open
+        try:
+            params = 0
+            for w in weights:
+                with safe_open(str(w), "pt") as f:
+                    params += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+        except Exception:  # noqa: BLE001: a header it cannot read: the loaded model counts instead
+            params = None
+    return VerifierFiles(str(path), kind, fingerprint(str(path)), params)
+
+
 _loaded: dict[tuple, LearnedVerifier] = {}
 _lock = threading.Lock()
 
@@ -139,11 +182,7 @@ _lock = threading.Lock()
 def load_verifier(name_or_path: str, device: str | None = None) -> LearnedVerifier:
     """A shipped verifier (``orm``, ``prm``) or a verifier directory; loaded once per process."""
     from .models.loader import default_device
-    p = Path(name_or_path)
-    path = p if p.is_dir() else VERIFIERS_DIR / name_or_path
-    if not (path / "config.json").exists():
-        raise ModelError(f"verifier {name_or_path!r}: no verifier directory at {path}. Train them with "
-                         "`python -m engine.train verifiers` or pass a directory.")
+    path = _path(name_or_path)
     device = device or default_device()
     key = (str(path.resolve()), device)
     with _lock:
@@ -153,19 +192,17 @@ def load_verifier(name_or_path: str, device: str | None = None) -> LearnedVerifi
 
 
 def _load(path: Path, device: str) -> LearnedVerifier:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
-    record = training_record(path)
-    cfg = AutoConfig.from_pretrained(path)
-    kind = record.get("kind") or ("prm" if any("TokenClassification" in a for a in cfg.architectures or []) else "orm")
-    cls = AutoModelForTokenClassification if kind == "prm" else AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+    files = describe(str(path))
+    cls = AutoModelForTokenClassification if files.kind == "prm" else AutoModelForSequenceClassification
     try:
         model = cls.from_pretrained(path).to(device).eval()
         tok = AutoTokenizer.from_pretrained(path)
     except Exception as e:
         raise ModelError(f"verifier at {path}: failed to load: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     tok.padding_side = "right"
-    return LearnedVerifier(name=path.name, kind=kind, path=str(path), fingerprint=fingerprint(str(path)),
-                           model=model, tokenizer=tok, record=record,
+    return LearnedVerifier(name=path.name, kind=files.kind, path=str(path), fingerprint=files.fingerprint,
+                           model=model, tokenizer=tok, record=training_record(path),
                            max_batch=MAX_BATCH["cuda" if device.startswith("cuda") else "cpu"])
 
 

@@ -158,7 +158,8 @@ def quality_section():
 @st.cache_data(show_spinner="Measuring each scorer on the shipped sweeps…", max_entries=4)
 def scorer_quality_table(cache_path: str, cache_version: int):
     from engine import scorers, shipped
-    return shipped.scorer_quality(common.get_cache(cache_path), scorers.available())
+    exp = shipped.experiment()
+    return None if exp is None else shipped.scorer_quality(common.get_cache(cache_path), exp, scorers.available())
 
 
 def datasets_section():

@@ -90,6 +90,25 @@ def test_simulated_verifier_is_deterministic_and_keeps_its_noise_across_aucs():
     assert np.array_equal(np.argsort(a[wrong]), np.argsort(c[wrong]))
 
 
+def test_simulated_noise_remembered_for_a_pool_is_the_noise_drawn_for_it():
+    """A page draws one pool's noise at many AUCs; it is drawn once and kept, and kept draws never stand in for
+    another pool's (another sample, or the same samples in another order)."""
+    from engine.scorers import simulated
+    df = pool(problems=6, n=8)
+    simulated._DRAWS.clear()
+    first = simulated.noise(df)
+    first[:] = 0.0                                         # a caller's changes do not reach the kept draws
+    assert len(simulated._DRAWS) == 1 and np.array_equal(simulated.noise(df), simulated._DRAWS.popitem()[1])
+    fresh = simulated.noise(df)
+    other = df.assign(idx=df["idx"] + 1)
+    assert not np.array_equal(simulated.noise(other), fresh)
+    shuffled = df.sample(frac=1, random_state=2)
+    assert np.array_equal(simulated.noise(shuffled), fresh[shuffled.index.to_numpy()])
+    for i in range(2 * simulated._KEEP):                   # it keeps a few pools, not all
+        simulated.noise(df.assign(seed_col=i).assign(idx=df["idx"] + 100 * i))
+    assert len(simulated._DRAWS) <= simulated._KEEP
+
+
 def test_simulated_verifier_names_and_key():
     assert "simulated-0.7" in scorers.available() and "step-checker" in scorers.available()
     assert scorers.needs_key("simulated-0.83") and strategies.get("best_of_n:simulated-0.83").needs_key

@@ -208,8 +208,8 @@ def test_the_shipped_scorer_quality_is_what_the_sweeps_give(tmp_path):
     shipped.import_into(cache)
     model = list_shipped()[-1]
     exp = shipped.experiment().replace(models=[model])
-    now = scorer_quality(cache, exp, names)
     mine = rec[rec.model == model].reset_index(drop=True)
+    now = scorer_quality(cache, exp, mine.scorer.tolist())
     pd.testing.assert_frame_equal(now[mine.columns], mine, check_exact=False, rtol=1e-9, atol=0)
 
 
@@ -223,7 +223,7 @@ def test_scorer_quality_measures_only_what_the_record_lacks_and_nothing_when_sta
     cache = SampleCache(tmp_path / "c.duckdb")
     shipped.import_into(cache)
     names = ["prm-min", tiny_classifier, "orm"]
-    out = shipped.scorer_quality(cache, names)
+    out = shipped.scorer_quality(cache, shipped.experiment(), names)
     assert asked == [[tiny_classifier]]           # the shipped scorers come from the record
     assert out.scorer.tolist() == names * len(list_shipped())  # per model, in the order asked
     assert out.model.tolist() == [m for m in list_shipped() for _ in names]
@@ -234,12 +234,23 @@ def test_scorer_quality_measures_only_what_the_record_lacks_and_nothing_when_sta
                                                            "verifiers": {}})
     asked.clear()
     assert shipped.quality() is None
-    shipped.scorer_quality(cache, ["orm"])
+    shipped.scorer_quality(cache, shipped.experiment(), ["orm"])
     assert asked == [["orm"]]
+    # settings the sweeps do not hold exactly (fewer problems or samples) are measured, not read
+    monkeypatch.undo()
+    monkeypatch.setattr(sq, "scorer_quality", lambda cache, exp, names: asked.append(list(names)) or real(cache, exp, names))
+    asked.clear()
+    for exp in (shipped.experiment().replace(problems=20), shipped.experiment().replace(params=SamplingParams(
+            n=16, temperature=0.8))):
+        assert shipped.covers(shipped.experiment()) and not shipped.covers(exp)
+        assert shipped.scorer_quality(cache, exp.replace(models=exp.models[:1]), ["orm"]).samples.iloc[0] == \
+            len(exp.selected()) * exp.params.n
+    assert asked == [["orm"], ["orm"]]
 
 
-def test_models_and_data_shows_the_shipped_scorer_quality_without_measuring(tmp_path, monkeypatch):
-    """Measuring every scorer on the sweeps took 3-4 s at each first visit; the page now reads the record."""
+def test_models_and_data_and_verifiers_show_the_shipped_scorer_quality_without_measuring(tmp_path, monkeypatch):
+    """Measuring every scorer on the sweeps took 3-4 s at each first visit (Verifiers: 2 s); the pages now read
+    the record."""
     from engine import scorers
     from engine.analysis import scorer_quality as sq
     from tests.test_app import page, texts
@@ -255,3 +266,27 @@ def test_models_and_data_shows_the_shipped_scorer_quality_without_measuring(tmp_
     names = scorers.available()
     assert table["scorer"].tolist() == [scorers.short_label(n) for n in names] * len(list_shipped())
     assert table["within_problem_auroc"].between(0.5, 1).all() and (table["samples"] == 500 * 64).all()
+    at = page(tmp_path, "pages/verifiers.py")   # its quality table too, on the model it opens on
+    assert "Each scorer on" in texts(at.subheader) and not at.error
+
+
+def test_reading_cached_scores_and_counting_a_verifiers_cost_load_no_verifier(tmp_path, monkeypatch):
+    """A learned scorer's cached scores and its parameter count come from its files (fingerprint, safetensors
+    header): loading the model took 0.3 s per verifier at a page's first use, for nothing to score."""
+    from engine.results import load_samples
+    from engine.scorers import learned
+    from engine.verifiers import describe, load_verifier
+    for name in MAN["verifiers"]:
+        assert describe(name).params == sum(p.numel() for p in load_verifier(name, device="cpu").model.parameters())
+        assert describe(name).fingerprint == MAN["verifiers"][name]
+    cache = SampleCache(tmp_path / "c.duckdb")
+    shipped.import_into(cache)
+    exp = shipped.experiment().replace(models=list_shipped()[:1], problems=30)
+    samples = load_samples(cache, exp.models[0], exp.load_task(), exp.selected(), exp.params)
+
+    def refuse(*a, **k):
+        raise AssertionError("loaded a verifier with nothing to score")
+    monkeypatch.setattr(learned, "load_verifier", refuse)
+    for agg in (None, "min", "mean"):
+        sc = learned.LearnedScorer("s", str(VERIFIERS_DIR / ("orm" if agg is None else "prm")), agg)
+        assert sc.params > 800_000 and sc.scores(cache, exp.load_task(), samples)["score"].notna().all()

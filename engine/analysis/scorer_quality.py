@@ -97,11 +97,12 @@ def best_of_k(cache: SampleCache, exp, names, k: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verifier_table(cache: SampleCache, exp, names=None, k: int | None = None) -> pd.DataFrame:
+def verifier_table(cache: SampleCache, exp, names=None, k: int | None = None, quality=None) -> pd.DataFrame:
     """``scorer_quality`` and ``best_of_k`` side by side: per model and scorer, how well it ranks and what
-    best-of-k (default: the whole pool) makes of it."""
+    best-of-k (default: the whole pool) makes of it. ``quality``: a function like ``scorer_quality`` to use
+    instead (``shipped.scorer_quality`` reads what the shipped sweeps were measured to give)."""
     names = list(names or scorers.available())
-    q = scorer_quality(cache, exp, names)
+    q = (quality or scorer_quality)(cache, exp, names)
     if q.empty:
         return q
     return q.merge(best_of_k(cache, exp, names, int(k or exp.params.n)), on=["model", "scorer"], how="left")
