@@ -45,6 +45,18 @@ class Experiment:
         return cls(refs, task, resolve_params(t, params or SamplingParams()), problems,
                    tuple(int(x) for x in levels), _canonical(strategies), cost or CostModel(), datasets)
 
+    @classmethod
+    def shipped(cls) -> "Experiment | None":
+        """What the shipped sweeps hold (``engine.shipped``): every shipped model, all problems, their sampling
+        settings; None where nothing ships."""
+        from .models.loader import list_shipped
+        from .shipped import manifest
+        man = manifest()
+        if not man or not list_shipped():
+            return None
+        return cls.build(list_shipped(), man["task"], SamplingParams(n=int(man["params"]["n"]),
+                                                                              temperature=man["params"]["temperature"]))
+
     def replace(self, **changes) -> "Experiment":
         if "strategies" in changes:
             changes["strategies"] = _canonical(changes["strategies"])

@@ -8,7 +8,8 @@ sampling config, the verifiers' fingerprints, and row counts.
 
 ``scorer_quality.json`` holds how well each scorer ranks those samples
 (``analysis.scorer_quality``), which takes seconds to measure and never changes
-while the sweeps and verifiers do not: ``quality()`` reads it back.
+while the sweeps and verifiers do not: ``quality()`` reads it back where it is of
+the sweeps and verifiers here.
 
 ``import_into(cache)`` adds them to a cache in seconds. It is idempotent and never
 overwrites: rows the cache already has (samples a user generated with the same
@@ -110,19 +111,7 @@ def write(cache: SampleCache, out: Path = SWEEPS_DIR) -> dict:
            "params": params.identity() | {"n": N}, "models": rows, "verifiers": verifiers,
            "samples": n_samples, "scores": n_scores}
     (out / MANIFEST.name).write_text(json.dumps(man, indent=2) + "\n")
-    write_quality(cache, out)
     return man
-
-
-def experiment(man: dict | None = None):
-    """The Experiment of the shipped sweeps: every shipped model, all problems, their sampling settings; None
-    where nothing ships."""
-    from .experiment import Experiment
-    man = man or manifest()
-    if not man or not list_shipped():
-        return None
-    return Experiment.build(list_shipped(), man["task"], SamplingParams(n=int(man["params"]["n"]),
-                                                                        temperature=man["params"]["temperature"]))
 
 
 def _identity(man: dict) -> dict:
@@ -131,17 +120,11 @@ def _identity(man: dict) -> dict:
             "verifiers": {v: fingerprint(str(VERIFIERS_DIR / v)) for v in shipped_verifiers()}}
 
 
-def write_quality(cache: SampleCache, out: Path = SWEEPS_DIR) -> list[dict]:
-    """Measure every available scorer on the shipped sweeps in ``cache`` (``analysis.scorer_quality``) and write
-    it to ``out``, with what it was measured on."""
-    from . import scorers
-    from .analysis.scorer_quality import scorer_quality
+def write_quality(rows: list[dict], out: Path = SWEEPS_DIR) -> None:
+    """Write ``analysis.scorer_quality`` of the sweeps in ``out`` (as records), with what it was measured on."""
     man = json.loads((out / MANIFEST.name).read_text())
-    q = scorer_quality(cache, experiment(man), scorers.available())
-    rows = json.loads(q.to_json(orient="records"))  # via JSON: plain numbers, NaN as null
     (out / QUALITY_FILE).write_text(json.dumps({"command": "python -m engine.train ship", **_identity(man),
                                                 "rows": rows}, indent=1) + "\n")
-    return rows
 
 
 def covers(exp) -> bool:
@@ -150,33 +133,14 @@ def covers(exp) -> bool:
     return held is not None and exp.params.n == held[1] and len({p.id for p in exp.selected()}) == held[0]
 
 
-def scorer_quality(cache: SampleCache, exp, names: list[str]):
-    """``analysis.scorer_quality(cache, exp, names)``, each model's scorers in the order of ``names``: where
-    ``exp`` is what the sweeps hold (``covers``), the rows written with them (``quality``) for the scorers they
-    measured; the rest (a user's scorers, other settings) measured now."""
-    import pandas as pd
-
-    from .analysis.scorer_quality import scorer_quality as measure
-    have = quality() if covers(exp) else None
-    if have is not None:
-        have = have[have["model"].isin([m.name for m in exp.models]) & have["scorer"].isin(names)]
-    todo = [n for n in names if have is None or n not in set(have["scorer"])]
-    out = pd.concat(([have] if have is not None else []) + ([measure(cache, exp, todo)] if todo else []),
-                    ignore_index=True)
-    if out.empty:
-        return out
-    rank = {"scorer": {n: i for i, n in enumerate(names)}, "model": {m.name: i for i, m in enumerate(exp.models)}}
-    return out.sort_values(["model", "scorer"], key=lambda c: c.map(rank[c.name]), kind="stable").reset_index(drop=True)
-
-
-def quality():
+def quality(sweeps: Path = SWEEPS_DIR):
     """``analysis.scorer_quality`` of the shipped sweeps as measured when they were written (a DataFrame), if
     that measurement is of the sweeps and verifiers here; else None (measure it)."""
     import pandas as pd
-    man = manifest()
     try:
-        rec = json.loads((SWEEPS_DIR / QUALITY_FILE).read_text())
-        if not man or stale(man) or {k: rec[k] for k in ("config_key", "models", "verifiers")} != _identity(man):
+        man = json.loads((sweeps / MANIFEST.name).read_text())
+        rec = json.loads((sweeps / QUALITY_FILE).read_text())
+        if stale(man) or {k: rec[k] for k in ("config_key", "models", "verifiers")} != _identity(man):
             return None
         return pd.DataFrame(rec["rows"]).astype({"step_auroc": float})
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):

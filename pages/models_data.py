@@ -3,6 +3,7 @@ import streamlit as st
 
 from engine import registry
 from engine.errors import EngineError
+from engine.experiment import Experiment
 from ui import common
 from ui.common import URL
 
@@ -157,9 +158,10 @@ def quality_section():
 
 @st.cache_data(show_spinner="Measuring each scorer on the shipped sweeps…", max_entries=4)
 def scorer_quality_table(cache_path: str, cache_version: int):
-    from engine import scorers, shipped
-    exp = shipped.experiment()
-    return None if exp is None else shipped.scorer_quality(common.get_cache(cache_path), exp, scorers.available())
+    from engine import scorers
+    from engine.analysis.scorer_quality import recorded_or_measured
+    exp = Experiment.shipped()
+    return None if exp is None else recorded_or_measured(common.get_cache(cache_path), exp, scorers.available())
 
 
 def datasets_section():

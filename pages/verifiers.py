@@ -1,7 +1,7 @@
 """Verifiers: how well each scorer ranks one problem's samples, and what that does to best-of-N."""
 import streamlit as st
 
-from engine import scorers, shipped, strategies
+from engine import scorers, strategies
 from engine.analysis import corruptions, scorer_quality
 from engine.experiment import Experiment
 from ui import common, figures
@@ -41,8 +41,7 @@ if note:
 
 @st.cache_data(show_spinner="Measuring the scorers…", max_entries=16)
 def quality(exp: Experiment, names: tuple, cache_path: str, cache_version: int):
-    return scorer_quality.verifier_table(common.get_cache(cache_path), exp, list(names),
-                                         quality=shipped.scorer_quality)
+    return scorer_quality.verifier_table(common.get_cache(cache_path), exp, list(names), recorded=True)
 
 
 @st.cache_data(show_spinner="Sweeping the simulated verifier's AUROC…", max_entries=16)

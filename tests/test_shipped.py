@@ -207,7 +207,7 @@ def test_the_shipped_scorer_quality_is_what_the_sweeps_give(tmp_path):
     cache = SampleCache(tmp_path / "c.duckdb")
     shipped.import_into(cache)
     model = list_shipped()[-1]
-    exp = shipped.experiment().replace(models=[model])
+    exp = Experiment.shipped().replace(models=[model])
     mine = rec[rec.model == model].reset_index(drop=True)
     now = scorer_quality(cache, exp, mine.scorer.tolist())
     pd.testing.assert_frame_equal(now[mine.columns], mine, check_exact=False, rtol=1e-9, atol=0)
@@ -223,7 +223,7 @@ def test_scorer_quality_measures_only_what_the_record_lacks_and_nothing_when_sta
     cache = SampleCache(tmp_path / "c.duckdb")
     shipped.import_into(cache)
     names = ["prm-min", tiny_classifier, "orm"]
-    out = shipped.scorer_quality(cache, shipped.experiment(), names)
+    out = sq.recorded_or_measured(cache, Experiment.shipped(), names)
     assert asked == [[tiny_classifier]]           # the shipped scorers come from the record
     assert out.scorer.tolist() == names * len(list_shipped())  # per model, in the order asked
     assert out.model.tolist() == [m for m in list_shipped() for _ in names]
@@ -234,16 +234,16 @@ def test_scorer_quality_measures_only_what_the_record_lacks_and_nothing_when_sta
                                                            "verifiers": {}})
     asked.clear()
     assert shipped.quality() is None
-    shipped.scorer_quality(cache, shipped.experiment(), ["orm"])
+    sq.recorded_or_measured(cache, Experiment.shipped(), ["orm"])
     assert asked == [["orm"]]
     # settings the sweeps do not hold exactly (fewer problems or samples) are measured, not read
     monkeypatch.undo()
     monkeypatch.setattr(sq, "scorer_quality", lambda cache, exp, names: asked.append(list(names)) or real(cache, exp, names))
     asked.clear()
-    for exp in (shipped.experiment().replace(problems=20), shipped.experiment().replace(params=SamplingParams(
+    for exp in (Experiment.shipped().replace(problems=20), Experiment.shipped().replace(params=SamplingParams(
             n=16, temperature=0.8))):
-        assert shipped.covers(shipped.experiment()) and not shipped.covers(exp)
-        assert shipped.scorer_quality(cache, exp.replace(models=exp.models[:1]), ["orm"]).samples.iloc[0] == \
+        assert shipped.covers(Experiment.shipped()) and not shipped.covers(exp)
+        assert sq.recorded_or_measured(cache, exp.replace(models=exp.models[:1]), ["orm"]).samples.iloc[0] == \
             len(exp.selected()) * exp.params.n
     assert asked == [["orm"], ["orm"]]
 
@@ -281,7 +281,7 @@ def test_reading_cached_scores_and_counting_a_verifiers_cost_load_no_verifier(tm
         assert describe(name).fingerprint == MAN["verifiers"][name]
     cache = SampleCache(tmp_path / "c.duckdb")
     shipped.import_into(cache)
-    exp = shipped.experiment().replace(models=list_shipped()[:1], problems=30)
+    exp = Experiment.shipped().replace(models=list_shipped()[:1], problems=30)
     samples = load_samples(cache, exp.models[0], exp.load_task(), exp.selected(), exp.params)
 
     def refuse(*a, **k):
@@ -290,3 +290,22 @@ def test_reading_cached_scores_and_counting_a_verifiers_cost_load_no_verifier(tm
     for agg in (None, "min", "mean"):
         sc = learned.LearnedScorer("s", str(VERIFIERS_DIR / ("orm" if agg is None else "prm")), agg)
         assert sc.params > 800_000 and sc.scores(cache, exp.load_task(), samples)["score"].notna().all()
+
+
+def test_the_quality_record_is_read_back_only_for_the_sweeps_and_verifiers_it_measured(tmp_path):
+    """What ``python -m engine.train ship`` writes beside the sweeps comes back as written; a record of other
+    sweeps (another config) or of a verifier since retrained is not used."""
+    import shutil
+    d = tmp_path / "sweeps"
+    d.mkdir()
+    shutil.copy(shipped.MANIFEST, d / shipped.MANIFEST.name)
+    rows = [dict(model="arith-s", scorer="orm", pooled_auroc=0.8, within_problem_auroc=0.7, step_auroc=None,
+                 problems=390, samples=32000)]
+    shipped.write_quality(rows, d)
+    back = shipped.quality(d)
+    got = back.to_dict("records")[0]
+    assert np.isnan(got.pop("step_auroc")) and got == {k: v for k, v in rows[0].items() if k != "step_auroc"}
+    rec = json.loads((d / shipped.QUALITY_FILE).read_text())
+    for key, other in (("config_key", "0" * 16), ("verifiers", {"orm": "0" * 16, "prm": MAN["verifiers"]["prm"]})):
+        (d / shipped.QUALITY_FILE).write_text(json.dumps(dict(rec, **{key: other})))
+        assert shipped.quality(d) is None, key

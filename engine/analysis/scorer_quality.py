@@ -76,6 +76,24 @@ def scorer_quality(cache: SampleCache, exp, names=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def recorded_or_measured(cache: SampleCache, exp, names) -> pd.DataFrame:
+    """``scorer_quality(cache, exp, names)``: where ``exp`` is what the shipped sweeps hold (``shipped.covers``),
+    their recorded rows for the scorers recorded (``shipped.quality``, written with them); the rest (a user's
+    scorers, other settings) measured now. Each model's scorers in the order of ``names``."""
+    from .. import shipped
+    names = list(names)
+    have = shipped.quality() if shipped.covers(exp) else None
+    if have is not None:
+        have = have[have["model"].isin([m.name for m in exp.models]) & have["scorer"].isin(names)]
+    todo = [n for n in names if have is None or n not in set(have["scorer"])]
+    out = pd.concat(([have] if have is not None else []) + ([scorer_quality(cache, exp, todo)] if todo else []),
+                    ignore_index=True)
+    if out.empty:
+        return out
+    rank = {"scorer": {n: i for i, n in enumerate(names)}, "model": {m.name: i for i, m in enumerate(exp.models)}}
+    return out.sort_values(["model", "scorer"], key=lambda c: c.map(rank[c.name]), kind="stable").reset_index(drop=True)
+
+
 def best_of_k(cache: SampleCache, exp, names, k: int) -> pd.DataFrame:
     """Per model and scorer: best-of-k accuracy next to majority@k, pass@k (the oracle) and one sample's accuracy
     (``single``: what picking at random gets), and the share of the gap from majority to pass@k that it closes
@@ -97,12 +115,12 @@ def best_of_k(cache: SampleCache, exp, names, k: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verifier_table(cache: SampleCache, exp, names=None, k: int | None = None, quality=None) -> pd.DataFrame:
+def verifier_table(cache: SampleCache, exp, names=None, k: int | None = None, recorded: bool = False) -> pd.DataFrame:
     """``scorer_quality`` and ``best_of_k`` side by side: per model and scorer, how well it ranks and what
-    best-of-k (default: the whole pool) makes of it. ``quality``: a function like ``scorer_quality`` to use
-    instead (``shipped.scorer_quality`` reads what the shipped sweeps were measured to give)."""
+    best-of-k (default: the whole pool) makes of it. ``recorded``: the shipped sweeps' recorded scorer quality
+    where it applies (``recorded_or_measured``)."""
     names = list(names or scorers.available())
-    q = (quality or scorer_quality)(cache, exp, names)
+    q = (recorded_or_measured if recorded else scorer_quality)(cache, exp, names)
     if q.empty:
         return q
     return q.merge(best_of_k(cache, exp, names, int(k or exp.params.n)), on=["model", "scorer"], how="left")

@@ -58,10 +58,19 @@ def main(argv=None) -> int:
             print_result(result)
             print(f"wrote {EVAL_FILE}")
         elif args.what == "ship":
+            import json
+
+            from .. import scorers
+            from ..analysis.scorer_quality import scorer_quality
             from ..cache import DEFAULT_PATH, SampleCache
-            from ..shipped import SWEEPS_DIR, write
-            man = write(SampleCache(args.cache or DEFAULT_PATH))
+            from ..experiment import Experiment
+            from ..shipped import QUALITY_FILE, SWEEPS_DIR, write, write_quality
+            cache = SampleCache(args.cache or DEFAULT_PATH)
+            man = write(cache)
             print(f"wrote {man['samples']:,} samples and {man['scores']:,} scores to {SWEEPS_DIR}")
+            q = scorer_quality(cache, Experiment.shipped(), scorers.available())
+            write_quality(json.loads(q.to_json(orient="records")))  # via JSON: plain numbers, NaN as null
+            print(f"wrote each scorer's quality on them to {SWEEPS_DIR / QUALITY_FILE}")
         elif args.recipe == "v2":
             from .verifiers_v2 import train_verifiers_v2
             preset = "quick" if args.quick else args.preset or ("gpu" if args.device.startswith("cuda") else "cpu")
