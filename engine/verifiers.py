@@ -164,13 +164,13 @@ def describe(name_or_path: str) -> VerifierFiles:
     params = None
     weights = sorted(path.glob("*.safetensors"))
     if weights:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
         try:
             params = 0
             for w in weights:
                 with safe_open(str(w), "pt") as f:
                     params += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
-        except Exception:  # noqa: BLE001: a header it cannot read: the loaded model counts instead
+        except (OSError, SafetensorError):  # a header it cannot read: the loaded model counts instead
             params = None
     return VerifierFiles(str(path), kind, fingerprint(str(path)), params)
 
