@@ -157,15 +157,17 @@ def cmd_report(args) -> int:
                 print(f"\npass@{k} by difficulty level")
                 print(lv.to_string(float_format="{:.3f}".format))
     if exp.strategies != ("oracle",) or args.curves:
-        from .analysis import curves, verdict
-        cv = curves(cache, exp, ks=[k for k in ks if k <= params.n], on_progress=_scoring_bars())
+        from .analysis import Paired, verdict
+        from .analysis.curves import blocks, from_blocks
+        bl = list(blocks(cache, exp, ks=[k for k in ks if k <= params.n], on_progress=_scoring_bars()))
+        cv = from_blocks(bl)
         table = cv.pivot_table(index=["model", "strategy"], columns="k", values="accuracy", sort=False)
         table.columns = [f"acc@{k}" for k in table.columns]
         print("\naccuracy by selection strategy (exact expectation over k-subsets of the cached samples); "
               f"costs in --curves and the verdict: {exp.cost.hardware}, FLOPs with the prompt counted "
               f"{'once per problem (prefix caching)' if exp.cost.prefix_cache else 'once per sample'}")
         print(table.to_string(float_format="{:.3f}".format))
-        v = verdict(cv)
+        v = verdict(cv, paired=Paired(bl))
         if v["headline"]:
             lines = [v["headline"]] + v["lines"] + ([v["coverage"]] if v["coverage"] else [])
             print("\nverdict: " + "\n  ".join(lines).replace("**", ""))

@@ -109,7 +109,7 @@ if both.empty:
     st.info("Sampling: curves appear here as each model finishes." if running else
             "No samples cached for these settings yet: press **Run**.")
     st.stop()
-common.verdict_box(both)
+common.verdict_box(both, paired=common.paired_for(ctx, exp))
 df = both[both["strategy"] == strategy]
 
 colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))

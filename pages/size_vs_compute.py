@@ -66,7 +66,8 @@ flops_title = "FLOPs per problem" + (" (inference + pretraining)" if xcol == "to
 by_level_all = common.curves_for(ctx, exp, by_level=True)
 if by_level_all is not None and xcol == "total_flops" and not by_level_all.empty:
     by_level_all = common.guarded(analysis.with_pretraining, by_level_all, float(ratio_s))
-common.verdict_box(df, by_level_all, x=xcol, x_label=flops_title)
+paired = common.paired_for(ctx, exp)
+common.verdict_box(df, by_level_all, x=xcol, x_label=flops_title, paired=paired)
 
 # ---- frontier ------------------------------------------------------------------------
 st.subheader("Best accuracy at each budget")
@@ -140,7 +141,7 @@ def pair(d):
 
 # the verdict's per-level curves hold this pair already (pretraining added); a dataset without levels: all problems
 by_level = pair(by_level_all if by_level_all is not None and not by_level_all.empty else df)
-fm = analysis.flops_matched(by_level, small, large, x=xcol) if not by_level.empty else None
+fm = analysis.flops_matched(by_level, small, large, x=xcol, paired=paired) if not by_level.empty else None
 if fm is None or fm.empty:
     st.info(f"Needs samples from both {small} and {large} at these settings.")
     st.stop()

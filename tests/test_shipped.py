@@ -309,3 +309,18 @@ def test_the_quality_record_is_read_back_only_for_the_sweeps_and_verifiers_it_me
     for key, other in (("config_key", "0" * 16), ("verifiers", {"orm": "0" * 16, "prm": MAN["verifiers"]["prm"]})):
         (d / shipped.QUALITY_FILE).write_text(json.dumps(dict(rec, **{key: other})))
         assert shipped.quality(d) is None, key
+
+
+def test_the_verdict_tests_the_gap_on_the_problems_both_models_answered(tmp_path, monkeypatch):
+    """arith-l with 8 samples and majority vote against arith-xl once, on all 500 problems: 62.1% against 66.8%.
+    The two intervals, combined as if independent, overlap zero ("within noise" was the page's verdict); the
+    per-problem differences (the same problems for both) put the gap's interval at about [-6.9, -2.4] points."""
+    from tests.test_app import page, texts
+    monkeypatch.setenv("TTC_SHIPPED", "1")
+    at = page(tmp_path)
+    said = texts(at.markdown)
+    assert "running the largest model (arith-xl) once is clearly better than any smaller model" in said
+    assert "**arith-l** with 8 samples and majority vote answers 62.1%: **arith-xl wins** by 4.7 points" in said
+    assert "within noise" not in said
+    at = page(tmp_path, "pages/size_vs_compute.py", ratio="1")   # the footnote says which compute is equal
+    assert "Equal compute means equal inference plus pretraining FLOPs per problem" in texts(at.caption)

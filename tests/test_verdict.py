@@ -1,4 +1,5 @@
 """The verdict in words, on hand-made curves whose right answer is known."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,7 +53,7 @@ def test_levels_where_the_answer_differs_are_named():
     easy = curves({1: 0.8, 8: 0.99}, {1: 0.9}).assign(difficulty=1)
     hard = curves({1: 0.05, 8: 0.1}, {1: 0.4}).assign(difficulty=2)
     v = verdict(overall, pd.concat([easy, hard]))
-    assert v["levels"] == ["Level 1: small × 8 samples (99.0%) beats large × 1 (90.0%)."]
+    assert v["levels"] == ["Level 1: small × 8 samples with majority vote (99.0%) beats large × 1 (90.0%)."]
 
 
 def test_nothing_to_say_without_two_models_or_a_budget():
@@ -108,3 +109,67 @@ def test_a_small_model_out_of_measured_samples_is_not_called_equal_compute():
     full = verdict(curves({1: 0.3, 2: 0.35, 4: 0.4, 8: 0.45}, {1: 0.6}))  # 8 samples: the whole budget
     assert not full["comparisons"][0]["capped"] and "ran out" not in full["lines"][0]
     assert "too few samples" not in full["headline"]
+
+
+def _blocks_and_curves(small_acc, large_acc, levels=None):
+    """Curve rows (majority; small 1 FLOP a sample at k=8, large 8 at k=1) from per-problem accuracies, and the
+    blocks they come from, as ``analysis.curves`` would give them."""
+    from types import SimpleNamespace
+
+    from engine import metrics
+    n = len(small_acc)
+    ids = np.array([f"p{i:03d}" for i in range(n)])
+    lv = np.ones(n, int) if levels is None else np.asarray(levels)
+    rows, blocks = [], []
+    for model, params, k, per, acc in (("small", 1, 8, 1.0, small_acc), ("large", 8, 1, 8.0, large_acc)):
+        acc = np.asarray(acc, float)
+        lo, hi = metrics.bootstrap_ci(acc)
+        rows.append(dict(model=model, params=params, strategy="majority", k=k, accuracy=acc.mean(), lo=float(lo),
+                         hi=float(hi), flops=per * k, problems=n))
+        blocks.append(SimpleNamespace(model=model, strategy="majority", ks=(k,), problem_ids=ids, levels=lv,
+                                      acc=acc[:, None]))
+    return pd.DataFrame(rows), blocks
+
+
+def test_the_gap_is_tested_on_per_problem_differences_when_the_blocks_are_there():
+    """Both models answer the same problems, and hard problems are hard for both: 3 points ahead on every
+    problem is clear, though the two intervals, combined as if independent, overlap zero."""
+    from engine.analysis.verdict import Paired
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.85, 300)                    # problems from hard to easy
+    small = np.clip(base + 0.03 + rng.normal(0, 0.01, 300), 0, 1)
+    df, blocks = _blocks_and_curves(small, base)
+    apart = compare(df, "small", "large")
+    paired = compare(df, "small", "large", paired=Paired(blocks))
+    assert apart["winner"] == paired["winner"] == "small"
+    assert not apart["clear"] and paired["clear"]
+    assert "**small wins** by 3.0 points" in verdict(df, paired=Paired(blocks))["lines"][0]
+    assert "within noise" in verdict(df)["lines"][0]
+    # and a difference that is noise stays noise: the small model ahead on some problems, behind on as many
+    noise = np.clip(base + rng.choice([-0.3, 0.3], 300), 0, 1)
+    df, blocks = _blocks_and_curves(noise, base)
+    assert not compare(df, "small", "large", paired=Paired(blocks))["clear"]
+
+
+def test_a_certain_lead_under_a_point_is_no_win():
+    """Both at the ceiling: the small model 100% on every problem, the large one 99.7% (slips on a few). The
+    difference is beyond noise but under a point: it matches, it does not win."""
+    from engine.analysis.verdict import Paired
+    large = np.ones(100)
+    large[:8] = [0.97, 0.96, 0.98, 0.97, 0.96, 0.97, 0.98, 0.91]
+    df, blocks = _blocks_and_curves(np.ones(100), large)
+    c = compare(df, "small", "large", paired=Paired(blocks))
+    assert c["clear"] and c["small_lead"] and c["winner"] == "small"
+    v = verdict(df, paired=Paired(blocks))
+    assert v["headline"].startswith("At equal compute the best smaller option only matches the largest, within a point")
+    assert "too small to matter" in v["lines"][0] and "wins" not in v["lines"][0]
+
+
+def test_running_out_of_samples_is_judged_on_the_chosen_strategys_own_costs():
+    """A scorer's compute makes its rows cost more than the budget; the majority vote the verdict picks spent a
+    quarter of it, and that is what the capped note is about."""
+    df = curves({1: 0.3, 2: 0.35}, {1: 0.6})
+    scored = df[df.model == "small"].assign(strategy="best_of_n:orm", flops=lambda d: d.flops + 100.0, accuracy=0.2,
+                                            lo=0.18, hi=0.22)
+    c = compare(pd.concat([df, scored], ignore_index=True), "small", "large")
+    assert c["small_strategy"] == "majority" and c["capped"]

@@ -428,6 +428,19 @@ def include_partial() -> bool:
     return bool(st.session_state.get("partial", False))
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_paired(exp: Experiment, include_partial: bool, task_version: float, cache_path: str,
+                  cache_version: int) -> "analysis.Paired":
+    """The per-problem accuracies behind ``cached_curves`` (``analysis.Paired``), for the verdict's paired test."""
+    return analysis.Paired(cached_blocks(exp, include_partial, task_version, cache_path, cache_version))
+
+
+def paired_for(ctx: dict, exp: Experiment) -> "analysis.Paired | None":
+    """``cached_paired`` for an experiment; None (message shown) on error."""
+    return guarded(cached_paired, exp, include_partial(), registry.task_version(exp.task, ctx["root"]),
+                   ctx["cache_path"], cache_version(ctx["cache_path"]))
+
+
 def curves_for(ctx: dict, exp: Experiment, by_level: bool = False) -> pd.DataFrame | None:
     """``cached_curves`` for an experiment; None (message shown) on error."""
     return guarded(cached_curves, exp, bool(by_level), include_partial(), registry.task_version(exp.task, ctx["root"]),
@@ -492,10 +505,11 @@ def axis_titles(cost: CostModel) -> dict[str, str]:
 
 
 def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "flops",
-                x_label: str = "FLOPs per problem") -> None:
+                x_label: str = "FLOPs per problem", paired: "analysis.Paired | None" = None) -> None:
     """The page's answer in words (``analysis.verdict``): a headline, a line per smaller model, levels where
-    it differs, and the coverage finding; nothing when the curves cannot answer (fewer than two models)."""
-    v = analysis.verdict(df, by_level, x=x, x_label=x_label)
+    it differs, and the coverage finding; nothing when the curves cannot answer (fewer than two models).
+    ``paired``: ``paired_for`` the curves' experiment, so that a gap is tested on per-problem differences."""
+    v = analysis.verdict(df, by_level, x=x, x_label=x_label, paired=paired)
     if v["headline"] is None:
         if v["pending"]:
             st.info(v["pending"], icon=":material/hourglass_top:")
@@ -508,7 +522,8 @@ def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str =
             st.markdown(f"- {line}")
         if v["coverage"]:
             st.caption(v["coverage"])
-        st.caption(EXPLAIN["verdict"])
+        st.caption(EXPLAIN["verdict"].format(compute="inference plus pretraining FLOPs per problem" if x == "total_flops"
+                                             else "inference FLOPs per problem"))
 
 
 def data_notes(cache: SampleCache, exp: Experiment, running: bool = False) -> None:
@@ -546,9 +561,10 @@ def data_notes(cache: SampleCache, exp: Experiment, running: bool = False) -> No
 
 # Short explanations shown in place (the app's own words; the papers behind them in brackets).
 EXPLAIN = {
-    "verdict": "Equal compute means equal inference FLOPs per problem (counted as the axis title says). "
-               "A winner by \"points\" is clear when the 95% interval of the difference excludes zero (from the "
-               "bootstrap intervals over problems). Only strategies that need no answer key decide the verdict "
+    "verdict": "Equal compute means equal {compute} (counted as the axis title says). "
+               "A winner by \"points\" is clear when the 95% interval of the difference excludes zero (a bootstrap "
+               "over problems of each problem's difference: both models answer the same problems) and it is at "
+               "least a point. Only strategies that need no answer key decide the verdict "
                "([Snell et al. 2024](https://arxiv.org/abs/2408.03314); [Brown et al. 2024](https://arxiv.org/abs/2407.21787)).",
     "coverage": "Coverage (pass@k, the oracle) is the share of problems where at least one of k samples is right. "
                 "It needs the answer key to find that sample, so it is a ceiling, not something you can ship; "

@@ -12,7 +12,7 @@ from .curves import curves, powers_of_two, with_pretraining
 from .frontier import crossover, equal_compute, flops_matched, frontier
 from .planner import candidates, recommend
 from .problem import problem_view, telling_problem
-from .verdict import deployable, verdict
+from .verdict import Paired, deployable, verdict
 
 __all__ = ["curves", "powers_of_two", "with_pretraining", "frontier", "flops_matched", "equal_compute", "crossover",
-           "candidates", "recommend", "problem_view", "telling_problem", "deployable", "verdict"]
+           "candidates", "recommend", "problem_view", "telling_problem", "deployable", "verdict", "Paired"]

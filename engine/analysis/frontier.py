@@ -20,12 +20,13 @@ def frontier(df: pd.DataFrame, x: str = "flops", y: str = "accuracy") -> pd.Data
     return d.loc[keep]
 
 
-def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops") -> pd.DataFrame:
+def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops", paired=None) -> pd.DataFrame:
     """Per difficulty level: ``large`` with 1 sample vs ``small``'s best option that costs no more.
 
     The same rule as the verdict and ``equal_compute``: the most accurate point within the budget (ties:
     fewer samples). ``winner`` is a model name or "tie"; ``clear`` says whether the 95% interval of the
-    difference excludes zero (``verdict.gap_is_clear``).
+    difference excludes zero (``verdict.gap_is_clear``, on per-problem differences where ``paired``, a
+    ``verdict.Paired``, holds both).
     """
     out = []
     levels = sorted(df.difficulty.unique()) if "difficulty" in df else [None]
@@ -46,7 +47,7 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops") ->
                         small_flops=float(pick[x]), small_lo=float(pick.lo), small_hi=float(pick.hi),
                         large_lo=float(big.lo), large_hi=float(big.hi),
                         winner=small if gap > 0 else large if gap < 0 else "tie",
-                        clear=gap_is_clear(pick, big)))
+                        clear=gap_is_clear(pick, big, paired, lvl)))
     return pd.DataFrame(out)
 
 
