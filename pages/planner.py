@@ -104,7 +104,8 @@ if exp.params.n >= 4 and len(exp.models) >= 1:
     if best is None and exp.params.n >= 8:
         out = common.guarded(ua.fit, *key, max(2, exp.params.n // 4), exp.params.n)
         if out is not None:
-            st.caption(analysis.planner.extrapolation_note(out[0], target / 100))
+            st.caption(analysis.planner.extrapolation_note(
+                out[0], target / 100, common.curves_for(ctx, exp.replace(strategies=["oracle"]))))
 
 # ---- every candidate --------------------------------------------------------------------
 with st.expander("Every cached configuration"):

@@ -332,8 +332,15 @@ def test_planner_notes_for_allocation_and_extrapolation():
     table = pd.DataFrame([dict(model="m", form="beta", level=np.nan, p1=0.5, p2=1.0)])
     k = fits.samples_for(table, "m", 0.95)
     assert fits.beta_pass_at_k(k, 0.5, 1.0) >= 0.95 > fits.beta_pass_at_k(k * 0.9, 0.5, 1.0)
-    assert "Extrapolated, not measured" in extrapolation_note(table, 0.95) and "perfect verifier" in \
+    assert "extrapolated, not measured" in extrapolation_note(table, 0.95) and "perfect verifier" in \
         extrapolation_note(table, 0.95)
+    # where the measured coverage reaches the target within the cached samples, that is what it says
+    two = pd.concat([table, table.assign(model="n")], ignore_index=True)
+    cov = pd.DataFrame(dict(model=["m", "m", "n", "n"], k=[32, 64, 32, 64], accuracy=[0.94, 0.96, 0.5, 0.6]))
+    note = extrapolation_note(two, 0.95, cov)
+    assert "coverage reaches 95% within the samples cached: m at 64 (96.0%)" in note
+    assert f"extrapolated, not measured (by the Beta fit of coverage), it would take samples per problem of n about" in note
+    assert "m about" not in note
 
 
 @needs_sweeps
@@ -342,7 +349,11 @@ def test_planner_page_adds_allocation_and_extrapolation_when_nothing_qualifies(l
     at = page(ladder.parent, "pages/planner.py", problems="100", budget="64", target="90", latency="100")
     assert "No cached configuration meets" in texts(at.warning)
     assert "Allocating compute by difficulty does not reach 90%" in texts(at.info)
-    assert "Extrapolated, not measured" in texts(at.caption)
+    assert "extrapolated, not measured" in texts(at.caption)
+    # arith-l's and arith-xl's measured coverage passes 90% within 64 samples: said as measured, not extrapolated
+    said = texts(at.caption)
+    assert "coverage reaches 90% within the samples cached: arith-l at 64 (93.0%), arith-xl at 16 (92.5%)" in said
+    assert "samples per problem of arith-s about" in said and "arith-xl about" not in said
 
 
 @needs_sweeps

@@ -129,14 +129,29 @@ def allocation_note(allocated: pd.DataFrame, target_accuracy: float, fixed: pd.D
     return text + "; see Compute allocation."
 
 
-def extrapolation_note(fit_table: pd.DataFrame, target_accuracy: float) -> str | None:
-    """When nothing measured reaches the target: how many samples each model would need by the fitted coverage
-    law (extrapolated, and only reachable with a perfect verifier)."""
+def extrapolation_note(fit_table: pd.DataFrame, target_accuracy: float, coverage: pd.DataFrame | None = None) -> str | None:
+    """When nothing deployable reaches the target: how many samples each model's coverage (pass@k, the oracle:
+    only a perfect verifier gets it) needs to reach it: measured where ``coverage`` (the oracle's curve rows:
+    model, k, accuracy) reaches it within the samples cached, else by the fitted coverage law (extrapolated)."""
     from .fits import samples_for
     models = list(dict.fromkeys(fit_table.model))
-    need = {m: samples_for(fit_table, m, target_accuracy) for m in models}
-    parts = [f"{m} about {k:,.0f}" if k < float("inf") else f"{m} never (its fit plateaus below)"
-             for m, k in need.items()]
-    return (f"Extrapolated, not measured: by the Beta fit of coverage, reaching {target_accuracy:.0%} would take "
-            f"samples per problem of {', '.join(parts)}, and only with a perfect verifier (coverage is the "
-            "oracle's ceiling; majority vote and learned verifiers stay below it).")
+    measured, fitted = [], []
+    for m in models:
+        cov = coverage[(coverage.model == m) & (coverage.accuracy >= target_accuracy)] if coverage is not None \
+            else pd.DataFrame()
+        if not cov.empty:
+            r = cov.sort_values("k").iloc[0]
+            measured.append(f"{m} at {int(r.k)} ({r.accuracy:.1%})")
+            continue
+        k = samples_for(fit_table, m, target_accuracy)
+        fitted.append(f"{m} about {k:,.0f}" if k < float("inf") else f"{m} never (its fit plateaus below)")
+    parts = []
+    if measured:
+        parts.append(f"measured, coverage reaches {target_accuracy:.0%} within the samples cached: "
+                     + ", ".join(measured))
+    if fitted:
+        parts.append(f"extrapolated, not measured (by the Beta fit of coverage), it would take samples per problem "
+                     f"of {', '.join(fitted)}")
+    return ("Samples per problem for a perfect verifier: " + "; ".join(parts) + ". Coverage (pass@k: some sample "
+            "right) is the oracle's ceiling, which needs the answer key; majority vote and learned verifiers stay "
+            "below it.")
