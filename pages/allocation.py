@@ -42,7 +42,7 @@ problems = len(blocks[0].problem_ids)
 if problems < 100:
     st.caption(f"Measured on {problems} problems: choosing per difficulty bin on half of them is noisy; "
                "the shipped sweeps have 500 problems × 64 samples.")
-colors = figures.color_map(m for m in lms["names"] if m in {b.model for b in blocks})
+colors = figures.color_map(lms["names"])
 
 # only the open tab runs (its choice is in the link): the ensembles and the fits' bootstrap take seconds each
 tab_alloc, tab_stop, tab_ens, tab_fit = st.tabs(["Allocate by difficulty", "Adaptive stopping",

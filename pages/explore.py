@@ -112,8 +112,8 @@ if both.empty:
 common.verdict_box(both, paired=common.paired_for(ctx, exp))
 df = both[both["strategy"] == strategy]
 
-colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
-st.html(figures.legend_html(colors))
+colors = figures.color_map(lms["names"])
+st.html(figures.legend_html({m: c for m, c in colors.items() if m in set(df["model"])}))
 titles = ["Accuracy vs samples per problem", "Accuracy vs inference FLOPs", "Accuracy vs latency"]
 for col, title, fig in zip(st.columns(3), titles, figures.explore_figures(df, colors, common.axis_titles(exp.cost))):
     col.markdown(f"**{title}**")

@@ -86,7 +86,7 @@ view = shown.assign(meets=(shown["accuracy"] >= target / 100) & (shown["latency_
                              for s, k in zip(shown["strategy"], shown["k"])])
 if not view.empty:
     st.plotly_chart(figures.planner_figure(view, target / 100, {"recommended": best, "runner-up": runner},
-                                           figures.color_map(m for m in lms["names"] if m in set(view["model"]))),
+                                           figures.color_map(lms["names"])),
                     width="stretch", config={"displaylogo": False}, key="plan_fig")
     st.caption("Every cached option: accuracy against cost. Hollow: slower than the latency budget. The cheapest "
                "filled point above the dashed target line is the recommendation (ringed).")

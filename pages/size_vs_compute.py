@@ -75,9 +75,10 @@ missing = sorted({m.name for m in exp.models} - set(df["model"]))
 if missing:
     st.caption(f"Nothing cached yet for {', '.join(missing)} at these settings.")
 deployable = analysis.deployable(df)
-colors = figures.color_map(m for m in lms["names"] if m in set(df["model"]))
+colors = figures.color_map(lms["names"])
 symbols = figures.symbol_map(df["strategy"].unique())
-st.html(figures.legend_html(colors) + figures.strategy_legend_html(symbols))
+st.html(figures.legend_html({m: c for m, c in colors.items() if m in set(df["model"])})
+        + figures.strategy_legend_html(symbols))
 axes = [(xcol, flops_title, "log")] + [(c, named.get(c, t), sc) for c, t, sc in figures.FRONTIER_AXES[1:]]
 per1000 = {"dollars": lambda d: d["dollars"] * 1000}  # dollars per 1,000 problems: $0.01, not 10µ per problem
 fronts = {}

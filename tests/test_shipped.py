@@ -324,3 +324,20 @@ def test_the_verdict_tests_the_gap_on_the_problems_both_models_answered(tmp_path
     assert "within noise" not in said
     at = page(tmp_path, "pages/size_vs_compute.py", ratio="1")   # the footnote says which compute is equal
     assert "Equal compute means equal inference plus pretraining FLOPs per problem" in texts(at.caption)
+
+
+def test_a_model_keeps_its_colour_whatever_else_is_selected(tmp_path, monkeypatch):
+    """arith-xl was drawn in arith-m's colour when only arith-s and arith-xl were picked (colours went by position
+    in the selection); the shared legend still lists only the models on the charts."""
+    from tests.test_app import chart, html_of, page
+    monkeypatch.setenv("TTC_SHIPPED", "1")
+
+    def colours(at):
+        fig = next(chart(at, c.proto.id) for c in at.get("plotly_chart"))
+        return {t["name"]: t["line"]["color"] for t in fig["data"] if t.get("mode") == "lines+markers"}
+    every = colours(page(tmp_path))
+    assert set(every) == set(list_shipped()) and len(set(every.values())) == 4
+    at = page(tmp_path, models=["arith-s", "arith-xl"])
+    assert colours(at) == {m: every[m] for m in ("arith-s", "arith-xl")}
+    legend = html_of(at).split("ttc-legend", 1)[1].split("</div>", 1)[0]
+    assert "arith-xl" in legend and "arith-m" not in legend

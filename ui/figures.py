@@ -26,7 +26,8 @@ EXPLORE_AXES = [
 
 
 def color_map(models) -> dict[str, str]:
-    """Stable colours in the given order (ladder order: smallest model first)."""
+    """Colours in the given order (ladder order: smallest model first). Pages pass every model they list, not
+    only those selected, so a model keeps its colour whatever else is on the chart."""
     return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(dict.fromkeys(models))}
 
 
