@@ -254,3 +254,14 @@ def test_coinciding_names_the_lines_a_chart_draws_on_top_of_each_other():
     near = df.assign(acc=[0.3, 0.4, 0.301, 0.399, 0.3, 0.5])
     assert figures.coinciding(near, "s", ["k", "acc"]) == []
     assert figures.coinciding(near, "s", ["k", "acc"], decimals=2) == [["a", "b"]]  # within a point
+
+
+def test_overlapping_names_markers_drawn_over_each_other_chained():
+    """The Verifiers page's ORM (0.716, 25.6%), PRM min (0.715, 26.0%) and PRM last (0.716, 26.2%) sat under one
+    another but differed in the third decimal, so "the same best-of-N" named only two of them."""
+    df = pd.DataFrame(dict(label=["ORM", "PRM min", "PRM last", "PRM prod", "self", "far"],
+                           auc=[0.716, 0.715, 0.716, 0.723, 0.794, 0.70],
+                           acc=[0.256, 0.260, 0.262, 0.262, 0.492, 0.50]))
+    assert figures.overlapping(df, "label", "auc", "acc", 0.012, 0.02) == [["ORM", "PRM min", "PRM last", "PRM prod"]]
+    assert figures.overlapping(df, "label", "auc", "acc", 0.005, 0.02) == [["ORM", "PRM min", "PRM last"]]
+    assert figures.overlapping(df.iloc[4:], "label", "auc", "acc", 0.012, 0.02) == []

@@ -216,6 +216,12 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     assert ("worse than a single sample" in words) == bool(below), (below, single)
     for n in below:
         assert n in words.split("worse than a single sample")[0].rsplit(".", 1)[-1]
+    # markers a marker's width apart or closer are named as drawn over each other, and no others
+    from ui import figures
+    groups = figures.overlapping(real.astype({"within_problem_auroc": float, "best_of_k": float}), "label",
+                                 "within_problem_auroc", "best_of_k", 0.012, 0.02)
+    said = " ".join(c.value for c in at.caption)
+    assert all(" = ".join(g) in said for g in groups) and ("Markers on top of each other" in said) == bool(groups)
     at.slider(key="auc").set_value(0.95).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "best-of-N · simulated 0.95" in {t["name"] for t in chart(at, "verifier_curves")["data"]}

@@ -428,6 +428,30 @@ def planner_figure(view: pd.DataFrame, target: float, picks: dict, colors: dict[
     return fig
 
 
+def overlapping(df: pd.DataFrame, key: str, x: str, y: str, dx: float, dy: float) -> list[list[str]]:
+    """Groups (2 or more) of ``key`` values whose markers lie within ``dx`` and ``dy`` of another's in the group
+    (chained): markers drawn over each other, which a caption should name."""
+    first = df.drop_duplicates(key)
+    order = {str(v): i for i, v in enumerate(first[key])}   # groups list their members as ``df`` does
+    pts = first[[key, x, y]].sort_values(x, kind="stable").to_numpy(object)
+    group = list(range(len(pts)))
+
+    def root(i):
+        while group[i] != i:
+            i = group[i]
+        return i
+    for i in range(len(pts)):
+        for j in range(i + 1, len(pts)):
+            if float(pts[j][1]) - float(pts[i][1]) > dx:
+                break
+            if abs(float(pts[j][2]) - float(pts[i][2])) <= dy:
+                group[root(j)] = root(i)
+    out: dict[int, list[str]] = {}
+    for i, p in enumerate(pts):
+        out.setdefault(root(i), []).append(str(p[0]))
+    return sorted((sorted(g, key=order.get) for g in out.values() if len(g) > 1), key=lambda g: order[g[0]])
+
+
 def coinciding(df: pd.DataFrame, key: str, cols: list[str], decimals: int = 4) -> list[list[str]]:
     """Groups (2 or more) of ``key`` values whose rows agree on ``cols`` to ``decimals``: lines or markers a chart
     draws on top of each other, which a caption should name (one hidden under another looks like one missing)."""
