@@ -13,6 +13,8 @@ when ``cost.prefix_cache`` is set (prefix caching), else once per sample. Device
 seconds and latency come from the measured batches (``cost.hardware`` =
 measured), or from a roofline projection onto a named accelerator
 (``engine.hardware``), which makes them follow model size, not machine noise.
+A scorer's FLOPs take time at its own measured rate (a learned verifier's
+training record, ``bench/scoring.py``): the same for every model it scores.
 """
 from __future__ import annotations
 
@@ -89,9 +91,10 @@ def per_problem(df: pd.DataFrame, like: pd.DataFrame | None = None) -> pd.DataFr
 
 
 def problem_costs(pp: pd.DataFrame, info: dict, ks: Sequence[int], cost: compute.CostModel,
-                  scorer_params: int = 0) -> dict[str, np.ndarray]:
+                  scorer_params: int = 0, scorer_flops_per_s: float | None = None) -> dict[str, np.ndarray]:
     """[problems, len(ks)] arrays: flops, tokens, sample_tokens, device_s, latency_s, dollars and energy_wh of
-    k samples of each problem (``pp`` from ``per_problem``: means stand for one sample)."""
+    k samples of each problem (``pp`` from ``per_problem``: means stand for one sample). ``scorer_flops_per_s``:
+    the scorer's measured rate (``Scorer.flops_per_s``), at which its FLOPs take time."""
     ks = np.asarray(ks, dtype=np.float64)[None, :]
     n, layers, width = info["matmul_params"], info["n_layers"], info["d_model"]
     prompt = pp["prompt_tokens"].to_numpy(np.float64)[:, None]
@@ -110,9 +113,10 @@ def problem_costs(pp: pd.DataFrame, info: dict, ks: Sequence[int], cost: compute
     profile = hardware.get(cost.hardware)
     if profile is None:
         share = pp["device_s"].to_numpy(np.float64)[:, None]  # one sample's share of its batch
-        # the scorer's time is not measured: charge its FLOPs at the rate this machine sampled at
-        rate = share / np.maximum(pp["flops"].to_numpy(np.float64)[:, None] - scorer_flops, 1.0)
-        scoring_s = scoring * rate
+        if scorer_flops_per_s:  # the scorer's own measured rate: the same for every model it scores
+            scoring_s = scoring / scorer_flops_per_s
+        else:  # not measured: its FLOPs at the rate this model sampled at (a tiny model's is slow per FLOP)
+            scoring_s = scoring * share / np.maximum(pp["flops"].to_numpy(np.float64)[:, None] - scorer_flops, 1.0)
         device_s = ks * share + scoring_s
         latency_s = latency(pp["prefill_s"].to_numpy(np.float64)[:, None], pp["decode_s"].to_numpy(np.float64)[:, None],
                             pp["batch_size"].to_numpy(np.float64)[:, None], ks,

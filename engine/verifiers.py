@@ -149,6 +149,7 @@ class VerifierFiles:
     kind: str
     fingerprint: str
     params: int | None      # from the safetensors header; None: only loading the model tells
+    flops_per_s: float | None = None  # its scoring rate as measured (training record, ``bench/scoring.py``)
 
 
 def describe(name_or_path: str) -> VerifierFiles:
@@ -159,8 +160,10 @@ def describe(name_or_path: str) -> VerifierFiles:
         cfg = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ModelError(f"verifier at {path}: unreadable config.json ({e})") from None
-    kind = training_record(path).get("kind") or \
+    record = training_record(path)
+    kind = record.get("kind") or \
         ("prm" if any("TokenClassification" in a for a in cfg.get("architectures") or []) else "orm")
+    rate = (record.get("scoring") or {}).get("flops_per_s")
     params = None
     weights = sorted(path.glob("*.safetensors"))
     if weights:
@@ -172,7 +175,8 @@ def describe(name_or_path: str) -> VerifierFiles:
                     params += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
         except (OSError, SafetensorError):  # a header it cannot read: the loaded model counts instead
             params = None
-    return VerifierFiles(str(path), kind, fingerprint(str(path)), params)
+    return VerifierFiles(str(path), kind, fingerprint(str(path)), params,
+                         float(rate) if isinstance(rate, (int, float)) and rate > 0 else None)
 
 
 _loaded: dict[tuple, LearnedVerifier] = {}

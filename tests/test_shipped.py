@@ -341,3 +341,24 @@ def test_a_model_keeps_its_colour_whatever_else_is_selected(tmp_path, monkeypatc
     assert colours(at) == {m: every[m] for m in ("arith-s", "arith-xl")}
     legend = html_of(at).split("ttc-legend", 1)[1].split("</div>", 1)[0]
     assert "arith-xl" in legend and "arith-m" not in legend
+
+
+def test_a_verifiers_time_is_charged_at_its_own_measured_rate_not_its_generators(tmp_path):
+    """Best-of-64 by the ORM cost arith-s $2.73 per 1,000 problems against arith-xl's $0.71: the ORM's FLOPs were
+    charged at each generator's own rate, and the 27k-parameter arith-s is slow per FLOP. Charged at the ORM's
+    measured rate (its training record, `bench/scoring.py`), scoring costs every model the same per token, and
+    the larger model costs more."""
+    from engine import analysis, scorers
+    orm = scorers.get("orm")
+    assert orm.flops_per_s and 1e9 < orm.flops_per_s < 1e12
+    cache = SampleCache(tmp_path / "c.duckdb")
+    shipped.import_into(cache)
+    exp = Experiment.build(["arith-s", "arith-xl"], "arith", SamplingParams(n=64, temperature=0.8), problems=100,
+                           strategies=["majority", "best_of_n:orm"])
+    cv = analysis.curves(cache, exp, ks=[64]).set_index(["model", "strategy"])
+    for m in ("arith-s", "arith-xl"):
+        scoring = cv.loc[(m, "best_of_n:orm"), "device_s"] - cv.loc[(m, "majority"), "device_s"]
+        flops = cv.loc[(m, "best_of_n:orm"), "flops"] - cv.loc[(m, "majority"), "flops"]
+        assert scoring == pytest.approx(flops / orm.flops_per_s, rel=1e-6)
+    assert cv.loc[("arith-xl", "best_of_n:orm"), "dollars"] > cv.loc[("arith-s", "best_of_n:orm"), "dollars"]
+    assert cv.loc[("arith-xl", "best_of_n:orm"), "latency_s"] > cv.loc[("arith-s", "best_of_n:orm"), "latency_s"]

@@ -77,7 +77,8 @@ def blocks(cache: SampleCache, exp, ks: Sequence[int] | None = None, include_par
         first = []
         for strat in chosen:
             if strat.scorer not in costed:
-                df, sparams = (scored[strat.scorer], scorers.get(strat.scorer).params) if strat.scorer else (base, 0)
+                sc = scorers.get(strat.scorer) if strat.scorer else None
+                df, sparams = (scored[strat.scorer], sc.params) if sc else (base, 0)
                 df = accounting.per_sample(df, info, exp.cost, sparams)
                 same = _same_rows(df, base)
                 pp = accounting.per_problem(df, like=first[0][0] if same and first else None)
@@ -87,7 +88,8 @@ def blocks(cache: SampleCache, exp, ks: Sequence[int] | None = None, include_par
                 # texts and step scores stay in the cache: nothing computed from a block reads them, blocks are
                 # kept in memory, and a list per row slows every garbage collection while they live
                 costed[strat.scorer] = (df.drop(columns=["text", "step_scores"], errors="ignore"), sparams, pp,
-                                        accounting.problem_costs(pp, info, ks, exp.cost, sparams), split)
+                                        accounting.problem_costs(pp, info, ks, exp.cost, sparams,
+                                                                 sc.flops_per_s if sc else None), split)
             df, sparams, pp, costs, split = costed[strat.scorer]
             acc, se = strategies.block_curves(strat, df, ks, split)
             yield Block(ref.name, strat.spec, ks, info, sparams, df,

@@ -30,6 +30,8 @@ class Scorer:
     label: str
     short: str
     params: ClassVar[int] = 0
+    # FLOP/s it scores at, as measured (None: not measured; its time is then charged at its generator's rate)
+    flops_per_s: ClassVar[float | None] = None
     # True for a scorer that reads the answer key (a simulation, like the oracle): never deployable
     needs_key: ClassVar[bool] = False
 

@@ -44,6 +44,10 @@ class LearnedScorer(Scorer):
         return describe(self.path)
 
     @property
+    def flops_per_s(self) -> float | None:
+        return self.files.flops_per_s
+
+    @property
     def params(self) -> int:
         if self.files.params is not None:
             return self.files.params
