@@ -137,6 +137,9 @@ common.dataframe(summary[["model", "k", "accuracy", "flops", "latency_s", "dolla
                  "latency_s": st.column_config.NumberColumn("latency p50 (s)", format="%.3g"),
                  "dollars_per_1000": st.column_config.NumberColumn("$ / 1000 problems", format="%.3g"),
                  "wh_per_1000": st.column_config.NumberColumn("Wh / 1000 problems", format="%.3g")})
+note = common.cost_order_note(summary, exp.cost)
+if note:
+    st.caption(note)
 
 with st.expander("All curve points"):
     st.dataframe(df, hide_index=True, width="stretch")

@@ -504,6 +504,22 @@ def axis_titles(cost: CostModel) -> dict[str, str]:
             "dollars": "dollars per problem" + where, "latency_s": "latency per problem, p50 (s)" + where}
 
 
+def cost_order_note(rows: pd.DataFrame, cost: CostModel) -> str | None:
+    """Where measured dollars do not rise with FLOPs across ``rows`` (one per model), say why, naming a pair:
+    a small model's time on a CPU is mostly per-step overhead, which a reader would take for its size."""
+    if hardware.get(cost.hardware) is not None or len(rows) < 2:
+        return None
+    r = rows.sort_values("flops").reset_index(drop=True)
+    for i in range(len(r) - 1):
+        a, b = r.iloc[i], r.iloc[i + 1]
+        if b["dollars"] < a["dollars"]:
+            return (f"Measured when sampled, {b['model']} costs less than {a['model']} though it takes more FLOPs: "
+                    "on this CPU a model this small spends its time on per-step overhead more than on arithmetic, "
+                    "so measured dollars and latency do not follow size. A hardware projection (*Cost assumptions*) "
+                    "makes them follow it; FLOPs always do.")
+    return None
+
+
 def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "flops",
                 x_label: str = "FLOPs per problem", paired: "analysis.Paired | None" = None) -> None:
     """The page's answer in words (``analysis.verdict``): a headline, a line per smaller model, levels where
