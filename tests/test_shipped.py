@@ -322,6 +322,7 @@ def test_the_verdict_tests_the_gap_on_the_problems_both_models_answered(tmp_path
     assert "running the largest model (arith-xl) once is clearly better than any smaller model" in said
     assert "**arith-l** with 8 samples and majority vote answers 62.1%: **arith-xl wins** by 4.7 points" in said
     assert "within noise" not in said
+    assert "Compared among the strategies selected that need no answer key: majority vote." in texts(at.caption)
     at = page(tmp_path, "pages/size_vs_compute.py", ratio="1")   # the footnote says which compute is equal
     assert "Equal compute means equal inference plus pretraining FLOPs per problem" in texts(at.caption)
 

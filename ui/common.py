@@ -538,6 +538,10 @@ def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str =
             st.markdown(f"- {line}")
         if v["coverage"]:
             st.caption(v["coverage"])
+        used = list(dict.fromkeys(analysis.deployable(df)["strategy"]))
+        if used:  # the verdict holds among these only: another strategy can change it
+            st.caption("Compared among the strategies selected that need no answer key: "
+                       + ", ".join(strategies.label(s) for s in used) + ".")
         st.caption(EXPLAIN["verdict"].format(compute="inference plus pretraining FLOPs per problem" if x == "total_flops"
                                              else "inference FLOPs per problem"))
 
