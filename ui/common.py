@@ -595,7 +595,8 @@ EXPLAIN = {
                      "within one problem ([Brown et al. 2024](https://arxiv.org/abs/2407.21787), sec. 4; "
                      "[Snell et al. 2024](https://arxiv.org/abs/2408.03314)).",
     "bands": "Shaded bands are 95% bootstrap intervals: problems resampled with replacement 1,000 times. "
-             "Curves whose bands overlap are not reliably different on this many problems.",
+             "Overlapping bands do not make two curves alike: both answer the same problems, so their difference "
+             "is tested problem by problem (the verdict does), which can tell apart curves whose bands overlap.",
 }
 
 
