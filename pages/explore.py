@@ -1,10 +1,9 @@
 """Explore: accuracy of each model size as the number of samples per problem grows."""
 import streamlit as st
 
-from engine import planning, runner, strategies
+from engine import planning, strategies
 from ui import common, figures
 from ui.common import URL
-from ui.sweep import SweepJob
 
 common.require_router()  # a deep link to a fresh server runs this file without app.py
 
@@ -37,13 +36,14 @@ selection = (exp.models, exp.task, exp.problems, exp.levels, exp.params)
 
 # ---- running ---------------------------------------------------------------------
 def start_sweep():
+    from ui.sweep import SweepJob  # sampling brings torch and transformers: imported when a run starts
     job = SweepJob(exp, cache, ctx["device"]).start()
     st.session_state["sweep_job"] = job
     st.session_state.pop("_confirm_run", None)
 
 
 @st.fragment(run_every=1.0)
-def live_progress(job: SweepJob):
+def live_progress(job):
     # rerun the whole page when the sweep ends or a model finishes, so its curves appear as they land
     if job.done or len(job.results) != st.session_state.get("_results_seen", 0):
         st.session_state["_results_seen"] = len(job.results)
@@ -65,6 +65,7 @@ b1, b2 = st.columns([1, 4], vertical_alignment="center")
 if b1.button("Run", type="primary", icon=":material/play_arrow:", disabled=running or not models, key="run") \
         and common.within_budget(cache, exp):
     with st.spinner("Measuring each new model's speed on a few samples…"):
+        from engine import runner
         common.guarded(runner.probe, exp, cache, ctx["device"])
     secs = common.guarded(planning.estimate_seconds, cache, exp)
     if secs is not None and secs > LONG_RUN_S:

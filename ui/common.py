@@ -39,6 +39,9 @@ def models_table(root: str) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False)
 def available_devices() -> list[str]:
+    from engine.models.loader import nvidia_visible
+    if not nvidia_visible():  # the first page opens without importing torch
+        return ["cpu"]
     import torch
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 

@@ -43,6 +43,16 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+NVIDIA_SIGNS = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/usr/lib/wsl/lib/libcuda.so")
+
+
+def nvidia_visible() -> bool:
+    """Whether this machine shows any sign of an NVIDIA driver (without importing torch, 1.4 s): where it shows
+    none, torch finds no CUDA device either, and a page that only reads the cache need not import it."""
+    import shutil
+    return any(os.path.exists(p) for p in NVIDIA_SIGNS) or shutil.which("nvidia-smi") is not None
+
+
 def import_dir() -> Path:
     """Where ``models import-gguf`` writes converted models (git-ignored)."""
     return Path(os.environ.get("TTC_MODELS_DIR") or MODELS_DIR.parents[1] / "models")
