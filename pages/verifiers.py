@@ -196,3 +196,7 @@ if tab_gold.open:
                    "nudged (a calculation slip), an operand miscopied from the story (a misreading, computed correctly) "
                    "or a step skipped; ties count half, so 50% is a coin flip. The step checker catches every slip and no "
                    "misreading. Self-likelihood reads the model's own probability of each text, as if it had sampled it.")
+        few = int(g["pairs"].min())
+        st.caption(f"Each cell counts {few} to {int(g['pairs'].max())} gold-and-copy pairs: at {few}, a rate's 95% "
+                   f"interval spans up to ±{98 / few ** 0.5:.0f} points (at 50%), so cells closer than that are not "
+                   "reliably different. More problems (above, up to the first 100) narrow it.")

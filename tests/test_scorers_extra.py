@@ -230,6 +230,11 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert set(at.dataframe[1].value["corruption"]) == set(corruptions.KINDS)
+    # a handful of pairs per cell: the page says how wide that leaves a rate
+    said = " ".join(c.value for c in at.caption)
+    assert "gold-and-copy pairs: at " in said and "95% interval spans up to ±" in said
+    few = int(said.split("gold-and-copy pairs: at ")[1].split(",")[0])
+    assert f"±{98 / few ** 0.5:.0f} points" in said and few <= 8
     assert not any("verifier_curves" in c.proto.id for c in at.get("plotly_chart"))  # only the open tab ran
 
 
