@@ -147,7 +147,7 @@ def quality_section():
             "within_problem_auroc": st.column_config.NumberColumn("AUROC within a problem", format="%.3f"),
             "step_auroc": st.column_config.TextColumn("PRM step-level AUROC",
                                                       help="A dash for scorers that give no step scores"),
-            "problems": st.column_config.NumberColumn("problems", help="Problems with both right and wrong "
+            "problems": st.column_config.NumberColumn("problems with both", help="Problems with both right and wrong "
                                                                        "samples: the within-problem AUROC averages "
                                                                        "over these")})
         st.caption("On the shipped sweeps (every ladder model, 500 problems × 64 samples at temperature 0.8; "
