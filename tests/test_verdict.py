@@ -173,3 +173,20 @@ def test_running_out_of_samples_is_judged_on_the_chosen_strategys_own_costs():
                                             lo=0.18, hi=0.22)
     c = compare(pd.concat([df, scored], ignore_index=True), "small", "large")
     assert c["small_strategy"] == "majority" and c["capped"]
+
+
+def test_flops_matched_calls_a_lead_under_a_point_no_clear_win_as_the_verdict_does():
+    """The per-level bars on Size vs compute said "wins clearly" for 100% against 99.7%, which the verdict calls
+    too small to matter."""
+    from engine.analysis import flops_matched
+    from engine.analysis.verdict import Paired
+    large = np.ones(100)
+    large[:8] = [0.97, 0.96, 0.98, 0.97, 0.96, 0.97, 0.98, 0.91]
+    df, blocks = _blocks_and_curves(np.ones(100), large)
+    fm = flops_matched(df, "small", "large", paired=Paired(blocks))
+    assert fm.winner.iloc[0] == "small" and not fm.clear.iloc[0]
+    assert compare(df, "small", "large", paired=Paired(blocks))["small_lead"]
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.85, 300)
+    df, blocks = _blocks_and_curves(np.clip(base + 0.03 + rng.normal(0, 0.01, 300), 0, 1), base)
+    assert flops_matched(df, "small", "large", paired=Paired(blocks)).clear.iloc[0]  # 3 points: a clear win

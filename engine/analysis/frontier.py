@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .verdict import TOL, best_within, gap_is_clear
+from .verdict import MATTERS, TOL, best_within, gap_is_clear
 
 
 def frontier(df: pd.DataFrame, x: str = "flops", y: str = "accuracy") -> pd.DataFrame:
@@ -26,7 +26,7 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops", pa
     The same rule as the verdict and ``equal_compute``: the most accurate point within the budget (ties:
     fewer samples). ``winner`` is a model name or "tie"; ``clear`` says whether the 95% interval of the
     difference excludes zero (``verdict.gap_is_clear``, on per-problem differences where ``paired``, a
-    ``verdict.Paired``, holds both).
+    ``verdict.Paired``, holds both) and the gap is at least ``verdict.MATTERS``, as the verdict calls a win.
     """
     out = []
     levels = sorted(df.difficulty.unique()) if "difficulty" in df else [None]
@@ -47,7 +47,7 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops", pa
                         small_flops=float(pick[x]), small_lo=float(pick.lo), small_hi=float(pick.hi),
                         large_lo=float(big.lo), large_hi=float(big.hi),
                         winner=small if gap > 0 else large if gap < 0 else "tie",
-                        clear=gap_is_clear(pick, big, paired, lvl)))
+                        clear=abs(gap) >= MATTERS and gap_is_clear(pick, big, paired, lvl)))
     return pd.DataFrame(out)
 
 
