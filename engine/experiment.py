@@ -54,8 +54,8 @@ class Experiment:
         man = manifest()
         if not man or not list_shipped():
             return None
-        return cls.build(list_shipped(), man["task"], SamplingParams(n=int(man["params"]["n"]),
-                                                                              temperature=man["params"]["temperature"]))
+        params = SamplingParams(n=int(man["params"]["n"]), temperature=man["params"]["temperature"])
+        return cls.build(list_shipped(), man["task"], params)
 
     def replace(self, **changes) -> "Experiment":
         if "strategies" in changes:

@@ -22,6 +22,7 @@ from .tasks import Problem
 
 VERIFIERS_DIR = MODELS_DIR / "verifiers"
 AGGREGATES = ("min", "prod", "last", "mean")
+STORED_AGGREGATE = "min"  # a PRM's one score, what the cache's score column holds beside its step scores
 # texts per forward pass. On a CPU a big batch's activations spill out of the caches: the shipped ORM scored
 # 380 arith texts in 3.1 s at 256 a batch, 1.7 s at 32 and 1.65 s at 16 (one thread; scores equal to 3e-7)
 MAX_BATCH = {"cpu": 32, "cuda": 256}
@@ -53,7 +54,7 @@ class LearnedVerifier:
     model: object
     tokenizer: object
     record: dict
-    aggregate: str = "min"    # PRM: how step scores become one score
+    aggregate: str = STORED_AGGREGATE  # PRM: how step scores become one score
     max_batch: int = 256
 
     def _batches(self, texts):

@@ -431,6 +431,12 @@ def include_partial() -> bool:
     return bool(st.session_state.get("partial", False))
 
 
+def _blocks_key(ctx: dict, exp: Experiment) -> tuple:
+    """What ``cached_blocks`` and everything computed from it are keyed on, after the experiment."""
+    return (include_partial(), registry.task_version(exp.task, ctx["root"]), ctx["cache_path"],
+            cache_version(ctx["cache_path"]))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_paired(exp: Experiment, include_partial: bool, task_version: float, cache_path: str,
                   cache_version: int) -> "analysis.Paired":
@@ -440,14 +446,12 @@ def cached_paired(exp: Experiment, include_partial: bool, task_version: float, c
 
 def paired_for(ctx: dict, exp: Experiment) -> "analysis.Paired | None":
     """``cached_paired`` for an experiment; None (message shown) on error."""
-    return guarded(cached_paired, exp, include_partial(), registry.task_version(exp.task, ctx["root"]),
-                   ctx["cache_path"], cache_version(ctx["cache_path"]))
+    return guarded(cached_paired, exp, *_blocks_key(ctx, exp))
 
 
 def curves_for(ctx: dict, exp: Experiment, by_level: bool = False) -> pd.DataFrame | None:
     """``cached_curves`` for an experiment; None (message shown) on error."""
-    return guarded(cached_curves, exp, bool(by_level), include_partial(), registry.task_version(exp.task, ctx["root"]),
-                   ctx["cache_path"], cache_version(ctx["cache_path"]))
+    return guarded(cached_curves, exp, bool(by_level), *_blocks_key(ctx, exp))
 
 
 def curves_or_stop(ctx: dict, exp: Experiment) -> pd.DataFrame:

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..verifiers import AGGREGATES, VERIFIERS_DIR, aggregate, describe, load_verifier
+from ..verifiers import AGGREGATES, STORED_AGGREGATE, VERIFIERS_DIR, aggregate, describe, load_verifier
 from . import Scorer, register
 
 FLUSH_ROWS = 2048
-STORED = "min"  # the aggregation a PRM's cached score column holds (its step scores are cached beside it)
 KEY = ["model_fp", "task", "problem_id", "config_key", "idx"]
 AGG_LABELS = {"min": "lowest step score", "prod": "product of step scores", "last": "last step score",
               "mean": "mean step score"}
@@ -70,7 +69,7 @@ class LearnedScorer(Scorer):
         v = self.files  # the model itself is loaded only if something is left to score
         # a PRM's cached score is its steps aggregated as the verifier does (written together below): the step
         # lists, the widest column by far, are read only when asked for or aggregated another way
-        read_steps = steps or (v.kind == "prm" and bool(self.aggregate) and self.aggregate != STORED)
+        read_steps = steps or (v.kind == "prm" and bool(self.aggregate) and self.aggregate != STORED_AGGREGATE)
         # one read finds the samples not scored yet and gives the others' scores (usually all there are)
         cached, at = _lookup(cache, v.fingerprint, samples, read_steps)
         if np.any(at < 0):
@@ -85,7 +84,7 @@ class LearnedScorer(Scorer):
                 ps, comps = [prompts[p] for p in part["problem_id"]], part["text"].fillna("").tolist()
                 made = v.step_scores_many(ps, comps) if v.kind == "prm" else [[] for _ in comps]
                 # a PRM's score is an aggregate of the step scores just computed: no second pass
-                scores = [aggregate(st, STORED) for st in made] if v.kind == "prm" else v.score_many(ps, comps)
+                scores = [aggregate(st, STORED_AGGREGATE) for st in made] if v.kind == "prm" else v.score_many(ps, comps)
                 cache.write_scores([dict(verifier_fp=v.fingerprint, **{k: getattr(r, k) for k in KEY}, score=s,
                                          step_scores=json.dumps(st))
                                     for r, s, st in zip(part.itertuples(), scores, made)])
