@@ -110,7 +110,7 @@ if both.empty:
     st.info("Sampling: curves appear here as each model finishes." if running else
             "No samples cached for these settings yet: press **Run**.")
     st.stop()
-common.verdict_box(both, paired=common.paired_for(ctx, exp))
+common.verdict_box(both, common.curves_for(ctx, exp, by_level=True), paired=common.paired_for(ctx, exp))
 df = both[both["strategy"] == strategy]
 
 colors = figures.color_map(lms["names"])

@@ -89,7 +89,11 @@ if not view.empty:
                                            figures.color_map(lms["names"])),
                     width="stretch", config={"displaylogo": False}, key="plan_fig")
     st.caption("Every cached option: accuracy against cost. Hollow: slower than the latency budget. The cheapest "
-               "filled point above the dashed target line is the recommendation (ringed).")
+               "filled point above the dashed target line is the recommendation (ringed; where several cost "
+               "within 5% of it, the most accurate of them).")
+    note = common.cost_order_note(shown[shown["k"] == 1].drop_duplicates("model"), cost)
+    if note:
+        st.caption(note)
 
 # ---- beyond uniform options: allocation by difficulty, and extrapolation ----------------------
 if exp.params.n >= 4 and len(exp.models) >= 1:

@@ -91,6 +91,9 @@ for col, (x, title, scale) in zip(st.columns(3), axes):
                      width="stretch", config={"displaylogo": False}, key=f"frontier_{x}")
 st.caption("The line is the frontier of what you could deploy: strategies that need no answer key. "
            + common.EXPLAIN["coverage"])
+order_note = common.cost_order_note(df[df["k"] == 1].drop_duplicates("model"), exp.cost)
+if order_note:
+    st.caption(order_note)
 
 front = fronts[xcol]
 if front.empty:
@@ -148,7 +151,8 @@ if fm is None or fm.empty:
     st.stop()
 st.caption(f"Per level: {large} with 1 sample against {small}'s best option (number of samples) that fits in "
            f"the same {'total ' if xcol == 'total_flops' else ''}FLOPs, up to the sample budget, both picked by "
-           f"{strategies.label(fm_strategy)}. Error bars: 95% bootstrap intervals.")
+           f"{strategies.label(fm_strategy)}. Its best option may spend less than the budget: where more samples "
+           "do not help, it takes fewer. Error bars: 95% bootstrap intervals.")
 st.plotly_chart(figures.flops_matched_figure(fm, colors), width="stretch", config={"displaylogo": False},
                 key="flops_matched")
 won, lost = fm[fm["winner"] == small], fm[fm["winner"] == large]
@@ -164,12 +168,15 @@ if not eq.empty:
                     config={"displaylogo": False}, key="equal_compute")
     if eq["capped"].any():
         st.caption(f"*: the budget would buy {small} at least twice as many samples as the {exp.params.n} "
-                   "cached per problem; raise the sample budget (and run it on Explore) to see them.")
+                   "cached per problem; raise the sample budget (and run it on Explore) to see them. The cell "
+                   "shows the best option among those cached, which may take fewer samples still.")
     cross = analysis.crossover(analysis.equal_compute(pair(df), small, large, x=xcol))
     if cross is not None:
         st.markdown(f"Crossover: from {compact(cross)} FLOPs per problem on, {large} wins at every larger budget.")
+# "result", not "winner" and "clear": a model named as winner beside an unticked box read as a win
 common.dataframe(fm[["difficulty", "small_k", "small_accuracy", "small_flops", "large_accuracy", "large_flops",
-                     "winner", "clear"]], shares=["small_accuracy", "large_accuracy"], hide_index=True,
+                     "result"]],
+                 shares=["small_accuracy", "large_accuracy"], hide_index=True,
                  width="stretch", key="flops_matched_table", column_config={
     "small_k": st.column_config.NumberColumn(f"{small} samples"),
     "small_accuracy": st.column_config.NumberColumn(f"{small} accuracy"),

@@ -185,18 +185,24 @@ if tab_gold.open:
         g = common.guarded(gold_vs_corrupted, exp.replace(problems=min(exp.problems, GOLD_PROBLEMS)), tuple(names))
         if g is None or g.empty:
             st.stop()
-        pivot = g.assign(scorer=g["scorer"].map(scorers.short_label)
-                         + g["model"].map(lambda m: f" ({m})" if isinstance(m, str) else "")).pivot_table(
-            index=["scorer", "corruption"], columns="level", values="rate", sort=False)
+        g = g.assign(scorer=g["scorer"].map(scorers.short_label)
+                     + g["model"].map(lambda m: f" ({m})" if isinstance(m, str) else ""))
+        pivot = g.pivot_table(index=["scorer", "corruption"], columns="level", values="rate", sort=False)
         pivot.columns = [f"L{c}" for c in pivot.columns]
+        # every level's pairs together: the narrowest interval, and what the README quotes
+        pivot["all"] = corruptions.pooled(g).set_index(["scorer", "corruption"])["rate"].reindex(pivot.index)
         common.dataframe(pivot.reset_index(), shares=list(pivot.columns), hide_index=True, width="stretch",
                          height=35 * (len(pivot) + 1) + 3, key="corruption_table")  # every row: the caption names some
-        st.caption(f"On {min(exp.problems, GOLD_PROBLEMS)} of the selected problems (the first of each level in turn): how "
+        on = min(exp.problems, GOLD_PROBLEMS)
+        st.caption((f"On {on} of the {exp.problems} selected problems (the first of each level in turn)"
+                    if on < exp.problems else f"On the {on} selected problems") + ": how "
                    "often each scorer rates a problem's gold solution above a copy with one mistake put in: a result "
                    "nudged (a calculation slip), an operand miscopied from the story (a misreading, computed correctly) "
                    "or a step skipped; ties count half, so 50% is a coin flip. The step checker catches every slip and no "
                    "misreading. Self-likelihood reads the model's own probability of each text, as if it had sampled it.")
-        few = int(g["pairs"].min())
-        st.caption(f"Each cell counts {few} to {int(g['pairs'].max())} gold-and-copy pairs: at {few}, a rate's 95% "
-                   f"interval spans up to ±{98 / few ** 0.5:.0f} points (at 50%), so cells closer than that are not "
-                   "reliably different. More problems (above, up to the first 100) narrow it.")
+        few, most = int(g["pairs"].min()), int(g["pairs"].max())
+        st.caption(f"Each level's cell counts {few if few == most else f'{few} to {most}'} gold-and-copy pairs: at "
+                   f"{few}, a rate's 95% interval spans up to ±{98 / few ** 0.5:.0f} points (at 50%), so cells closer "
+                   "than that are not reliably different; the \"all\" column pools the levels. "
+                   + (f"At most {GOLD_PROBLEMS} problems are scored here (every scorer reads new texts: about 5 s "
+                      "per 100 problems)." if on < exp.problems else "More problems (above) narrow it."))

@@ -162,6 +162,26 @@ def test_plan_says_about_the_same_cost_instead_of_1_0x_cheaper():
     assert "1.0x" not in p["explanation"]
 
 
+def test_plan_at_equal_price_recommends_the_more_accurate_model():
+    """Projected onto a big GPU the small models all cost the same (overhead-bound): the planner recommended
+    the least accurate of them, 'about the same cost as' a more accurate one."""
+    df = _table()[lambda d: d.k == 1].assign(dollars=[4.77e-7, 4.78e-7])  # s: 20%, l: 50%; l 0.2% dearer
+    p = analysis.recommend(df, target_accuracy=0.1, latency_budget_s=1, queries_per_day=1)
+    assert p["best"]["model"] == "l" and p["runner_up"]["model"] == "s"
+    assert p["explanation"].startswith("s, l cost about the same here") or \
+        p["explanation"].startswith("l, s cost about the same here")
+    assert "the most accurate of them is recommended" in p["explanation"]
+    # a real saving still wins: 10% cheaper is not "the same price"
+    cheap = analysis.recommend(df.assign(dollars=[4.3e-7, 4.78e-7]), target_accuracy=0.1, latency_budget_s=1,
+                               queries_per_day=1)
+    assert cheap["best"]["model"] == "s" and "about the same here" not in cheap["explanation"]
+    # the safe option follows the same rule
+    unsure = analysis.recommend(df.assign(lo=[0.15, 0.45], dollars=[4.77e-7, 4.77e-7]).pipe(
+        lambda d: pd.concat([d, d.assign(model=d.model + "2", accuracy=d.accuracy + 0.01, lo=d.lo + 0.1)])),
+        target_accuracy=0.5, latency_budget_s=1, queries_per_day=1)
+    assert unsure["best"]["model"] == "l2" and unsure["safe"] is None
+
+
 def test_plan_never_recommends_a_strategy_that_needs_the_answer_key():
     df = pd.concat([_table(), _table().assign(strategy="oracle", accuracy=1.0, dollars=0.0)])
     p = analysis.recommend(df, target_accuracy=0.5, latency_budget_s=0.15, queries_per_day=1000)

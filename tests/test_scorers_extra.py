@@ -165,6 +165,11 @@ def test_gold_beats_corrupted_per_scorer():
     assert rate["step-checker", "nudged"] == 1.0 and rate["step-checker", "miscopied"] == 0.5
     assert (rate["simulated-1"] == 1.0).all()
     assert "self-likelihood" not in set(g["scorer"])  # no log-probability for texts nobody sampled, no model given
+    # over all levels: each level's rate weighted by its pairs, which is the rate over all pairs
+    pooled = corruptions.pooled(g).set_index(["scorer", "corruption"])
+    for (name, kind), d in g.groupby(["scorer", "corruption"]):
+        assert pooled.loc[(name, kind), "pairs"] == d["pairs"].sum()
+        assert pooled.loc[(name, kind), "rate"] == pytest.approx((d["rate"] * d["pairs"]).sum() / d["pairs"].sum())
     g = corruptions.gold_beats_corrupted(task, ["self-likelihood"], task.select(10), models=["arith-s"])
     assert set(g["model"]) == {"arith-s"} and g["rate"].between(0, 1).all()
     with pytest.raises(EngineError, match="arith"):
@@ -235,6 +240,8 @@ def test_verifiers_page_renders_from_the_shipped_sweeps(tmp_path, monkeypatch):
     assert "gold-and-copy pairs: at " in said and "95% interval spans up to ±" in said
     few = int(said.split("gold-and-copy pairs: at ")[1].split(",")[0])
     assert f"±{98 / few ** 0.5:.0f} points" in said and few <= 8
+    table = at.dataframe[1].value
+    assert table["all"].between(0, 1).all() and "On the 40 selected problems" in said  # pooled over levels
     assert not any("verifier_curves" in c.proto.id for c in at.get("plotly_chart"))  # only the open tab ran
 
 

@@ -322,6 +322,9 @@ def test_the_verdict_tests_the_gap_on_the_problems_both_models_answered(tmp_path
     assert "running the largest model (arith-xl) once is clearly better than any smaller model" in said
     assert "**arith-l** with 8 samples and majority vote answers 62.1%: **arith-xl wins** by 4.7 points" in said
     assert "within noise" not in said
+    # pooled over levels; Explore names the level that goes the other way, as Size vs compute does
+    assert "Not at every level: at 1 of them a smaller model wins (below)." in said
+    assert "Level 2: arith-l × 8 samples with majority vote (97.1%) beats arith-xl × 1 (91.7%)." in said
     assert "Compared among the strategies selected that need no answer key: majority vote." in texts(at.caption)
     at = page(tmp_path, "pages/size_vs_compute.py", ratio="1")   # the footnote says which compute is equal
     assert "Equal compute means equal inference plus pretraining FLOPs per problem" in texts(at.caption)

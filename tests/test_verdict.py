@@ -54,6 +54,10 @@ def test_levels_where_the_answer_differs_are_named():
     hard = curves({1: 0.05, 8: 0.1}, {1: 0.4}).assign(difficulty=2)
     v = verdict(overall, pd.concat([easy, hard]))
     assert v["levels"] == ["Level 1: small × 8 samples with majority vote (99.0%) beats large × 1 (90.0%)."]
+    # the pooled headline says it is pooled, and that a level goes the other way (it read as a contradiction)
+    assert "over all problems together" in v["headline"]
+    assert v["headline"].endswith("Not at every level: at 1 of them a smaller model wins (below).")
+    assert "Not at every level" not in verdict(overall, hard)["headline"]
 
 
 def test_nothing_to_say_without_two_models_or_a_budget():
@@ -184,9 +188,13 @@ def test_flops_matched_calls_a_lead_under_a_point_no_clear_win_as_the_verdict_do
     large[:8] = [0.97, 0.96, 0.98, 0.97, 0.96, 0.97, 0.98, 0.91]
     df, blocks = _blocks_and_curves(np.ones(100), large)
     fm = flops_matched(df, "small", "large", paired=Paired(blocks))
-    assert fm.winner.iloc[0] == "small" and not fm.clear.iloc[0]
+    assert fm.winner.iloc[0] == "small" and not fm.clear.iloc[0] and fm.result.iloc[0] == "under a point"
     assert compare(df, "small", "large", paired=Paired(blocks))["small_lead"]
     rng = np.random.default_rng(0)
     base = rng.uniform(0.1, 0.85, 300)
     df, blocks = _blocks_and_curves(np.clip(base + 0.03 + rng.normal(0, 0.01, 300), 0, 1), base)
-    assert flops_matched(df, "small", "large", paired=Paired(blocks)).clear.iloc[0]  # 3 points: a clear win
+    fm = flops_matched(df, "small", "large", paired=Paired(blocks))
+    assert fm.clear.iloc[0] and fm.result.iloc[0] == "small wins"  # 3 points: a clear win
+    # a lead inside the noise is said to be one, not shown as a winner beside an unticked box
+    fm = flops_matched(curves({1: 0.3, 8: 0.61}, {1: 0.6}, width=0.05), "small", "large")
+    assert fm.winner.iloc[0] == "small" and fm.result.iloc[0] == "within noise"

@@ -497,6 +497,12 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
                    "batches with other queries. Models as small as the shipped ladder are overhead-bound there: "
                    "projected time follows the tokens generated more than the parameters (FLOPs stay the "
                    "size-faithful axis).")
+    if price is None or watts is None:  # empty fields read as disabled: say what they stand for
+        unit = "per million tokens" if per_token else "per device-hour"
+        used = [f"${default_price:g} {unit}"] if price is None else []
+        used += [f"{default_watts:g} W"] if watts is None else []
+        st.caption(f"Using {' and '.join(used)} ({'this hardware' if prof else 'the default'}'s figures); "
+                   "type a number to change them.")
     price = float(price if price is not None else default_price)
     return CostModel(price_per_gpu_hour=0.0 if per_token else price, price_per_mtok=price if per_token else None,
                      power_watts=float(watts if watts is not None else default_watts), hardware=hw,

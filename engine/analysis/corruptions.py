@@ -143,3 +143,12 @@ def _rates(scored: pd.DataFrame, name: str, model: str | None) -> pd.DataFrame:
     t = bad.assign(win=win).groupby(["kind", "difficulty"])["win"].agg(["mean", "size"]).reset_index()
     return t.rename(columns={"kind": "corruption", "difficulty": "level", "mean": "rate",
                              "size": "pairs"}).assign(scorer=name, model=model)
+
+
+def pooled(rates: pd.DataFrame) -> pd.DataFrame:
+    """``gold_beats_corrupted``'s rates over every level together (weighted by pairs), one row per scorer, model
+    and corruption in the order they first appear."""
+    keys = ["scorer", "model", "corruption"]
+    t = rates.assign(wins=rates["rate"] * rates["pairs"], model=rates["model"].fillna(""))
+    t = t.groupby(keys, sort=False)[["wins", "pairs"]].sum().reset_index()
+    return t.assign(rate=t["wins"] / t["pairs"], model=t["model"].replace("", None))[keys + ["rate", "pairs"]]

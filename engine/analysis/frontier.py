@@ -26,7 +26,9 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops", pa
     The same rule as the verdict and ``equal_compute``: the most accurate point within the budget (ties:
     fewer samples). ``winner`` is a model name or "tie"; ``clear`` says whether the 95% interval of the
     difference excludes zero (``verdict.gap_is_clear``, on per-problem differences where ``paired``, a
-    ``verdict.Paired``, holds both) and the gap is at least ``verdict.MATTERS``, as the verdict calls a win.
+    ``verdict.Paired``, holds both) and the gap is at least ``verdict.MATTERS``, as the verdict calls a win;
+    ``result`` says it in words: "<model> wins", "within noise", or "under a point" (certain, but too small to
+    matter).
     """
     out = []
     levels = sorted(df.difficulty.unique()) if "difficulty" in df else [None]
@@ -42,12 +44,15 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops", pa
         if pick is None:
             continue
         gap = float(pick.accuracy - big.accuracy)
+        winner = small if gap > 0 else large if gap < 0 else "tie"
+        clear = abs(gap) >= MATTERS and gap_is_clear(pick, big, paired, lvl)
         out.append(dict(difficulty=lvl, large=large, large_accuracy=float(big.accuracy), large_flops=float(big[x]),
                         small=small, small_k=int(pick.k), small_accuracy=float(pick.accuracy),
                         small_flops=float(pick[x]), small_lo=float(pick.lo), small_hi=float(pick.hi),
                         large_lo=float(big.lo), large_hi=float(big.hi),
-                        winner=small if gap > 0 else large if gap < 0 else "tie",
-                        clear=abs(gap) >= MATTERS and gap_is_clear(pick, big, paired, lvl)))
+                        winner=winner, clear=clear,
+                        result=f"{winner} wins" if clear else "within noise" if abs(gap) >= MATTERS or not
+                        gap_is_clear(pick, big, paired, lvl) else "under a point"))
     return pd.DataFrame(out)
 
 

@@ -38,13 +38,19 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
                     problems=int(r.get("problems", 0)),
                     accuracy=float(r.accuracy), latency_s=float(r.latency_s), cost_per_query=per_q,
                     cost_per_1000=per_q * 1000, cost_per_month=per_q * queries_per_day * 30, flops=float(r.flops))
-    best = describe(ok.iloc[0])
+    first = _cheapest(ok, cost_col)
+    best = describe(first)
     other = ok[ok.model != best["model"]]
-    runner = describe(other.iloc[0]) if not other.empty else None
+    runner = describe(_cheapest(other, cost_col)) if not other.empty else None
+
     def how(r):
         return "one sample" if r["k"] == 1 else f"{r['label']} over {r['k']} samples"
     text = (f"{best['model']} with {how(best)} reaches {best['accuracy']:.1%} at {money(best['cost_per_1000'])} "
             f"per 1,000 queries")
+    tied = _tied(ok, cost_col)
+    if tied.model.nunique() > 1:  # e.g. small models on a big GPU, bound by per-step overhead, not by size
+        text = (f"{', '.join(dict.fromkeys(tied.model))} cost about the same here (within "
+                f"{TIE - 1:.0%} of the cheapest), so the most accurate of them is recommended: " + text)
     if runner:
         ratio = runner["cost_per_1000"] / best["cost_per_1000"] if best["cost_per_1000"] > 0 else float("inf")
         cheaper = f"{ratio:.1f}x cheaper than" if ratio >= 1.05 else "about the same cost as"
@@ -61,7 +67,7 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
                  f"{best['hi']:.1%}) reaches below the target: it may fall short.")
         sure = ok[ok.lo >= target_accuracy]
         if not sure.empty:
-            safe = describe(sure.iloc[0])
+            safe = describe(_cheapest(sure, cost_col))
             text += (f" The cheapest option whose whole interval clears {target_accuracy:.0%}: {safe['model']} "
                      f"with {how(safe)} ({safe['accuracy']:.1%}, {safe['lo']:.1%}-{safe['hi']:.1%}) at "
                      f"{money(safe['cost_per_1000'])} per 1,000 queries.")
@@ -70,6 +76,20 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
         else:
             text += " No option measured here clears it with its whole interval."
     return {"best": best, "runner_up": runner, "explanation": text, "uncertain": uncertain, "safe": safe}
+
+
+TIE = 1.05  # costs within 5% of each other count as the same price: the more accurate option is then the pick
+
+
+def _tied(ok: pd.DataFrame, cost_col: str) -> pd.DataFrame:
+    """The options (sorted by cost) that cost about as little as the cheapest."""
+    return ok[ok[cost_col] <= float(ok[cost_col].iloc[0]) * TIE]
+
+
+def _cheapest(ok: pd.DataFrame, cost_col: str) -> pd.Series:
+    """The cheapest option, the most accurate one where several cost about the same: at equal price nobody
+    should be sold a less accurate model (a projection onto a big GPU prices the small models alike)."""
+    return _tied(ok, cost_col).sort_values(["accuracy", cost_col], ascending=[False, True], kind="stable").iloc[0]
 
 
 def candidates(df: pd.DataFrame) -> pd.DataFrame:

@@ -185,7 +185,8 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
                            f"{large} × 1 ({best['large_acc']:.1%}).")
     elif all(c["clear"] and not c["small_lead"] for c in comps):
         out["headline"] = (f"At equal compute, running the largest model ({large}) once is clearly better than "
-                           "any smaller model with more samples and a strategy that needs no answer key.")
+                           "any smaller model with more samples and a strategy that needs no answer key, over all "
+                           "problems together.")
     else:
         noisy = [c["small"] for c in comps if not c["clear"]]
         tiny = [c["small"] for c in comps if c["small_lead"]]
@@ -213,6 +214,9 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
                 if not big.empty:
                     out["levels"].append(f"Level {int(lvl)}: {large} once ({big['accuracy'].iloc[0]:.1%}) "
                                          "clearly beats every smaller model at equal compute.")
+    if out["levels"] and not winners and not close:  # the pooled answer does not hold at every level
+        out["headline"] += (f" Not at every level: at {len(out['levels'])} of them a smaller model wins "
+                            "(below).")
     out["coverage"] = coverage_sentence(df, large)
     return out
 
