@@ -112,9 +112,10 @@ if tab_stop.open:
             st.markdown("\n".join(f"- {line}" for line in ua.stopping.summary(sim[sim.threshold == threshold])))
             st.plotly_chart(ua.stopping_figure(sim, fixed_df, colors), width="stretch", config={"displaylogo": False},
                             key="stop_fig")
-            st.caption("Solid: the adaptive rule, one point per threshold; between two points, what mixing those two "
-                       "thresholds at random per problem reaches (a straight line in samples, curved on this log "
-                       "axis), not a measured threshold. The majority rule cannot stop surer than 0.75 after one "
+            st.caption("Points: the adaptive rule, one per threshold (what was measured). The faint line between two "
+                       "points: what mixing those two thresholds at random per problem reaches (a straight line in "
+                       "samples, curved on this log axis), not a measured threshold; across a long jump it runs "
+                       "below the fixed-k curve, as any mix of two settings does. The majority rule cannot stop surer than 0.75 after one "
                        "vote or 0.875 after two, so low thresholds all stop at once and the points jump from one "
                        "sample to several. Dotted: the same strategy with a fixed k. Points above the dotted line of "
                        "their model get more accuracy per sample than a fixed budget.")
@@ -160,17 +161,20 @@ if tab_fit.open:
             st.caption("Residuals of the fits on all samples (solid: Beta, dashed: power law): a fit that is right "
                        "on average can still bend away from the data at the largest k, which is where extrapolation "
                        "starts.")
-            t = table[sel(table)][["model", "form", "predicted", "lo", "hi", "measured", "error", "poor", "pass@1024",
+            t = table[sel(table)][["model", "form", "predicted", "lo", "hi", "measured", "residual", "quality", "pass@1024",
                                    "pass@10000"]]
             st.markdown(f"**Honest check**: fitted on the first {fit_samples} samples, predicting pass@{n}:")
-            # in points, beside the percentages, and measured minus predicted: the residual chart's sign
-            common.dataframe(t.assign(error=-t["error"] * 100),
+            # in points, beside the percentages
+            common.dataframe(t.assign(residual=t["residual"] * 100),
                              shares=["predicted", "lo", "hi", "measured", "pass@1024", "pass@10000"],
                              hide_index=True, width="stretch", column_config={
                                  "lo": st.column_config.NumberColumn("95% low"),
                                  "hi": st.column_config.NumberColumn("95% high"),
-                                 "error": st.column_config.NumberColumn(
+                                 "residual": st.column_config.NumberColumn(
                                      "measured − predicted (points)", format="%+.1f",
                                      help="Measured minus predicted, in percentage points: the sign of the "
                                           "residual chart above"),
-                                 "poor": st.column_config.CheckboxColumn("poor fit")})
+                                 "quality": st.column_config.TextColumn(
+                                     "fit", help="poor: off by over 2 points and outside its 95% band; uncertain: "
+                                                 "off by over 2 points or a band over 10 points wide, yet inside "
+                                                 "it; good: neither")})

@@ -195,13 +195,17 @@ def test_fit_on_few_samples_predicts_more_and_flags_a_bad_fit():
             for i, pi in enumerate(p) for j in range(64)]
     table, curve = fits.fit(pd.DataFrame(rows), fit_samples=16, boot=30)
     overall = table[table.level.isna()].set_index("form")
-    assert abs(overall.loc["beta", "error"]) < 0.02 and not overall.loc["beta", "poor"]
+    assert abs(overall.loc["beta", "residual"]) < 0.02 and not overall.loc["beta", "poor"]
+    assert overall.loc["beta", "quality"] == ("good" if overall.loc["beta", "hi"] - overall.loc["beta", "lo"] <= 0.1
+                                              else "uncertain")
     assert set(curve.form) == {"measured", "beta", "power law"} and curve.k.max() == 10000
     # a population whose hard problems are all impossible: the Beta fit from 4 samples overshoots
     rows = [dict(problem_id=f"z{i}", idx=j, correct=bool(i < 100 and rng.random() < 0.05), difficulty=1)
             for i in range(400) for j in range(64)]
     bad, _ = fits.fit(pd.DataFrame(rows), fit_samples=4, boot=30)
-    assert bad.error.abs().max() > 0.02
+    assert bad.residual.abs().max() > 0.02
+    worst = bad.loc[bad.residual.abs().idxmax()]
+    assert worst.quality == ("poor" if worst.poor else "uncertain")
 
 
 # ---------------------------------------------------------------------------- on the shipped ladder
@@ -247,6 +251,12 @@ def test_cli_allocate_and_fit(ladder, tmp_path, args, expect):
     assert len(pd.read_csv(out)) > 0
     if args[0] == "fit":  # the all-levels rows say so, not NaN
         assert "all" in set(pd.read_csv(out)["level"].astype(str)) and "NaN" not in r.stdout
+        # the same sign as the page's column and the residual chart: measured minus predicted
+        t = pd.read_csv(out)
+        assert np.allclose(t["residual"], t["measured"] - t["predicted"])
+        assert set(t["quality"]) <= {"good", "uncertain", "poor"}
+        wide = t[(t["residual"].abs() > 0.02) & (t["measured"].between(t["lo"], t["hi"]))]
+        assert (wide["quality"] == "uncertain").all()  # a big miss inside a wide band is no good fit
 
 
 def test_cli_allocate_on_an_empty_cache_is_one_message(tmp_path):
@@ -286,7 +296,7 @@ def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
             # residuals and the table's error: both measured minus predicted, both in points
             assert res["yaxis"]["title"]["text"] == "measured − fitted (points)"
             fits_table = next(d.value for d in at.dataframe if "measured" in d.value.columns)
-            err = fits_table["error"].astype(float)
+            err = fits_table["residual"].astype(float)
             want = 100 * (fits_table["measured"].astype(float) - fits_table["predicted"].astype(float))
             assert np.allclose(err, want, atol=0.06)
         if tab == "Allocate by difficulty":
@@ -410,6 +420,9 @@ def test_the_adaptive_curve_between_thresholds_is_what_mixing_them_gives():
     assert line.y[mid] == pytest.approx(0.3 + 0.2 * (line.x[mid] - 1) / 20)  # linear in samples, not in log samples
     points = next(t for t in fig.data if t.name == "m: adaptive")
     assert list(points.x) == [1.0, 21.0] and points.mode == "markers"
+    # the mix is drawn fainter and thinner than the fixed-k line: drawn as strong, it read as "adaptive loses"
+    dotted = next(t for t in fig.data if t.name == "m: fixed k")
+    assert line.opacity < 1 and line.line.width < (dotted.line.width or 2) and points.marker.size > 6
 
 
 def test_the_allocation_summary_explains_a_best_single_option_below_a_family_it_holds():

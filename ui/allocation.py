@@ -81,10 +81,12 @@ def stopping_figure(adaptive: pd.DataFrame, fixed: pd.DataFrame, colors: dict, h
         xs, ys = d.mean_samples.to_numpy(), d.accuracy.to_numpy()
         lx = np.r_[(xs[:-1] + t * np.diff(xs)).T.ravel(), xs[-1:]] if len(xs) > 1 else xs
         ly = np.r_[(ys[:-1] + t * np.diff(ys)).T.ravel(), ys[-1:]] if len(ys) > 1 else ys
-        fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", line=dict(color=colors.get(model)), hoverinfo="skip",
-                                 legendgroup=str(model), showlegend=False))
+        # thin and faint: it is no measurement, and drawn as strong as the points it read as "adaptive loses"
+        # where it spans a jump (one sample to twenty), below the fixed-k curve as any mix of two rules is
+        fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", line=dict(color=colors.get(model), width=1.2),
+                                 opacity=0.45, hoverinfo="skip", legendgroup=str(model), showlegend=False))
         fig.add_trace(go.Scatter(x=d.mean_samples, y=d.accuracy, mode="markers", name=f"{model}: adaptive",
-                                 marker=dict(color=colors.get(model)), customdata=d.threshold,
+                                 marker=dict(color=colors.get(model), size=9), customdata=d.threshold,
                                  legendgroup=str(model),
                                  hovertemplate="threshold %{customdata}: %{x:.1f} samples, %{y:.1%}<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),

@@ -105,7 +105,7 @@ def fit(samples: pd.DataFrame, fit_samples: int = 16, target: int | None = None,
         seed: int = 0, plot_ks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fits for one model's cached samples (``problem_id``, ``idx``, ``correct``, ``difficulty``), overall and
     per level. Returns (``table``: one row per level and form with the fitted parameters, pass@target
-    predicted from ``fit_samples`` samples against the measured value, its band, whether the fit is poor, and
+    predicted from ``fit_samples`` samples against the measured value (``residual``: measured minus predicted), its band, whether the fit is poor, and
     extrapolations from all samples; ``curve``: the all-samples fit with its band over ``plot_ks``, and the
     measured coverage with each fit's residual, for plotting)."""
     full = _counts(samples, None)
@@ -146,11 +146,15 @@ def fit(samples: pd.DataFrame, fit_samples: int = 16, target: int | None = None,
             band = np.nanpercentile(bc, [2.5, 97.5], axis=0)
             curve += [dict(level=level, form=form, k=int(k), coverage=float(v), lo=float(l), hi=float(h))
                       for k, v, l, h in zip(plot_ks, fit_curve, band[0], band[1])]
-            err = pred - measured
+            miss = measured - pred  # the sign of the residuals: above the fit is positive
             row = dict(level=level, form=form, problems=p, fit_samples=fit_samples, target=target,
                        p1=fits_all[form][0], p2=fits_all[form][1], predicted=pred, lo=float(lo), hi=float(hi),
-                       measured=measured, error=err,
-                       poor=bool(not np.isfinite(pred) or (abs(err) > 0.02 and not lo <= measured <= hi)))
+                       measured=measured, residual=miss,
+                       poor=bool(not np.isfinite(pred) or (abs(miss) > 0.02 and not lo <= measured <= hi)))
+            # off by more than 2 points, or with a band over 10 points wide, yet not poor: the band is too wide to
+            # say the fit is good (an unticked "poor" box read as "good" beside a 12-point miss)
+            row["quality"] = "poor" if row["poor"] else "uncertain" if abs(miss) > 0.02 or not hi - lo <= 0.1 \
+                else "good"
             for k in EXTRAPOLATE:
                 j = int(np.searchsorted(plot_ks, k))
                 exact = float(predict(form, fits_all[form], k))
@@ -194,9 +198,9 @@ def summary(table: pd.DataFrame) -> list[str]:
     overall = table[table.level.isna()]
     out = []
     for form, g in overall.groupby("form", sort=False):
-        worst = g.loc[g.error.abs().idxmax()]
+        worst = g.loc[g.residual.abs().idxmax()]
         out.append(f"{form}: predicting pass@{int(worst.target)} from {int(worst.fit_samples)} samples is off by "
-                   f"{100 * g.error.abs().mean():.1f} points on average (worst {worst.model}: {worst.predicted:.1%} predicted, "
+                   f"{100 * g.residual.abs().mean():.1f} points on average (worst {worst.model}: {worst.predicted:.1%} predicted, "
                    f"{worst.measured:.1%} measured).")
     poor = table[table.poor]
     if not poor.empty:
