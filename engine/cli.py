@@ -143,6 +143,10 @@ def cmd_report(args) -> int:
                   "problem are cached; the table uses what is there (`python -m engine sweep` fills the rest)",
                   file=sys.stderr)
     skipped = [k for k in ks if k > int(df["n"].min())]
+    if len(skipped) == len(ks):  # a table of no accuracy column is no answer
+        raise EngineError(f"--k {args.k}: every k is above the {int(df['n'].min())} samples per problem cached "
+                          f"(of {params.n} asked); pick k up to {int(df['n'].min())}, or sample more first "
+                          "(`python -m engine sweep --n ...`)")
     if skipped:
         print(f"note: k={','.join(map(str, skipped))} skipped: only {int(df['n'].min())} samples per problem",
               file=sys.stderr)

@@ -106,6 +106,13 @@ if len(top) > 1:
                f"curves count it as right with probability {int(top['correct'].any())}/{len(top)}; "
                "the pick shown is one of the tied answers.")
 
+if len(view["tied"]) > 1:  # a pick beside an equal, lower-numbered score looked arbitrary
+    tied = samples.iloc[view["tied"]]
+    score = f" ({tied['score'].iloc[0]:.3f})" if "score" in tied else ""
+    st.caption(f"{len(tied)} samples share the top score{score}: the strategy picks one of them at random "
+               f"(seeded), so the accuracy curves count it as right with probability {int(tied['correct'].sum())}/"
+               f"{len(tied)}; the pick shown is one of them.")
+
 h1, h2 = st.columns([3, 2])
 with h1:
     st.markdown("**Answers sampled** (green: correct; outlined: the pick)")

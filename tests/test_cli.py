@@ -42,6 +42,10 @@ def test_report_table_and_csv(swept, tmp_path, tiny_model):
     assert "8 of 16 samples per problem are cached" in more.stderr
     strict = cli("report", *asked, "--k", "1", "--strict", check=False)
     assert strict.returncode == 3 and "--strict" in strict.stderr
+    # every k above what is cached: no table without an accuracy column, one message and a failing exit
+    none = cli("report", *common, "--k", "64,128", check=False)
+    assert none.returncode == 2 and "every k is above the 8 samples per problem cached" in none.stderr
+    assert "Traceback" not in none.stderr
     df = pd.read_csv(out)
     assert len(df) == 1 and df.n.iloc[0] == 8 and df.problems.iloc[0] == 4
     assert 0 <= df["pass@1"].iloc[0] <= df["pass@2"].iloc[0] <= df["pass@8"].iloc[0] <= 1

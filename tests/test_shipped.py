@@ -412,3 +412,19 @@ def test_no_sign_of_an_nvidia_driver_means_cpu_without_asking_torch(monkeypatch)
     assert not loader.nvidia_visible()
     monkeypatch.setattr(loader.os.path, "exists", lambda p: p == "/dev/nvidiactl")
     assert loader.nvidia_visible()
+
+
+def test_the_inspector_says_when_the_pick_is_one_of_several_equal_top_scores(tmp_path, monkeypatch):
+    """arith-s on arith-L1-019, best-of-N by the ORM: the pick was #7 though #0 has the same score; nothing said
+    the tie was broken at random."""
+    from tests.test_app import page, texts
+    monkeypatch.setenv("TTC_SHIPPED", "1")
+    at = page(tmp_path, "pages/inspector.py", model="arith-s", problem="arith-L1-019", strategy="best-of-N",
+              strategy_scorer="orm")
+    said = texts(at.caption)
+    samples = at.dataframe[0].value
+    top = samples[samples["score"] == samples["score"].max()]
+    assert len(top) > 1 and f"{len(top)} samples share the top score ({top['score'].iloc[0]:.3f})" in said
+    assert f"right with probability {int(top['correct'].sum())}/{len(top)}" in said
+    picked = int(next(m.value for m in at.metric if m.label.startswith("Pick")).split(":")[0].lstrip("#"))
+    assert picked in set(top["idx"])

@@ -198,3 +198,17 @@ def test_flops_matched_calls_a_lead_under_a_point_no_clear_win_as_the_verdict_do
     # a lead inside the noise is said to be one, not shown as a winner beside an unticked box
     fm = flops_matched(curves({1: 0.3, 8: 0.61}, {1: 0.6}, width=0.05), "small", "large")
     assert fm.winner.iloc[0] == "small" and fm.result.iloc[0] == "within noise"
+
+
+def test_one_sample_because_the_verifier_makes_two_too_dear_is_said():
+    """Best-of-N by a verifier as big as the largest model: the small model's best option is one sample, and the
+    verdict said so without why."""
+    df = curves({1: 0.3}, {1: 0.6})
+    scored = pd.DataFrame([dict(model="small", params=1, strategy="best_of_n:orm", k=k, accuracy=0.5, lo=0.48,
+                                hi=0.52, flops=k * (1.0 + 8.0)) for k in (2, 4)])
+    c = compare(pd.concat([df, scored]), "small", "large")
+    assert c["small_k"] == 1 and c["two_cost"] == 18.0
+    line = verdict(pd.concat([df, scored]))["lines"][0]
+    assert "Two samples of small already cost 18, over the budget: the verifier (ORM) reads every sample, at 8 each." \
+        in line
+    assert compare(curves({1: 0.3, 2: 0.35}, {1: 0.6}), "small", "large")["two_cost"] is None  # two fit the budget

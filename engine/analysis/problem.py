@@ -12,14 +12,15 @@ def problem_view(cache: SampleCache, exp, problem_id: str) -> dict:
     """Samples of ``exp``'s first model on one problem, scored by its first strategy's scorer (if any).
 
     ``pick`` is the row (of ``samples``) the strategy returns given the whole pool; ``steps`` says
-    whether the scores come with per-step scores (a PRM) that a page can shade lines by.
+    whether the scores come with per-step scores (a PRM) that a page can shade lines by; ``tied``, the rows the
+    pick was drawn from at random (more than one: equal top scores).
     """
     task = exp.load_task()
     problem = task.by_id()[problem_id]
     strat = strategies.get(exp.strategies[0])
     df = load_samples(cache, exp.models[0], task, [problem], exp.params)
     empty = {"samples": df, "histogram": pd.DataFrame(columns=["answer", "count", "correct"]), "pick": None,
-             "gold": problem.answer, "pick_correct": False, "strategy": strat, "steps": False}
+             "gold": problem.answer, "pick_correct": False, "strategy": strat, "steps": False, "tied": []}
     if df.empty:
         return empty
     if strat.scorer:
@@ -28,10 +29,12 @@ def problem_view(cache: SampleCache, exp, problem_id: str) -> dict:
     hist = (df.assign(answer=df.answer.fillna("(none)")).groupby("answer")
             .agg(count=("idx", "count"), correct=("correct", "max")).reset_index()
             .sort_values("count", ascending=False))
-    pick = strat.pick(strategies.Pool.from_frame(df))
+    pool = strategies.Pool.from_frame(df)
+    pick = strat.pick(pool)
     steps = "step_scores" in df and bool(df["step_scores"].map(len).any())
     return {**empty, "samples": df, "histogram": hist, "pick": pick,
-            "pick_correct": bool(df.correct.iloc[pick]) if pick is not None else False, "steps": steps}
+            "pick_correct": bool(df.correct.iloc[pick]) if pick is not None else False, "steps": steps,
+            "tied": strat.tied(pool)}
 
 
 def telling_problem(cache: SampleCache, exp, ids) -> str | None:

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .. import metrics, strategies
+from .. import metrics, scorers, strategies
 from ..accounting import compact
 
 TOL = 1.0001  # FLOPs within 0.01% count as equal (floating-point sums of the same costs)
@@ -108,6 +108,9 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops", paired: 
     # the chosen strategy's own samples: another strategy's (a scorer's compute) may cost more than the budget
     most = dep[(dep["model"] == small) & (dep["strategy"] == best["strategy"])][x].max()
     gap = float(best["accuracy"] - big["accuracy"])
+    # one sample only because two cost too much (a verifier's reading of each sample, often): worth saying why
+    two = dep[(dep["model"] == small) & (dep["k"] == 2)]
+    two = two.loc[two[x].idxmin()] if int(best["k"]) == 1 and not two.empty and two[x].min() > budget * TOL else None
     winner = small if gap > 0 else large
     clear = gap_is_clear(best, big, paired, level)
     return dict(small=small, large=large, budget=budget, large_acc=float(big["accuracy"]),
@@ -116,7 +119,8 @@ def compare(df: pd.DataFrame, small: str, large: str, x: str = "flops", paired: 
                 small_hi=float(best["hi"]), small_cost=float(best[x]), capped=bool(2 * most <= budget * TOL),
                 ceiling=None if ceil is None else float(ceil["accuracy"]),
                 ceiling_k=None if ceil is None else int(ceil["k"]), winner=winner, clear=clear,
-                small_lead=clear and abs(gap) < MATTERS)
+                small_lead=clear and abs(gap) < MATTERS,
+                two_cost=None if two is None else float(two[x]), two_strategy=None if two is None else two["strategy"])
 
 
 def sentence(c: dict, x_label: str = "FLOPs per problem") -> str:
@@ -135,6 +139,12 @@ def sentence(c: dict, x_label: str = "FLOPs per problem") -> str:
     else:
         verdict = f"{c['winner']} is ahead by {points:.1f} points, within noise on this many problems."
     tail = ""
+    if c.get("two_cost") is not None:
+        scorer = strategies.get(c["two_strategy"]).scorer
+        tail += (f" Two samples of {c['small']} already cost {compact(c['two_cost'])}, over the budget"
+                 + (f": the verifier ({scorers.short_label(scorer)}) reads every sample, at "
+                    f"{compact((c['two_cost'] - 2 * c['small_cost']) / 2)} each." if scorer and
+                    c["two_cost"] > 2 * c["small_cost"] * TOL else "."))
     if c.get("capped"):  # "at equal compute" would overstate it: the small model spent a fraction of the budget
         tail += (f" Its {k} sample{'s' if k > 1 else ''} cost only {compact(c['small_cost'])}: {c['small']} ran out "
                  "of measured samples, not of compute (a larger sample budget lets it spend the whole budget).")

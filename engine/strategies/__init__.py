@@ -192,6 +192,12 @@ class Strategy:
     def curve(self, pool: Pool, ks: Sequence[int]) -> np.ndarray:
         raise NotImplementedError
 
+    def tied(self, pool: Pool) -> list[int]:
+        """The samples ``pick`` chooses among at random, as equally good ([] where it returns nothing): the
+        inspector says when the pick shown is one of several."""
+        p = self.pick(pool)
+        return [] if p is None else [p]
+
     def curve_se(self, pool: Pool, ks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(curve, Monte Carlo standard error per k); exact strategies report 0."""
         vals = self.curve(pool, ks)

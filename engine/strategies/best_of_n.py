@@ -24,6 +24,8 @@ class BestOfN(Strategy):
         vals = metrics.best_of_k_block(pools.scores, pools.correct, ks)
         return vals, np.where(np.isnan(vals), np.nan, 0.0)
 
+    def tied(self, pool: Pool) -> list[int]:
+        return np.flatnonzero(pool.scores == pool.scores.max()).tolist()
+
     def pick(self, pool: Pool) -> int | None:
-        top = np.flatnonzero(pool.scores == pool.scores.max())
-        return seeded_choice(top.tolist(), pool)
+        return seeded_choice(self.tied(pool), pool)
