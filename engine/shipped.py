@@ -11,6 +11,11 @@ sampling config, the verifiers' fingerprints, and row counts.
 while the sweeps and verifiers do not: ``quality()`` reads it back where it is of
 the sweeps and verifiers here.
 
+``gold_vs_corrupted.parquet`` holds, per scorer (and model, for self-likelihood), problem and kind of
+mistake, whether the scorer rates a gold solution above a copy with that mistake put in
+(``analysis.corruptions``): 25 s to score on the whole test set, so ``gold(task)`` reads it back where it
+is of the task's gold solutions, the models and the verifiers here.
+
 ``import_into(cache)`` adds them to a cache in seconds. It is idempotent and never
 overwrites: rows the cache already has (samples a user generated with the same
 keys are the same samples, since sampling is seeded per index) are kept as they
@@ -36,6 +41,7 @@ MANIFEST = SWEEPS_DIR / "manifest.json"
 SAMPLES_FILE = "samples.parquet"
 SCORES_FILE = "scores.parquet"
 QUALITY_FILE = "scorer_quality.json"
+GOLD_FILE = "gold_vs_corrupted.parquet"
 TASK, N, TEMPERATURE = "arith", 64, 0.8
 MODEL_COLS = ["name", "params", "matmul_params", "family", "dtype", "n_layers", "d_model", "training_flops",
               "training_tokens"]
@@ -144,6 +150,45 @@ def quality(sweeps: Path = SWEEPS_DIR):
             return None
         return pd.DataFrame(rec["rows"]).astype({"step_auroc": float})
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _gold_identity(man: dict, task) -> dict:
+    """What the gold-vs-corrupted record depends on: the verifiers and models (``_identity``) and the task's gold
+    solutions, which the corrupted copies are made from."""
+    import hashlib
+    golds = [(p.id, p.difficulty, p.solution, (p.meta or {}).get("steps")) for p in task.problems]
+    return {**_identity(man), "task": task.name,
+            "task_fp": hashlib.sha256(json.dumps(golds, default=str).encode()).hexdigest()[:16]}
+
+
+def write_gold(wins, task, out: Path = SWEEPS_DIR) -> None:
+    """Write ``analysis.corruptions.wins`` of ``task`` (every problem) to ``out``, with what it was measured on."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    man = json.loads((out / MANIFEST.name).read_text())
+    table = pa.Table.from_pandas(wins, preserve_index=False)
+    meta = {"command": "python -m engine.train ship", **_gold_identity(man, task)}
+    pq.write_table(table.replace_schema_metadata({b"ttc": json.dumps(meta).encode()}), out / GOLD_FILE,
+                   compression="zstd")
+
+
+def gold(task, sweeps: Path = SWEEPS_DIR):
+    """The recorded ``corruptions.wins`` (a DataFrame) where they are of ``task``'s gold solutions and the
+    models and verifiers here; else None (score them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        man = json.loads((sweeps / MANIFEST.name).read_text())
+        table = pq.read_table(sweeps / GOLD_FILE)
+        rec = json.loads(table.schema.metadata[b"ttc"])
+        want = _gold_identity(man, task)
+        if stale(man) or {k: rec.get(k) for k in want} != want:
+            return None
+        out = table.to_pandas()
+        out.attrs["models"] = rec["models"]  # self-likelihood's rows hold for these files only
+        return out
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, pa.ArrowException):
         return None
 
 

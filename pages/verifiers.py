@@ -54,7 +54,15 @@ GOLD_PROBLEMS = 100  # the corruption test scores new texts with every scorer: 5
 
 @st.cache_data(show_spinner="Scoring gold solutions against corrupted copies…", max_entries=16)
 def gold_vs_corrupted(exp: Experiment, names: tuple):
-    return corruptions.gold_beats_corrupted(exp.load_task(), list(names), exp.selected(), models=exp.models)
+    return corruptions.gold_beats_corrupted(exp.load_task(), list(names), exp.selected(), models=exp.models,
+                                            recorded=True)
+
+
+def gold_problems(exp: Experiment, names) -> int:
+    """Problems to score: all selected where the shipped record holds these scorers (nothing to score), else at
+    most GOLD_PROBLEMS."""
+    return exp.problems if corruptions.all_recorded(exp.load_task(), names, exp.models) else \
+        min(exp.problems, GOLD_PROBLEMS)
 
 
 version = common.cache_version(ctx["cache_path"])
@@ -182,7 +190,8 @@ if tab_gold.open:
         if task_name != "arith":
             st.caption("Needs the arith task's worked solutions.")
             st.stop()
-        g = common.guarded(gold_vs_corrupted, exp.replace(problems=min(exp.problems, GOLD_PROBLEMS)), tuple(names))
+        on = gold_problems(exp, names)
+        g = common.guarded(gold_vs_corrupted, exp.replace(problems=on), tuple(names))
         if g is None or g.empty:
             st.stop()
         g = g.assign(scorer=g["scorer"].map(scorers.short_label)
@@ -193,7 +202,6 @@ if tab_gold.open:
         pivot["all"] = corruptions.pooled(g).set_index(["scorer", "corruption"])["rate"].reindex(pivot.index)
         common.dataframe(pivot.reset_index(), shares=list(pivot.columns), hide_index=True, width="stretch",
                          height=35 * (len(pivot) + 1) + 3, key="corruption_table")  # every row: the caption names some
-        on = min(exp.problems, GOLD_PROBLEMS)
         st.caption((f"On {on} of the {exp.problems} selected problems (the first of each level in turn)"
                     if on < exp.problems else f"On the {on} selected problems") + ": how "
                    "often each scorer rates a problem's gold solution above a copy with one mistake put in: a result "

@@ -1,5 +1,6 @@
 """The precomputed sweeps that ship in data/sweeps: they match the shipped models, reproduce, and load safely."""
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -428,3 +429,53 @@ def test_the_inspector_says_when_the_pick_is_one_of_several_equal_top_scores(tmp
     assert f"right with probability {int(top['correct'].sum())}/{len(top)}" in said
     picked = int(next(m.value for m in at.metric if m.label.startswith("Pick")).split(":")[0].lstrip("#"))
     assert picked in set(top["idx"])
+
+
+def test_the_gold_vs_corrupted_record_is_what_scoring_gives_and_the_page_reads_it(tmp_path, monkeypatch):
+    """Verifiers' gold-vs-corrupted tab scored only the first 100 problems (25 s for all 500): 20 pairs a cell,
+    whose noise read as a pattern (ORM nudged 80/60/45/70/40% against 82/67/58/54/42% on all 500). The record
+    written with the sweeps holds every problem; scoring some again gives the same, and only scorers it lacks
+    are scored."""
+    from engine.analysis import corruptions
+    from engine.tasks import get_task
+    task = get_task("arith")
+    rec = shipped.gold(task)
+    assert rec is not None and rec["problem_id"].nunique() == len(task.problems)
+    some = task.select(15)
+    ids = {p.id for p in some}
+    again = corruptions.wins(task, ["step-checker", "orm", "self-likelihood"], some, models=["arith-s"])
+    mine = rec[rec["problem_id"].isin(ids) & rec["scorer"].isin(["step-checker", "orm", "self-likelihood"])
+               & rec["model"].isin([None, "arith-s"])]
+    key = ["scorer", "problem_id", "corruption"]
+    a, b = again.sort_values(key).reset_index(drop=True), mine.sort_values(key).reset_index(drop=True)
+    assert len(a) == len(b) > 0 and a[key].equals(b[key]) and np.allclose(a["win"], b["win"])
+    # recorded scorers come from the record, others are scored; the rates are the same either way
+    mixed = corruptions.gold_beats_corrupted(task, ["orm", "simulated-0.8"], some, recorded=True)
+    assert set(mixed["scorer"]) == {"orm", "simulated-0.8"}
+    assert mixed[mixed.scorer == "orm"].reset_index(drop=True).equals(
+        corruptions.gold_beats_corrupted(task, ["orm"], some).reset_index(drop=True))
+    assert corruptions.all_recorded(task, ["orm", "self-likelihood"], list_shipped())
+    assert not corruptions.all_recorded(task, ["orm", "simulated-0.8"])
+    # another task's gold solutions, or other verifiers: the record is not read
+    d = tmp_path / "sweeps"
+    d.mkdir()
+    shutil.copy(shipped.MANIFEST, d / shipped.MANIFEST.name)
+    shipped.write_gold(rec, task, d)
+    assert shipped.gold(task, d) is not None
+    import dataclasses
+    other = dataclasses.replace(task, problems=task.problems[1:])
+    assert shipped.gold(other, d) is None
+    man = json.loads((d / shipped.MANIFEST.name).read_text())
+    (d / shipped.MANIFEST.name).write_text(json.dumps(dict(man, config_key="0" * 16)))
+    assert shipped.gold(task, d) is None
+    # the page, on every selected problem
+    from tests.test_app import page, texts
+    monkeypatch.setenv("TTC_SHIPPED", "1")
+    at = page(tmp_path, "pages/verifiers.py", ver_tab="Gold solution against a corrupted copy")
+    said = texts(at.caption)
+    assert "On the 500 selected problems" in said and "At most 100" not in said
+    table = next(d.value for d in at.dataframe if "corruption" in d.value.columns)
+    row = table[(table["scorer"] == "ORM") & (table["corruption"] == "nudged")].iloc[0]
+    share = [float(v.rstrip("%")) / 100 if isinstance(v, str) else v  # a column with a dash is shown as text
+             for v in (row[c] for c in ("L1", "L2", "L3", "L4", "L5", "all"))]
+    assert [round(100 * v) for v in share] == [82, 67, 58, 54, 42, 61]

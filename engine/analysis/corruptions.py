@@ -114,11 +114,23 @@ def with_logprob(df: pd.DataFrame, task: Task, model: str, batch: int = 32) -> p
     return df.assign(logprob=lps, completion_tokens=[len(c) for _, c in seqs])
 
 
-def gold_beats_corrupted(task: Task, names, problems=None, seed: int = 0, models=()) -> pd.DataFrame:
+WIN_COLS = ["scorer", "model", "problem_id", "corruption", "level", "win"]
+RATE_COLS = ["scorer", "model", "corruption", "level", "rate", "pairs"]
+
+
+def gold_beats_corrupted(task: Task, names, problems=None, seed: int = 0, models=(), recorded: bool = False
+                         ) -> pd.DataFrame:
     """Per scorer, corruption kind and level: how often gold outscores its corrupted copy (``rate``, ties
     half) over ``pairs`` problems. A scorer that needs a log-probability (self-likelihood) is scored once per
     model in ``models`` (names or ``ModelRef``s; that model's name in ``model``, None for other scorers), and
-    left out without any."""
+    left out without any. ``recorded``: take what ``python -m engine.train ship`` recorded for the shipped
+    task, scorers and models (``shipped.gold``), scoring only the rest."""
+    return rates(recorded_or_scored(task, names, problems, seed, models) if recorded else
+                 wins(task, names, problems, seed, models))
+
+
+def wins(task: Task, names, problems=None, seed: int = 0, models=()) -> pd.DataFrame:
+    """One row per (scorer, model, problem, corruption): 1 where gold outscores the copy, 0.5 on a tie, else 0."""
     df = pairs(task, problems, seed)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,23 +138,70 @@ def gold_beats_corrupted(task: Task, names, problems=None, seed: int = 0, models
         for name in names:
             scored = scorers.get(name).score(cache, task, df)
             if not scored["score"].isna().any():
-                out.append(_rates(scored, name, None))
+                out.append(_wins(scored, name, None))
                 continue
-            out += [_rates(scorers.get(name).score(cache, task, with_logprob(df, task, getattr(m, "source", m))),
-                           name, getattr(m, "name", m)) for m in models]
-    if not out:
-        return pd.DataFrame(columns=["scorer", "model", "corruption", "level", "rate", "pairs"])
-    return pd.concat(out, ignore_index=True)[["scorer", "model", "corruption", "level", "rate", "pairs"]]
+            out += [_wins(scorers.get(name).score(cache, task, with_logprob(df, task, getattr(m, "source", m))),
+                          name, getattr(m, "name", m)) for m in models]
+    return pd.concat(out, ignore_index=True)[WIN_COLS] if out else pd.DataFrame(columns=WIN_COLS)
 
 
-def _rates(scored: pd.DataFrame, name: str, model: str | None) -> pd.DataFrame:
+def recorded_or_scored(task: Task, names, problems=None, seed: int = 0, models=()) -> pd.DataFrame:
+    """``wins``, taking the shipped record's rows where it holds the scorer (and, for self-likelihood, the
+    model) and the problem, and scoring only the rest: every problem of the test set took 25 s to score."""
+    from .. import shipped
+    problems = list(problems if problems is not None else task.problems)
+    have = shipped.gold(task) if seed == 0 else None
+    if have is None:
+        return wins(task, names, problems, seed, models)
+    ids = {p.id for p in problems}
+    recorded_fp = have.attrs.get("models", {})
+    have = have[have["problem_id"].isin(ids)]
+
+    def recorded(m) -> bool:  # a shipped model by name, or a reference to the same files
+        name = getattr(m, "name", m)
+        return name in recorded_fp and getattr(m, "fingerprint", recorded_fp[name]) == recorded_fp[name]
+    out, per_model = [], {}
+    for name in names:
+        mine = have[have["scorer"] == name]
+        if mine.empty:
+            out.append(wins(task, [name], problems, seed, models))
+        elif mine["model"].isna().all():
+            out.append(mine if len(ids) and mine["problem_id"].nunique() == len(ids) else
+                       wins(task, [name], problems, seed))
+        else:  # scored per model: the record's models, the others scored now
+            for m in models:
+                rec = mine[mine["model"] == getattr(m, "name", m)] if recorded(m) else mine.iloc[:0]
+                if len(ids) and rec["problem_id"].nunique() == len(ids):
+                    out.append(rec)
+                else:
+                    per_model.setdefault(name, []).append(m)
+    out += [wins(task, [name], problems, seed, ms) for name, ms in per_model.items()]
+    out = [o for o in out if not o.empty]
+    return pd.concat(out, ignore_index=True)[WIN_COLS] if out else pd.DataFrame(columns=WIN_COLS)
+
+
+def rates(w: pd.DataFrame) -> pd.DataFrame:
+    """``wins`` as rates per scorer, model, corruption and level (``pairs``: the rows behind each), in the order
+    the scorers come."""
+    if w.empty:
+        return pd.DataFrame(columns=RATE_COLS)
+    t = w.assign(model=w["model"].fillna("")).groupby(["scorer", "model", "corruption", "level"], sort=False)
+    t = t["win"].agg(["mean", "size"]).reset_index().rename(columns={"mean": "rate", "size": "pairs"})
+    # scorers and models as they come; within each, the corruptions in KINDS order, then the levels
+    first = {k: i for i, k in enumerate(dict.fromkeys(zip(t["scorer"], t["model"])))}
+    t = t.assign(_o=[first[k] for k in zip(t["scorer"], t["model"])], _c=t["corruption"].map(KINDS.index))
+    t = t.sort_values(["_o", "_c", "level"], kind="stable").reset_index(drop=True)
+    return t.assign(model=t["model"].replace("", None))[RATE_COLS]
+
+
+def _wins(scored: pd.DataFrame, name: str, model: str | None) -> pd.DataFrame:
     gold = scored[scored["kind"] == "gold"].set_index("problem_id")["score"]
     bad = scored[scored["kind"] != "gold"]
     g = bad["problem_id"].map(gold)
     win = (g > bad["score"]).astype(float) + 0.5 * (g == bad["score"])
-    t = bad.assign(win=win).groupby(["kind", "difficulty"])["win"].agg(["mean", "size"]).reset_index()
-    return t.rename(columns={"kind": "corruption", "difficulty": "level", "mean": "rate",
-                             "size": "pairs"}).assign(scorer=name, model=model)
+    return pd.DataFrame({"scorer": name, "model": model, "problem_id": bad["problem_id"].to_numpy(),
+                         "corruption": bad["kind"].to_numpy(), "level": bad["difficulty"].to_numpy(),
+                         "win": win.to_numpy()})
 
 
 def pooled(rates: pd.DataFrame) -> pd.DataFrame:
@@ -152,3 +211,22 @@ def pooled(rates: pd.DataFrame) -> pd.DataFrame:
     t = rates.assign(wins=rates["rate"] * rates["pairs"], model=rates["model"].fillna(""))
     t = t.groupby(keys, sort=False)[["wins", "pairs"]].sum().reset_index()
     return t.assign(rate=t["wins"] / t["pairs"], model=t["model"].replace("", None))[keys + ["rate", "pairs"]]
+
+
+def all_recorded(task: Task, names, models=()) -> bool:
+    """Whether the shipped record holds every scorer in ``names`` (and, for one scored per model, every model)
+    on every problem of ``task``: then any selection of them costs nothing to score."""
+    from .. import shipped
+    have = shipped.gold(task)
+    if have is None:
+        return False
+    fps, every = have.attrs.get("models", {}), len(task.problems)
+    for name in names:
+        mine = have[have["scorer"] == name]
+        if mine.empty or mine["problem_id"].nunique() < every:
+            return False
+        if mine["model"].notna().any() and not all(
+                getattr(m, "name", m) in fps and getattr(m, "fingerprint", fps[getattr(m, "name", m)]) ==
+                fps[getattr(m, "name", m)] and (mine["model"] == getattr(m, "name", m)).any() for m in models):
+            return False
+    return True

@@ -61,16 +61,22 @@ def main(argv=None) -> int:
             import json
 
             from .. import scorers
+            from ..analysis.corruptions import wins
             from ..analysis.scorer_quality import scorer_quality
             from ..cache import DEFAULT_PATH, SampleCache
             from ..experiment import Experiment
-            from ..shipped import QUALITY_FILE, SWEEPS_DIR, write, write_quality
+            from ..models import list_shipped
+            from ..shipped import GOLD_FILE, QUALITY_FILE, SWEEPS_DIR, write, write_gold, write_quality
+            from ..tasks import get_task
             cache = SampleCache(args.cache or DEFAULT_PATH)
             man = write(cache)
             print(f"wrote {man['samples']:,} samples and {man['scores']:,} scores to {SWEEPS_DIR}")
             q = scorer_quality(cache, Experiment.shipped(), scorers.available())
             write_quality(json.loads(q.to_json(orient="records")))  # via JSON: plain numbers, NaN as null
             print(f"wrote each scorer's quality on them to {SWEEPS_DIR / QUALITY_FILE}")
+            task = get_task(man["task"])
+            write_gold(wins(task, scorers.available(), task.problems, models=list_shipped()), task)
+            print(f"wrote each scorer's gold-vs-corrupted results to {SWEEPS_DIR / GOLD_FILE}")
         elif args.recipe == "v2":
             from .verifiers_v2 import train_verifiers_v2
             preset = "quick" if args.quick else args.preset or ("gpu" if args.device.startswith("cuda") else "cpu")
