@@ -609,7 +609,10 @@ EXPLAIN = {
                      "[Snell et al. 2024](https://arxiv.org/abs/2408.03314)).",
     "bands": "Shaded bands are 95% bootstrap intervals: problems resampled with replacement 1,000 times. "
              "Overlapping bands do not make two curves alike: both answer the same problems, so their difference "
-             "is tested problem by problem (the verdict does), which can tell apart curves whose bands overlap.",
+             "is tested problem by problem (the verdict does), which can tell apart curves whose bands overlap. "
+             "Each point averages over the k-subsets of a problem's first n samples (n: the sample budget; exactly, "
+             "or by seeded draws for the weighted vote), so another budget estimates the same quantity from another pool: a few tenths of a point "
+             "apart.",
 }
 
 
