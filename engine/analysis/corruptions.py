@@ -154,12 +154,8 @@ def recorded_or_scored(task: Task, names, problems=None, seed: int = 0, models=(
     if have is None:
         return wins(task, names, problems, seed, models)
     ids = {p.id for p in problems}
-    recorded_fp = have.attrs.get("models", {})
+    fps = have.attrs.get("models", {})
     have = have[have["problem_id"].isin(ids)]
-
-    def recorded(m) -> bool:  # a shipped model by name, or a reference to the same files
-        name = getattr(m, "name", m)
-        return name in recorded_fp and getattr(m, "fingerprint", recorded_fp[name]) == recorded_fp[name]
     out, per_model = [], {}
     for name in names:
         mine = have[have["scorer"] == name]
@@ -170,7 +166,7 @@ def recorded_or_scored(task: Task, names, problems=None, seed: int = 0, models=(
                        wins(task, [name], problems, seed))
         else:  # scored per model: the record's models, the others scored now
             for m in models:
-                rec = mine[mine["model"] == getattr(m, "name", m)] if recorded(m) else mine.iloc[:0]
+                rec = mine[mine["model"] == getattr(m, "name", m)] if _same_model(m, fps) else mine.iloc[:0]
                 if len(ids) and rec["problem_id"].nunique() == len(ids):
                     out.append(rec)
                 else:
@@ -226,7 +222,12 @@ def all_recorded(task: Task, names, models=()) -> bool:
         if mine.empty or mine["problem_id"].nunique() < every:
             return False
         if mine["model"].notna().any() and not all(
-                getattr(m, "name", m) in fps and getattr(m, "fingerprint", fps[getattr(m, "name", m)]) ==
-                fps[getattr(m, "name", m)] and (mine["model"] == getattr(m, "name", m)).any() for m in models):
+                _same_model(m, fps) and (mine["model"] == getattr(m, "name", m)).any() for m in models):
             return False
     return True
+
+
+def _same_model(m, fps: dict) -> bool:
+    """Whether ``m`` (a name or ``ModelRef``) is a model the record scored: a shipped name, with the same files."""
+    name = getattr(m, "name", m)
+    return name in fps and getattr(m, "fingerprint", fps[name]) == fps[name]

@@ -45,14 +45,14 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops", pa
             continue
         gap = float(pick.accuracy - big.accuracy)
         winner = small if gap > 0 else large if gap < 0 else "tie"
-        clear = abs(gap) >= MATTERS and gap_is_clear(pick, big, paired, lvl)
+        sure = gap_is_clear(pick, big, paired, lvl)
+        clear = abs(gap) >= MATTERS and sure
         out.append(dict(difficulty=lvl, large=large, large_accuracy=float(big.accuracy), large_flops=float(big[x]),
                         small=small, small_k=int(pick.k), small_accuracy=float(pick.accuracy),
                         small_flops=float(pick[x]), small_lo=float(pick.lo), small_hi=float(pick.hi),
                         large_lo=float(big.lo), large_hi=float(big.hi),
                         winner=winner, clear=clear,
-                        result=f"{winner} wins" if clear else "within noise" if abs(gap) >= MATTERS or not
-                        gap_is_clear(pick, big, paired, lvl) else "under a point"))
+                        result=f"{winner} wins" if clear else "under a point" if sure else "within noise"))
     return pd.DataFrame(out)
 
 

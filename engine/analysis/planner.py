@@ -38,8 +38,7 @@ def recommend(df: pd.DataFrame, target_accuracy: float, latency_budget_s: float,
                     problems=int(r.get("problems", 0)),
                     accuracy=float(r.accuracy), latency_s=float(r.latency_s), cost_per_query=per_q,
                     cost_per_1000=per_q * 1000, cost_per_month=per_q * queries_per_day * 30, flops=float(r.flops))
-    first = _cheapest(ok, cost_col)
-    best = describe(first)
+    best = describe(_cheapest(ok, cost_col))
     other = ok[ok.model != best["model"]]
     runner = describe(_cheapest(other, cost_col)) if not other.empty else None
 
