@@ -175,6 +175,8 @@ def cmd_report(args) -> int:
         if v["headline"]:
             lines = [v["headline"]] + v["lines"] + ([v["coverage"]] if v["coverage"] else [])
             print("\nverdict: " + "\n  ".join(lines).replace("**", ""))
+        elif v["why_none"] or v["pending"]:
+            print("\nverdict: " + (v["why_none"] or v["pending"]))
         if args.curves:
             csv_safe(cv).to_csv(args.curves, index=False)
             print(f"wrote {args.curves}")

@@ -102,7 +102,7 @@ if exp.params.n >= 4 and len(exp.models) >= 1:
     res = common.guarded(ua.allocate, *key, "predicted", 5, None) if len(df.drop_duplicates("model")) else None
     if res is not None:
         note = analysis.planner.allocation_note(
-            res["curves"][res["curves"].policy == "allocated by difficulty"], target / 100, shown)
+            res["curves"][res["curves"].policy == "allocated by difficulty"], target / 100, shown, res["difficulty"])
         if note:
             st.info(note)
     if best is None and exp.params.n >= 8:

@@ -156,9 +156,12 @@ st.caption(f"Per level: {large} with 1 sample against {small}'s best option (num
 st.plotly_chart(figures.flops_matched_figure(fm, colors), width="stretch", config={"displaylogo": False},
                 key="flops_matched")
 won, lost = fm[fm["winner"] == small], fm[fm["winner"] == large]
+over = int((~fm["fits"]).sum())
 st.markdown(f"Against one sample of {large}, **{small}** with more samples wins clearly at "
             f"{int(won['clear'].sum())} of {len(fm)} level{'s' if len(fm) > 1 else ''} and loses clearly at "
-            f"{int(lost['clear'].sum())}; the rest are within noise on this many problems.")
+            f"{int(lost['clear'].sum())}; the rest are within noise on this many problems"
+            + (f", except {over} where one {small} sample already costs more than one {large} sample (no "
+               "comparison)." if over else "."))
 eq = analysis.equal_compute(by_level, small, large, x=xcol)
 if not eq.empty:
     st.markdown(f"**At every budget:** {large} with k samples against {small}'s best option within the same "

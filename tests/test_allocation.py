@@ -338,6 +338,9 @@ def test_planner_notes_for_allocation_and_extrapolation():
     assert "about the compute of" in allocation_note(curve, 0.7, fixed(("m", 2, 0.71, 4.1e6)))
     assert "which no single setting measured here does" in allocation_note(curve, 0.7, fixed(("m", 1, 0.6, 1e6)))
     assert "does not reach 90%" in allocation_note(curve, 0.9, fixed())
+    # the note names what predicted difficulty (a poor probe model made allocation look useless, unexplained)
+    assert "difficulty from agreement among s's first 4 samples" in allocation_note(
+        curve, 0.9, fixed(), "agreement among s's first 4 samples")
     assert allocation_note(curve, 0.9, fixed(("m", 1, 0.95, 1e6))) is None  # a measured option exists: nothing to add
     table = pd.DataFrame([dict(model="m", form="beta", level=np.nan, p1=0.5, p2=1.0)])
     k = fits.samples_for(table, "m", 0.95)
@@ -436,3 +439,15 @@ def test_the_allocation_summary_explains_a_best_single_option_below_a_family_it_
     assert "picks worse for these" in lines[2] and "picks worse" not in lines[1]
     ratios.loc[1, "best_accuracy"] = 0.75
     assert "picks worse" not in " ".join(allocation.summary(dict(difficulty="x", problems=500, bins=5, ratios=ratios)))
+
+
+def test_difficulty_is_predicted_by_the_model_whose_samples_cost_least_not_the_fewest_parameters():
+    """A random-init model a little smaller than arith-s rambles to its token limit: each sample costs twice
+    arith-s's. As the probe (charged to every problem) it made allocation 'reach at most 7.5%'."""
+    from types import SimpleNamespace
+    from engine.analysis.allocation import _reference
+    ks = (1, 2, 4)
+    rambler = SimpleNamespace(model="rambler", ks=ks, info={"params": 23_584}, costs={"flops": np.full((3, 3), 7.5e6)})
+    small = SimpleNamespace(model="arith-s", ks=ks, info={"params": 26_656}, costs={"flops": np.full((3, 3), 4e6)})
+    assert _reference([rambler, small], None).model == "arith-s"
+    assert _reference([rambler, small], "rambler").model == "rambler"  # asked for by name: kept

@@ -62,10 +62,16 @@ def test_levels_where_the_answer_differs_are_named():
 
 def test_nothing_to_say_without_two_models_or_a_budget():
     assert verdict(curves({1: 0.3}, {1: 0.6})[lambda d: d.model == "small"])["headline"] is None
-    # the small model's cheapest point costs more than the large model's one sample: no comparison
+    # the small model's cheapest point costs more than the large model's one sample: no comparison, and why
     df = curves({1: 0.3}, {1: 0.6})
     df.loc[df.model == "small", "flops"] = 100.0
     assert compare(df, "small", "large") is None and verdict(df)["headline"] is None
+    assert verdict(df)["why_none"] == ("No verdict. One sample of small costs more (100) than one of large (8), the "
+                                      "largest by parameters, so small has no option within that budget.")
+    # beside a model that does compare, it gets its line
+    mid = curves({1: 0.3, 4: 0.7}, {1: 0.6}).assign(model=lambda d: d.model.replace("small", "mid"), params=2)
+    v = verdict(pd.concat([df, mid[mid.model == "mid"]]))
+    assert v["headline"] and any(line.startswith("One sample of small costs more") for line in v["lines"])
     assert coverage_sentence(curves({1: 0.3}, {1: 0.6}), "large") is None
 
 
@@ -198,6 +204,14 @@ def test_flops_matched_calls_a_lead_under_a_point_no_clear_win_as_the_verdict_do
     # a lead inside the noise is said to be one, not shown as a winner beside an unticked box
     fm = flops_matched(curves({1: 0.3, 8: 0.61}, {1: 0.6}, width=0.05), "small", "large")
     assert fm.winner.iloc[0] == "small" and fm.result.iloc[0] == "within noise"
+    # one small sample over the budget: shown, but nobody "wins" an unequal comparison
+    dear = curves({1: 0.7}, {1: 0.6})
+    dear.loc[dear.model == "small", "flops"] = 100.0
+    fm = flops_matched(dear, "small", "large")
+    assert not fm.fits.iloc[0] and fm.winner.iloc[0] == "none" and not fm.clear.iloc[0]
+    assert fm.result.iloc[0] == "no comparison: one small sample costs more"
+    from ui.figures import flops_matched_figure
+    assert flops_matched_figure(fm).data[0].x[0] == "all<br>over budget"
 
 
 def test_one_sample_because_the_verifier_makes_two_too_dear_is_said():

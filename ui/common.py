@@ -542,6 +542,8 @@ def verdict_box(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str =
     if v["headline"] is None:
         if v["pending"]:
             st.info(v["pending"], icon=":material/hourglass_top:")
+        elif v["why_none"]:
+            st.info(v["why_none"])
         elif df["model"].nunique() < 2:
             st.caption("Pick at least two model sizes to see who wins at equal compute.")
         return

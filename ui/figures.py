@@ -213,8 +213,8 @@ def flops_matched_figure(fm: pd.DataFrame, colors: dict[str, str] | None = None,
     if len(fm):
         small, large = fm["small"].iloc[0], fm["large"].iloc[0]
         # the samples each bar stands for go under its level, not above the bar, where they sat on the error caps
-        levels = [("all" if pd.isna(d) else f"L{int(d)}") + f"<br>{k} vs 1" for d, k in zip(fm["difficulty"],
-                                                                                           fm["small_k"])]
+        levels = [("all" if pd.isna(d) else f"L{int(d)}") + (f"<br>{k} vs 1" if ok else "<br>over budget")
+                  for d, k, ok in zip(fm["difficulty"], fm["small_k"], fm.get("fits", [True] * len(fm)))]
         colors = colors or color_map([small, large])
         for who, name, text in (("small", f"{small} × N samples", [f"k={k}" for k in fm["small_k"]]),
                                 ("large", f"{large} × 1 sample", ["k=1"] * len(fm))):

@@ -101,10 +101,17 @@ def difficulty(blocks, opts: Options, how: str = "predicted", bins: int = 5, ref
     return b.astype(int), np.asarray(charged, float), text
 
 
+def _per_sample_flops(b) -> float:
+    """A block's mean FLOPs for one sample (by parameters where k=1 is not among its ks)."""
+    return float(np.nanmean(b.costs["flops"][:, list(b.ks).index(1)])) if 1 in b.ks else float(b.info["params"])
+
+
 def _reference(blocks, name):
+    """The model whose first samples predict difficulty: ``name``, else the one whose samples cost least (its
+    probe is charged to every problem: a model that rambles to its token limit was a costly, useless probe)."""
     blocks = list(blocks)
     if name is None:
-        name = min(blocks, key=lambda b: b.info["params"]).model
+        name = min(blocks, key=lambda b: (_per_sample_flops(b), b.info["params"])).model
     for b in blocks:
         if b.model == name:
             return b

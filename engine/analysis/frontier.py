@@ -28,7 +28,8 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops", pa
     difference excludes zero (``verdict.gap_is_clear``, on per-problem differences where ``paired``, a
     ``verdict.Paired``, holds both) and the gap is at least ``verdict.MATTERS``, as the verdict calls a win;
     ``result`` says it in words: "<model> wins", "within noise", or "under a point" (certain, but too small to
-    matter).
+    matter). Where one sample of ``small`` costs more than the budget (``fits`` false) the row shows its one
+    sample, with no winner.
     """
     out = []
     levels = sorted(df.difficulty.unique()) if "difficulty" in df else [None]
@@ -39,20 +40,22 @@ def flops_matched(df: pd.DataFrame, small: str, large: str, x: str = "flops", pa
             continue
         big = big.iloc[0]
         pick = best_within(d[d.model == small], float(big[x]), x)
-        if pick is None:
+        fits = pick is not None
+        if pick is None:  # shown, but no comparison: one sample of the small model costs more (a rambling model)
             pick = d[d.model == small].sort_values("k").iloc[0] if (d.model == small).any() else None
         if pick is None:
             continue
         gap = float(pick.accuracy - big.accuracy)
-        winner = small if gap > 0 else large if gap < 0 else "tie"
-        sure = gap_is_clear(pick, big, paired, lvl)
+        winner = (small if gap > 0 else large if gap < 0 else "tie") if fits else "none"
+        sure = fits and gap_is_clear(pick, big, paired, lvl)
         clear = abs(gap) >= MATTERS and sure
         out.append(dict(difficulty=lvl, large=large, large_accuracy=float(big.accuracy), large_flops=float(big[x]),
                         small=small, small_k=int(pick.k), small_accuracy=float(pick.accuracy),
                         small_flops=float(pick[x]), small_lo=float(pick.lo), small_hi=float(pick.hi),
                         large_lo=float(big.lo), large_hi=float(big.hi),
-                        winner=winner, clear=clear,
-                        result=f"{winner} wins" if clear else "under a point" if sure else "within noise"))
+                        winner=winner, clear=clear, fits=fits,
+                        result=f"{winner} wins" if clear else "under a point" if sure else "within noise" if fits
+                        else f"no comparison: one {small} sample costs more"))
     return pd.DataFrame(out)
 
 

@@ -122,19 +122,21 @@ def _why_none(df: pd.DataFrame, target: float, latency_budget_s: float) -> str:
             "relax one of the two.")
 
 
-def allocation_note(allocated: pd.DataFrame, target_accuracy: float, fixed: pd.DataFrame) -> str | None:
+def allocation_note(allocated: pd.DataFrame, target_accuracy: float, fixed: pd.DataFrame,
+                    difficulty: str | None = None) -> str | None:
     """What allocating compute by difficulty (``allocation.allocate``'s cross-validated curve) would cost to reach
     the target, in FLOPs per problem (an allocated policy mixes models, so FLOPs are its common unit), against
     the fixed setting (``candidates`` rows) that reaches it with the fewest FLOPs: not the recommendation, which
     is the cheapest in dollars and can take more FLOPs than another setting."""
     reach = allocated[allocated.accuracy >= target_accuracy]
     fixed = fixed[fixed.accuracy >= target_accuracy] if not fixed.empty else fixed
+    how = f"; difficulty from {difficulty}" if difficulty else ""
     if reach.empty:
         return (f"Allocating compute by difficulty does not reach {target_accuracy:.0%} either (at most "
-                f"{allocated.accuracy.max():.1%}, cross-validated)." if fixed.empty else None)
+                f"{allocated.accuracy.max():.1%}, cross-validated{how})." if fixed.empty else None)
     f = float(reach.flops.min())
     text = (f"Allocating compute by difficulty (a model, strategy and k per difficulty bin) reaches "
-            f"{target_accuracy:.0%} at {compact(f)} FLOPs per problem, cross-validated")
+            f"{target_accuracy:.0%} at {compact(f)} FLOPs per problem, cross-validated{how}")
     if fixed.empty:
         text += ", which no single setting measured here does"
     else:

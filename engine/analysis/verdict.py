@@ -163,15 +163,21 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
     paired test (without it, the wider independent one). Returns ``headline`` (a sentence, or None when the
     data cannot answer), ``lines`` (one sentence per smaller model), ``levels`` (where the level's winner
     differs from the overall one), ``comparisons`` (the numbers) and ``coverage`` (the pass@k finding,
-    when the oracle was measured).
+    when the oracle was measured); without a headline, ``pending`` (the models are still being measured on
+    different problems) or ``why_none`` (no smaller model has an option within the budget) says why.
     """
-    out = {"headline": None, "lines": [], "levels": [], "comparisons": [], "coverage": None, "pending": None}
+    out = {"headline": None, "lines": [], "levels": [], "comparisons": [], "coverage": None, "pending": None,
+           "why_none": None}
     if df.empty or df["model"].nunique() < 2:
         return out
     order = df.drop_duplicates("model").sort_values("params")["model"].tolist()
     large = order[-1]
     comps = [c for c in (compare(df, m, large, x, paired) for m in order[:-1]) if c is not None]
+    dearer = _dearer(df, order, large, x)
     if not comps:
+        if dearer and len(dearer) == len(order) - 1:
+            out["why_none"] = "No verdict. " + " ".join(dearer)
+            return out
         if "problems" in df and df.groupby("model")["problems"].max().nunique() > 1:
             counts = df.groupby("model", sort=False)["problems"].max()
             out["pending"] = ("No verdict yet: the models were measured on different numbers of problems ("
@@ -179,7 +185,7 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
                               + "); it appears once they share the same problems.")
         return out
     out["comparisons"] = comps
-    out["lines"] = [sentence(c, x_label) for c in comps]
+    out["lines"] = [sentence(c, x_label) for c in comps] + dearer
     winners = [c for c in comps if c["winner"] != large and c["clear"] and not c["small_lead"]]
     close = [c for c in comps if c["winner"] != large and (not c["clear"] or c["small_lead"])]
     if winners:
@@ -228,6 +234,22 @@ def verdict(df: pd.DataFrame, by_level: pd.DataFrame | None = None, x: str = "fl
         out["headline"] += (f" Not at every level: at {len(out['levels'])} of them a smaller model wins "
                             "(below).")
     out["coverage"] = coverage_sentence(df, large)
+    return out
+
+
+def _dearer(df: pd.DataFrame, order: list, large: str, x: str) -> list[str]:
+    """A sentence per smaller model (by parameters) whose one sample costs more than one of ``large``: it has no
+    option within the verdict's budget (a model that rambles to its token limit can cost more than a bigger one)."""
+    dep = deployable(df)
+    big = dep[(dep["model"] == large) & (dep["k"] == 1)]
+    if big.empty:
+        return []
+    budget, out = float(big[x].iloc[0]), []
+    for m in order[:-1]:
+        own = dep[dep["model"] == m]
+        if not own.empty and float(own[x].min()) > budget * TOL:
+            out.append(f"One sample of {m} costs more ({compact(float(own[x].min()))}) than one of {large} "
+                       f"({compact(budget)}), the largest by parameters, so {m} has no option within that budget.")
     return out
 
 
