@@ -40,7 +40,7 @@ class Experiment:
         """Resolve model names, the task's stop strings and strategy aliases; errors say what is wrong."""
         if problems is not None and problems < 1:
             raise EngineError(f"the number of problems must be at least 1, got {problems}")
-        refs = tuple(m if isinstance(m, ModelRef) else registry.model_ref(m, datasets) for m in models)
+        refs = _distinct(m if isinstance(m, ModelRef) else registry.model_ref(m, datasets) for m in models)
         t = registry.load_task(task, datasets)
         return cls(refs, task, resolve_params(t, params or SamplingParams()), problems,
                    tuple(int(x) for x in levels), _canonical(strategies), cost or CostModel(), datasets)
@@ -61,8 +61,8 @@ class Experiment:
         if "strategies" in changes:
             changes["strategies"] = _canonical(changes["strategies"])
         if "models" in changes:
-            changes["models"] = tuple(m if isinstance(m, ModelRef) else registry.model_ref(m, self.datasets)
-                                      for m in changes["models"])
+            changes["models"] = _distinct(m if isinstance(m, ModelRef) else registry.model_ref(m, self.datasets)
+                                          for m in changes["models"])
         return dataclasses.replace(self, **changes)
 
     def load_task(self) -> Task:
@@ -92,3 +92,15 @@ def _canonical(specs: Sequence[str]) -> tuple[str, ...]:
             scorers.get(strat.scorer)  # opens nothing yet: a learned scorer loads its model on first use
         out.append(strat.spec)
     return tuple(dict.fromkeys(out))
+
+
+def _distinct(refs) -> tuple:
+    """``refs`` with repeats dropped. Curves, verdicts and CSVs name models by name, so two different models
+    under one name (two directories called the same) would merge into one row: refused, as adding them is."""
+    out: dict[str, ModelRef] = {}
+    for r in refs:
+        if r.name in out and out[r.name].fingerprint != r.fingerprint:
+            raise EngineError(f"two different models are both called {r.name!r} ({out[r.name].source} and "
+                              f"{r.source}): results are named by model, so rename one directory")
+        out.setdefault(r.name, r)
+    return tuple(out.values())

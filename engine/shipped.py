@@ -84,6 +84,17 @@ def holds(exp) -> tuple[int, int] | None:
     return _size(man, exp.task)  # the manifest already read, not read again
 
 
+def overlaps(exp) -> bool:
+    """Whether the shipped sweeps hold samples of any model of ``exp`` at its task and sampling settings (a
+    sweep imports them first instead of sampling them again)."""
+    man = manifest()
+    if not man or exp.task != man["task"]:
+        return False
+    fps = {m["model_fp"] for m in man["models"]}
+    return any(m.fingerprint in fps for m in exp.models) and \
+        resolve_params(exp.load_task(), exp.params).key() == man["config_key"]
+
+
 def stale(man: dict | None = None) -> list[str]:
     """Shipped models whose files no longer match the sweeps (their samples would be of another model)."""
     man = man or manifest() or {"models": []}

@@ -299,3 +299,20 @@ def _check_confident_majority():
                     total += ("1" in top) / len(top)
             assert strat.curve(pool, [k])[0] == pytest.approx(total / len(subsets), abs=1e-12)
     assert "confident_majority:orm" in strategies.available(["orm"])
+
+
+def test_two_different_models_under_one_name_are_refused_not_merged(tiny_model, tiny_model_b, tmp_path):
+    """Two directories both called rv2_model: report printed two rows of that name, the strategy table merged
+    them, and --curves wrote duplicate rows. The app refused such an addition; the engine now does too."""
+    import shutil
+
+    from engine.errors import EngineError
+    from engine.experiment import Experiment
+    a, b = tmp_path / "a" / "mine", tmp_path / "b" / "mine"
+    shutil.copytree(tiny_model, a)
+    shutil.copytree(tiny_model_b, b)
+    with pytest.raises(EngineError, match="two different models are both called 'mine'.*rename one directory"):
+        Experiment.build([str(a), str(b)])
+    assert len(Experiment.build([str(a), str(a)]).models) == 1   # the same model twice: once
+    with pytest.raises(EngineError, match="both called"):
+        Experiment.build([str(a)]).replace(models=[str(a), str(b)])

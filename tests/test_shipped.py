@@ -479,3 +479,21 @@ def test_the_gold_vs_corrupted_record_is_what_scoring_gives_and_the_page_reads_i
     share = [float(v.rstrip("%")) / 100 if isinstance(v, str) else v  # a column with a dash is shown as text
              for v in (row[c] for c in ("L1", "L2", "L3", "L4", "L5", "all"))]
     assert [round(100 * v) for v in share] == [82, 67, 58, 54, 42, 61]
+
+
+def test_a_cli_sweep_of_a_shipped_model_takes_the_shipped_samples_instead_of_sampling_them_again(tmp_path):
+    """`sweep` on a fresh cache regenerated what the shipped sweeps hold; a later `report` then loaded them
+    anyway. It now imports them first, and generates nothing for a cell they cover."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    r = subprocess.run([sys.executable, "-m", "engine", "sweep", "--models", "arith-s", "--problems", "8", "--n", "16",
+                        "--cache", str(tmp_path / "c.duckdb")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "TTC_SHIPPED": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "loaded the shipped sweeps" in r.stderr and "arith-s: generated 0, already cached 128" in r.stdout
+    exp = Experiment.build(["arith-s"], "arith", SamplingParams(n=16, temperature=0.9), problems=8)
+    assert shipped.overlaps(Experiment.build(["arith-s"], "arith", SamplingParams(n=16), problems=8)) \
+        and not shipped.overlaps(exp)  # another temperature: nothing shipped to take
