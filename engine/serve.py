@@ -146,6 +146,11 @@ def make_app(models: list[str], device: str | None = None, api_key: str | None =
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                           "total_tokens": prompt_tokens + completion}}
 
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def elsewhere(path: str):  # chat.completions and the like: one OpenAI-style message, not a bare 404
+        return error(404, f"/{path} is not served here: only GET /v1/models and POST /v1/completions (text "
+                          "completions; no chat endpoint)")
+
     return app
 
 

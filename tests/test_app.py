@@ -267,6 +267,22 @@ def test_stop_ends_the_sweep_after_the_current_batch(tmp_path, tiny_model, monke
     assert "Stopped" in job.summary()
 
 
+def test_one_model_failing_does_not_keep_the_others_from_being_sampled(tmp_path, tiny_model):
+    """A server that was down stopped the whole run: the healthy local model beside it was not sampled, and the
+    status said "Done: generated 0 samples" above the error."""
+    from engine.experiment import Experiment
+    from engine.models.ref import ModelRef, resolve_model
+    from ui.sweep import SweepJob
+    cache = SampleCache(tmp_path / "samples.duckdb")
+    exp = Experiment.build([ModelRef("gone", str(tmp_path / "no-such-model"), "0" * 16), resolve_model(tiny_model)],
+                           "arith", SamplingParams(n=2, max_new_tokens=8), problems=2)
+    job = SweepJob(exp, cache, "cpu")
+    job.start().thread.join(timeout=120)
+    assert job.done and job.failed == ["gone"] and "no-such-model" in job.error
+    assert len(job.results) == 1 and job.results[0].generated == 4 == cache.stats()["samples"].sum()
+    assert job.summary().startswith("Done, with errors: generated 4 samples") and "gone failed" in job.summary()
+
+
 # ---- Size vs compute ---------------------------------------------------------------------
 def test_size_vs_compute_frontier_and_flops_matched(filled, no_learned_verifiers):
     at = page(filled, "pages/size_vs_compute.py", **SMALL)

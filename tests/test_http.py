@@ -88,6 +88,9 @@ def test_server_speaks_openai_completions(server):
         client.completions.create(**{**ask, "max_tokens": 0})
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=server, api_key="wrong", max_retries=0).models.list()
+    with pytest.raises(openai.NotFoundError) as e:  # a chat request gets a message saying what is served
+        client.chat.completions.create(model="arith-s", messages=[{"role": "user", "content": "2+2"}])
+    assert "only GET /v1/models and POST /v1/completions" in str(e.value)
 
 
 def _rows(cache, fp):
@@ -145,7 +148,10 @@ def test_wrong_key_is_refused_at_once_and_never_printed(server, cache, monkeypat
     task = get_task("arith")
     with pytest.raises(EngineError) as e:
         run(f"{server}#arith-s?key_env={KEY_ENV}", task, task.select(1), SamplingParams(n=1), cache)
-    assert "HTTP 401" in str(e.value) and "sk-wrong" not in str(e.value)
+    assert "HTTP 401" in str(e.value) and "sk-wrong" not in str(e.value) and "?key_env=" not in str(e.value)
+    with pytest.raises(EngineError) as e:  # no key sent at all: say how to send one
+        run(f"{server}#arith-s", task, task.select(1), SamplingParams(n=1), cache)
+    assert "HTTP 401" in str(e.value) and "add ?key_env=NAME" in str(e.value)
     monkeypatch.delenv(KEY_ENV)
     with pytest.raises(EngineError, match=f"{KEY_ENV}.*not set"):
         run(f"{server}#arith-s?key_env={KEY_ENV}", task, task.select(1), SamplingParams(n=1), cache)

@@ -25,6 +25,7 @@ class SweepJob:
     progress: Progress | None = None
     results: list[RunResult] = field(default_factory=list)
     error: str | None = None
+    failed: list[str] = field(default_factory=list)   # models whose run ended in an error
     done: bool = False
     acknowledged: bool = False
     thread: threading.Thread | None = None
@@ -42,6 +43,7 @@ class SweepJob:
         return self.stop_event.is_set()
 
     def _work(self) -> None:
+        errors = []
         try:
             exp = self.experiment
             task, problems = exp.load_task(), exp.selected()
@@ -49,15 +51,22 @@ class SweepJob:
                 if self.stop_event.is_set():
                     break
                 self.current, self.progress = ref.name, None
-                self.results.append(run(ref, task, problems, exp.params, self.cache,
-                                        device=self.device, on_progress=self._on_progress,
-                                        stop_event=self.stop_event))
+                # one model failing (a server down, a model that will not load) does not keep the others from
+                # being sampled: each says what went wrong, and what the others sampled is cached
+                try:
+                    self.results.append(run(ref, task, problems, exp.params, self.cache,
+                                            device=self.device, on_progress=self._on_progress,
+                                            stop_event=self.stop_event))
+                except EngineError as e:
+                    self.failed.append(ref.name)
+                    errors.append(str(e))
         except EngineError as e:
-            self.error = str(e)
+            errors.append(str(e))
         except Exception as e:  # a bug: keep the traceback in the server log, tell the user briefly
             traceback.print_exc()
-            self.error = f"unexpected {type(e).__name__}: {e}"
+            errors.append(f"unexpected {type(e).__name__}: {e}")
         finally:
+            self.error = "\n\n".join(errors) or None
             self.current, self.done = None, True
 
     @property
@@ -87,5 +96,7 @@ class SweepJob:
         gen = sum(r.generated for r in self.results)
         cached = sum(r.cached for r in self.results)
         secs = sum(r.elapsed_s for r in self.results)
-        word = "Stopped" if self.stopped else "Done"
-        return f"{word}: generated {gen:,} samples in {secs:.0f} s ({cached:,} were already cached)."
+        word = "Stopped" if self.stopped else "Failed" if self.error and not self.results else \
+            "Done, with errors" if self.error else "Done"
+        failed = f" {', '.join(self.failed)} failed (below)." if self.failed else ""
+        return f"{word}: generated {gen:,} samples in {secs:.0f} s ({cached:,} were already cached).{failed}"

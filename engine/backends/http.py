@@ -109,14 +109,18 @@ class HttpBackend:
                     wait = (e.headers.get("Retry-After") or "") if e.headers else ""
                     asked_wait = min(float(wait), 30.0) if wait.isdigit() else 0.0
                     continue
-                raise _Refused(f"model {self.ref.name!r}: {url} answered HTTP {e.code}: {msg or e.reason}",
+                hint = ("; the server wants an API key: add ?key_env=NAME to the model's address, NAME being the "
+                        "environment variable that holds it" if e.code in (401, 403) and not self.cfg.key_env else "")
+                raise _Refused(f"model {self.ref.name!r}: {url} answered HTTP {e.code}: {msg or e.reason}{hint}",
                                e.code) from None
             except _Retry as e:
                 last = str(e)
             except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
                 reason = getattr(e, "reason", e)
                 last = "timed out" if isinstance(reason, TimeoutError) else f"connection failed ({reason})"
-        raise ModelError(f"model {self.ref.name!r}: {url} failed {self.cfg.retries + 1} times (last: {last})"
+        tries = self.cfg.retries + 1
+        raise ModelError(f"model {self.ref.name!r}: {url} failed {'once' if tries == 1 else f'{tries} times'} "
+                         f"(last: {last})"
                          + ("; nothing from this batch was cached, rerun to resume" if body is not None else ""))
 
     def _model_info(self, url: str) -> dict:
