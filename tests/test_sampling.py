@@ -93,7 +93,7 @@ def test_model_loaded_once_and_params_counted(tiny_model):
     assert a.spec.device == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def test_model_errors(tmp_path, tiny_model):
+def test_model_errors(tmp_path, tiny_model, monkeypatch):
     with pytest.raises(ModelError, match="does not exist"):
         load_model(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
@@ -111,6 +111,17 @@ def test_model_errors(tmp_path, tiny_model):
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match="broken"):
         load_model(str(broken))
+    notok = tmp_path / "notok"  # weights and config, no tokenizer: transformers' message was cut mid-sentence
+    notok.mkdir()
+    for f in Path(tiny_model).iterdir():
+        if f.name.startswith(("config", "model")):
+            (notok / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ModelError, match="has no tokenizer files"):
+        load_model(str(notok))
+    # a mistyped relative path whose first part is a directory here is a missing directory, not a hub id
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model("notok/typo")
 
 
 def test_unknown_hub_id_offline(monkeypatch):

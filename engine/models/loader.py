@@ -14,6 +14,7 @@ from ..errors import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tokenizer_config.json")
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,10 @@ def check_local(path: Path, name: str) -> None:
         raise ModelError(f"model {name!r}: {path} has no config.json, so it is not a Hugging Face model directory.")
     if not any(f.suffix in WEIGHT_SUFFIXES for f in path.iterdir()):
         raise ModelError(f"model {name!r}: {path} has no weight files (*.safetensors or *.bin).")
+    # transformers' own message here is cut to "Couldn't instantiate the backend tokenizer from one of:"
+    if not any(f.suffix == ".gguf" for f in path.iterdir()) and not any((path / f).exists() for f in TOKENIZER_FILES):
+        raise ModelError(f"model {name!r}: {path} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): "
+                         "copy in the tokenizer the model was trained with (save_pretrained writes them).")
 
 
 _models: dict[tuple, LoadedModel] = {}
@@ -185,9 +190,9 @@ def _load(name: str, source: str, device: str, dtype: str | None) -> LoadedModel
     except OSError as e:
         if is_local:
             raise ModelError(f"model {name!r}: could not read {source}: {str(e).splitlines()[0]}") from None
-        raise ModelError(f"model {name!r}: not a local directory and could not be fetched as a hub id "
-                         "(this machine may be offline). Download it where you have a network and pass "
-                         "the local directory instead.") from None
+        raise ModelError(f"model {name!r}: no directory {source} here (check the path if you meant one), and it "
+                         "could not be fetched as a hub id (this machine may be offline). Download it where you "
+                         "have a network and pass the local directory instead.") from None
     except Exception as e:  # corrupt weights, unknown architecture, ...
         raise ModelError(f"model {name!r}: failed to load from {source}: {type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
@@ -227,5 +232,8 @@ def hub_fingerprint(source: str) -> str:
 
 
 def is_local_source(source: str) -> bool:
-    """A path on disk, or written like one; anything else ("org/name") is taken as a hub id."""
-    return Path(source).exists() or str(source).startswith((".", "/", "~"))
+    """A path on disk, or written like one (its first part is a directory here, as in a mistyped
+    ``mymodels/my_model``); anything else ("org/name") is taken as a hub id."""
+    first = Path(str(source).split("/")[0])
+    return (Path(source).exists() or str(source).startswith((".", "/", "~"))
+            or ("/" in str(source) and first.is_dir()))
