@@ -194,8 +194,10 @@ def datasets_section():
     def pick(label, key, guess, required):
         opts = cols if required else [none] + cols
         cur = saved.get(key) or next((c for c in cols if c.lower() in guess), None)
-        idx = opts.index(cur) if cur in opts else 0
-        return st.selectbox(label, opts, index=idx, key=f"map_{name}_{key}")
+        # a required column with no likely name starts unpicked: preselecting the first column made a file
+        # without an answer column map its question as the answer
+        idx = opts.index(cur) if cur in opts else None if required else 0
+        return st.selectbox(label, opts, index=idx, key=f"map_{name}_{key}", placeholder="pick a column")
 
     st.subheader("Column mapping")
     c = st.columns(4)
@@ -207,7 +209,16 @@ def datasets_section():
         i = pick("Id (optional)", "id_col", ("id", "uid", "problem_id"), False)
     with c[3]:
         d = pick("Difficulty (optional)", "difficulty_col", ("difficulty", "level"), False)
-    if st.button("Check and save mapping", type="primary", key="save_mapping"):
+    unpicked = [what for what, col in (("question", q), ("answer", a)) if col is None]
+    if unpicked and len(cols) < 2:
+        st.error(f"{common.plain(name)} has only one column ({common.plain(cols[0]) if cols else 'none'}): a dataset "
+                 "needs a question column and an answer column.")
+    elif unpicked:
+        st.caption(f"No column is named like the {' or the '.join(unpicked)} ("
+                   + ", ".join(("question, problem, prompt, input", "answer, target, solution, output")[
+                       ("question", "answer").index(w)] for w in unpicked)
+                   + "): pick it above, or add it to the file.")
+    if st.button("Check and save mapping", type="primary", key="save_mapping", disabled=bool(unpicked)):
         mapping = {"question_col": q, "answer_col": a, "id_col": None if i == none else i,
                    "difficulty_col": None if d == none else d}
         task = common.guarded(registry.save_mapping, path, mapping)

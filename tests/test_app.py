@@ -200,9 +200,13 @@ def test_dataset_mapping_is_saved_and_becomes_a_task(root):
     (registry.datasets_dir(root) / "mine.csv").write_text("q,a,level\nWhat is 1+1?,2,1\nWhat is 2+3?,5,2\n")
     at = page(root, "pages/models_data.py", section="Datasets", dataset="mine.csv")
     assert not at.error
+    # no column named like a question or an answer: none preselected (the first column read as the answer),
+    # and saving waits until both are picked
+    assert at.selectbox(key="map_mine.csv_answer_col").value is None and at.button(key="save_mapping").disabled
+    assert "No column is named like the question or the answer" in texts(at.caption)
     at.selectbox(key="map_mine.csv_question_col").set_value("q")
     at.selectbox(key="map_mine.csv_answer_col").set_value("a")
-    at.selectbox(key="map_mine.csv_difficulty_col").set_value("level")
+    at.selectbox(key="map_mine.csv_difficulty_col").set_value("level").run()
     at.button(key="save_mapping").click().run()
     assert not at.error and "2 problems" in texts(at.success)
     assert "mine.csv" in registry.task_names(root)
@@ -216,7 +220,7 @@ def test_bad_mapping_is_an_error(root):
     (registry.datasets_dir(root) / "words.csv").write_text("q,a\nWhat is it?,many\n")
     at = page(root, "pages/models_data.py", section="Datasets", dataset="words.csv")
     at.selectbox(key="map_words.csv_question_col").set_value("q")
-    at.selectbox(key="map_words.csv_answer_col").set_value("a")
+    at.selectbox(key="map_words.csv_answer_col").set_value("a").run()
     at.button(key="save_mapping").click().run()
     assert not at.exception and "no number found" in texts(at.error)
 

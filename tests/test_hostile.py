@@ -103,7 +103,7 @@ EXPECT = {
     "bad_suffix.txt": ("error", "unknown task"),
 }
 APP = {"duplicate_ids.csv": ("error", "duplicate id 'a'"), "huge_difficulty.csv": ("error", "not an integer"),
-       "one_column.csv": ("error", "same column"), "missing_columns.csv": ("ok", 1),
+       "one_column.csv": ("error", "has only one column"), "missing_columns.csv": ("ok", 1),
        "huge_file.jsonl": ("error", "upload limit"),
        "bad_suffix.txt": ("error", "unsupported file type")}
 
