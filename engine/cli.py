@@ -75,7 +75,10 @@ def _experiment(args):
                             max_new_tokens=args.max_new_tokens, seed=args.seed, prompt_format=args.prompt_format)
     strategies = [s for s in getattr(args, "strategy", "oracle").split(",") if s.strip()]
     cost = CostModel(hardware=getattr(args, "hardware", None) or MEASURED, prefix_cache=getattr(args, "prefix_cache", True))
-    exp = Experiment.build(_models(args.models), args.task, params, args.problems, levels, strategies, cost)
+    # the folder beside the cache: models added and datasets uploaded in the app resolve by name here too
+    from .registry import root_of
+    exp = Experiment.build(_models(args.models), args.task, params, args.problems, levels, strategies, cost,
+                           datasets=str(root_of(getattr(args, "cache", None))))
     exp.selected()  # fails early, with a message, on levels the task lacks
     return exp
 
@@ -322,6 +325,10 @@ def cmd_models(args) -> int:
     for d in imported():
         rec = training_record(d)
         print(f"{d.name:16s} {'gguf':9s} {rec.get('params', 0):>10,} params  license {rec.get('license')}  {d}")
+    from .registry import added_models, root_of
+    root = root_of(getattr(args, "cache", None))
+    for r in added_models(root):  # added on Models & data, beside this cache: usable by name with the same --cache
+        print(f"{r['name']:16s} {'added':9s} {'':>10s}          {r['source']}")
     return 0
 
 
@@ -534,7 +541,7 @@ def build_parser():
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--strict", action="store_true", help="exit with status 3 when fewer samples are cached than asked")
     p.set_defaults(fn=cmd_export)
-    simple = [("models", "list shipped models and verifiers", cmd_models, False),
+    simple = [("models", "list shipped models and verifiers, and the models added beside --cache", cmd_models, True),
               ("import-shipped", "load the shipped ladder sweeps (data/sweeps) into the cache", cmd_import_shipped,
                True),
               ("strategies", "list selection strategies and scorers", cmd_strategies, False),

@@ -150,3 +150,22 @@ def test_a_read_command_on_a_fresh_cache_reads_the_shipped_sweeps(tmp_path):
     off = subprocess.run(args[:-1] + [str(tmp_path / "d.duckdb")], cwd=ROOT, capture_output=True, text=True,
                          timeout=600, env={**os.environ, "TTC_SHIPPED": "0"})
     assert off.returncode != 0 and "sweep` first" in off.stderr and "Traceback" not in off.stderr
+
+
+def test_models_and_datasets_added_in_the_app_work_by_name_with_the_same_cache(tiny_model, tmp_path):
+    """A model added and a dataset uploaded on Models & data live beside the cache; the CLI said "unknown model"
+    and "file not found" for them, and could not list them."""
+    from engine import registry
+    registry.add_model(tiny_model, tmp_path)
+    data = registry.save_dataset("mine.csv", b"q,a\nWhat is 1+1?,2\nWhat is 2+3?,5\n", tmp_path)
+    registry.save_mapping(data, {"question_col": "q", "answer_col": "a"})
+    cache = ["--cache", str(tmp_path / "samples.duckdb")]
+    listed = cli("models", *cache)
+    assert "tiny-a" in listed.stdout and "added" in listed.stdout
+    r = cli("sweep", "--models", "tiny-a", "--task", "mine.csv", "--problems", "2", "--n", "2", "--max-new-tokens",
+            "8", *cache)
+    assert "tiny-a: generated 4" in r.stdout
+    # a file given by path reads the mapping saved beside it, as the app does
+    r = cli("report", "--models", tiny_model, "--task", str(data), "--problems", "2", "--n", "2",
+            "--max-new-tokens", "8", "--k", "1", *cache)
+    assert "pass@1" in r.stdout and "Traceback" not in r.stderr
