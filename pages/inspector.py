@@ -109,9 +109,12 @@ if len(top) > 1:
 if len(view["tied"]) > 1:  # a pick beside an equal, lower-numbered score looked arbitrary
     tied = samples.iloc[view["tied"]]
     score = f" ({tied['score'].iloc[0]:.3f})" if "score" in tied else ""
+    right = int(tied["correct"].sum())
+    odds = ("all of them are right, so the pick is right whichever it is" if right == len(tied) else
+            "none of them is right" if right == 0 else
+            f"so the accuracy curves count the pick as right with probability {right}/{len(tied)}")
     st.caption(f"{len(tied)} samples share the top score{score}: the strategy picks one of them at random "
-               f"(seeded), so the accuracy curves count it as right with probability {int(tied['correct'].sum())}/"
-               f"{len(tied)}; the pick shown is one of them.")
+               f"(seeded), and the pick shown is one of them; {odds}.")
 
 h1, h2 = st.columns([3, 2])
 with h1:

@@ -213,4 +213,5 @@ if tab_gold.open:
                    f"{few}, a rate's 95% interval spans up to ±{98 / few ** 0.5:.0f} points (at 50%), so cells closer "
                    "than that are not reliably different; the \"all\" column pools the levels. "
                    + (f"At most {GOLD_PROBLEMS} problems are scored here (every scorer reads new texts: about 5 s "
-                      "per 100 problems)." if on < exp.problems else "More problems (above) narrow it."))
+                      "per 100 problems)." if on < exp.problems else "More problems (above) narrow it."
+                      if on < len(exp.load_task().problems) else "These are all the task's problems."))

@@ -426,7 +426,9 @@ def test_the_inspector_says_when_the_pick_is_one_of_several_equal_top_scores(tmp
     samples = at.dataframe[0].value
     top = samples[samples["score"] == samples["score"].max()]
     assert len(top) > 1 and f"{len(top)} samples share the top score ({top['score'].iloc[0]:.3f})" in said
-    assert f"right with probability {int(top['correct'].sum())}/{len(top)}" in said
+    right = int(top["correct"].sum())
+    assert ("all of them are right" if right == len(top) else "none of them is right" if right == 0 else
+            f"right with probability {right}/{len(top)}") in said
     picked = int(next(m.value for m in at.metric if m.label.startswith("Pick")).split(":")[0].lstrip("#"))
     assert picked in set(top["idx"])
 
