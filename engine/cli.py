@@ -170,10 +170,15 @@ def cmd_report(args) -> int:
                 print(lv.to_string(float_format="{:.3f}".format))
     if exp.strategies != ("oracle",) or args.curves:
         from .analysis import Paired, verdict
-        from .analysis.curves import blocks, from_blocks
-        bl = list(blocks(cache, exp, ks=[k for k in ks if k <= params.n], on_progress=_scoring_bars()))
+        from .analysis.curves import blocks, from_blocks, powers_of_two
+        # the verdict weighs every power of two up to n, as the app does, whatever k the table shows: on --k
+        # 1,8,64 it could only pick 8 samples where 32 were best, and said "arith-xl wins" where the app did not
+        asked = [k for k in ks if k <= params.n]
+        bl = list(blocks(cache, exp, ks=sorted(set(asked) | set(powers_of_two(params.n))),
+                         on_progress=_scoring_bars()))
         cv = from_blocks(bl)
-        table = cv.pivot_table(index=["model", "strategy"], columns="k", values="accuracy", sort=False)
+        table = cv[cv["k"].isin(asked)].pivot_table(index=["model", "strategy"], columns="k", values="accuracy",
+                                                    sort=False)
         table.columns = [f"acc@{k}" for k in table.columns]
         print("\naccuracy by selection strategy (exact expectation over k-subsets of the cached samples); "
               f"costs in --curves and the verdict: {exp.cost.hardware}, FLOPs with the prompt counted "
@@ -186,7 +191,7 @@ def cmd_report(args) -> int:
         elif v["why_none"] or v["pending"]:
             print("\nverdict: " + (v["why_none"] or v["pending"]))
         if args.curves:
-            csv_safe(cv).to_csv(args.curves, index=False)
+            csv_safe(cv[cv["k"].isin(asked)]).to_csv(args.curves, index=False)
             print(f"wrote {args.curves}")
     if args.csv:
         csv_safe(df).to_csv(args.csv, index=False)

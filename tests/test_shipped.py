@@ -499,3 +499,22 @@ def test_a_cli_sweep_of_a_shipped_model_takes_the_shipped_samples_instead_of_sam
     exp = Experiment.build(["arith-s"], "arith", SamplingParams(n=16, temperature=0.9), problems=8)
     assert shipped.overlaps(Experiment.build(["arith-s"], "arith", SamplingParams(n=16), problems=8)) \
         and not shipped.overlaps(exp)  # another temperature: nothing shipped to take
+
+
+def test_the_cli_verdict_weighs_every_power_of_two_whatever_k_the_table_shows(tmp_path):
+    """arith-m against one arith-xl sample with the step checker: --k 1,4,16,64 said a tie at 16 samples, --k
+    1,8,64 "arith-xl wins" at 8, the app (every power of two) arith-m ahead at 32. One question, three answers."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    said = []
+    for k in ("1,8,64", "1,4,16,64"):
+        r = subprocess.run([sys.executable, "-m", "engine", "report", "--models", "ladder", "--problems", "500",
+                            "--n", "64", "--k", k, "--strategy", "oracle,majority,best_of_n:step-checker",
+                            "--cache", str(tmp_path / "c.duckdb")], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "TTC_SHIPPED": "1"})
+        assert r.returncode == 0, r.stderr
+        said.append(r.stdout.split("\nverdict: ")[1])
+    assert said[0] == said[1] and "arith-m × 32 samples (68.6%) vs arith-xl × 1 (66.8%)" in said[0]
