@@ -437,6 +437,7 @@ def test_the_allocation_summary_explains_a_best_single_option_below_a_family_it_
                                 ratio=np.nan, allocated_best=0.74)])
     lines = allocation.summary(dict(difficulty="x", problems=500, bins=5, ratios=ratios))
     assert "picks worse for these" in lines[2] and "picks worse" not in lines[1]
+    assert "This baseline can choose any single option, yet ends below one limited to one kind (74.4%)" in lines[2]
     ratios.loc[1, "best_accuracy"] = 0.75
     assert "picks worse" not in " ".join(allocation.summary(dict(difficulty="x", problems=500, bins=5, ratios=ratios)))
 

@@ -294,7 +294,9 @@ def summary(result: dict) -> list[str]:
         if r.baseline.endswith("best single option") and r.best_accuracy < top:
             # it holds every option, yet ends below one family: picking among more options on half the problems
             # overfits that half more (cross-validated)
-            line += (" It can choose any option, yet ends below a baseline limited to one kind: it picks on the "
-                     "other problems, and with more options to pick from it picks worse for these.")
+            # "It" read as allocation, which may well be above every baseline: name the subject
+            line += (f" This baseline can choose any single option, yet ends below one limited to one kind "
+                     f"({top:.1%}): it picks on the other problems, and with more options to pick from it picks "
+                     "worse for these.")
         lines.append(line)
     return lines
