@@ -98,7 +98,9 @@ if tab_stop.open:
                                  format_func=ua.stopping.rule_label)
         rule = ua.stopping.rule_of(rule_spec)
         grid = ua.stopping.GRID[rule]
-        threshold = c2.select_slider("Threshold", grid, value=ua.stopping.DEFAULT[rule], key="stop_threshold",
+        # a threshold per rule (its own link key): one slider for both carried the majority rule's value over to
+        # the verifier rule on screen but not into the link, so a shared link opened at another threshold
+        threshold = c2.select_slider("Threshold", grid, value=ua.stopping.DEFAULT[rule], key=f"stop_threshold_{rule}",
                                       bind=URL)
         st.caption("Majority: draw one sample at a time and stop when P(leading answer's share > runner-up's) under a "
                    "Beta posterior reaches the threshold. Verifier: stop at the first sample the scorer rates at or "
@@ -110,8 +112,8 @@ if tab_stop.open:
             fixed_df = pd.DataFrame([dict(model=b.model, k=k, accuracy=float(b.acc[:, j].mean()))
                                      for b in fixed for j, k in enumerate(b.ks)])
             st.markdown("\n".join(f"- {line}" for line in ua.stopping.summary(sim[sim.threshold == threshold])))
-            st.plotly_chart(ua.stopping_figure(sim, fixed_df, colors), width="stretch", config={"displaylogo": False},
-                            key="stop_fig")
+            st.plotly_chart(ua.stopping_figure(sim, fixed_df, colors, chosen=threshold), width="stretch",
+                            config={"displaylogo": False}, key="stop_fig")
             st.caption("Points: the adaptive rule, one per threshold (what was measured). The faint line between two "
                        "points: what mixing those two thresholds at random per problem reaches (a straight line in "
                        "samples, curved on this log axis), not a measured threshold; across a long jump it runs "

@@ -314,8 +314,11 @@ def test_allocation_page_renders_every_tab_from_the_shipped_sweeps(ladder):
     # the sliders inside tabs are in the link too: a tab switch (which drops the closed tab's widgets) or a shared
     # link keeps them
     at = page(ladder.parent, "pages/allocation.py", problems="100", alloc_tab="Adaptive stopping",
-              stop_threshold="0.99")
+              stop_threshold_majority="0.99")
     assert "majority rule at 0.99" in texts(at.markdown)
+    # another rule starts at its own default: the majority rule's 0.99 carried over was shown but not linked
+    at.selectbox(key="stop_rule").set_value("best_of_n:orm").run()
+    assert at.select_slider(key="stop_threshold_verifier").value == 0.9
     at = page(ladder.parent, "pages/allocation.py", problems="100")
     other = at.select_slider(key="alloc_budget").options[1]
     assert other != at.select_slider(key="alloc_budget").value
@@ -426,6 +429,9 @@ def test_the_adaptive_curve_between_thresholds_is_what_mixing_them_gives():
     # the mix is drawn fainter and thinner than the fixed-k line: drawn as strong, it read as "adaptive loses"
     dotted = next(t for t in fig.data if t.name == "m: fixed k")
     assert line.opacity < 1 and line.line.width < (dotted.line.width or 2) and points.marker.size > 6
+    ring = next(t for t in stopping_figure(adaptive, fixed, {"m": "#123456"}, chosen=0.9).data
+                if t.name == "threshold 0.9")  # the threshold the summary is about, ringed
+    assert list(ring.x) == [21.0]
 
 
 def test_the_allocation_summary_explains_a_best_single_option_below_a_family_it_holds():

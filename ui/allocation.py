@@ -67,8 +67,10 @@ def allocation_figure(curves: pd.DataFrame, one_sample: dict, height: int = 420)
     return fig
 
 
-def stopping_figure(adaptive: pd.DataFrame, fixed: pd.DataFrame, colors: dict, height: int = 380) -> go.Figure:
-    """Adaptive rule (one point per threshold) against fixed-k curves, accuracy vs samples used."""
+def stopping_figure(adaptive: pd.DataFrame, fixed: pd.DataFrame, colors: dict, height: int = 380,
+                    chosen: float | None = None) -> go.Figure:
+    """Adaptive rule (one point per threshold) against fixed-k curves, accuracy vs samples used; the points of
+    the ``chosen`` threshold ringed (the summary above the chart is about them)."""
     fig = go.Figure()
     for model, d in fixed.groupby("model", sort=False):
         fig.add_trace(go.Scatter(x=d.k, y=d.accuracy, mode="lines", name=f"{model}: fixed k",
@@ -89,6 +91,11 @@ def stopping_figure(adaptive: pd.DataFrame, fixed: pd.DataFrame, colors: dict, h
                                  marker=dict(color=colors.get(model), size=9), customdata=d.threshold,
                                  legendgroup=str(model),
                                  hovertemplate="threshold %{customdata}: %{x:.1f} samples, %{y:.1%}<extra></extra>"))
+    at = adaptive[np.isclose(adaptive.threshold, chosen)] if chosen is not None else adaptive.iloc[:0]
+    if len(at):
+        fig.add_trace(go.Scatter(x=at.mean_samples, y=at.accuracy, mode="markers", name=f"threshold {chosen:g}",
+                                 marker=dict(size=17, color="rgba(0,0,0,0)", line=dict(color="#222", width=2)),
+                                 hoverinfo="skip"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25),
                       xaxis=dict(title="samples per problem (mean)", type="log", tickvals=[1, 2, 4, 8, 16, 32, 64, 128],
                                  range=[-0.05, np.log10(max(adaptive.max_samples.max(), 2)) + 0.05]),
