@@ -61,7 +61,7 @@ if tab_alloc.open:
             head, *lines = ua.allocation.summary(res)
             st.markdown(head + "\n" + "\n".join(f"- {line}" for line in lines))
             st.plotly_chart(ua.allocation_figure(res["curves"], res["one_sample"]), width="stretch",
-                            config={"displaylogo": False}, key="alloc_fig")
+                            config=common.chart_config("alloc_fig"), key="alloc_fig")
             same = figures.coinciding(res["curves"].sort_values("flops"), "policy", ["flops", "accuracy"], decimals=2)
             if same:  # one line hidden under another looks like one missing
                 st.caption("Drawn on top of each other (within a point at every budget): "
@@ -113,7 +113,7 @@ if tab_stop.open:
                                      for b in fixed for j, k in enumerate(b.ks)])
             st.markdown("\n".join(f"- {line}" for line in ua.stopping.summary(sim[sim.threshold == threshold])))
             st.plotly_chart(ua.stopping_figure(sim, fixed_df, colors, chosen=threshold), width="stretch",
-                            config={"displaylogo": False}, key="stop_fig")
+                            config=common.chart_config("stop_fig"), key="stop_fig")
             st.caption("Points: the adaptive rule, one per threshold (what was measured). The faint line between two "
                        "points: what mixing those two thresholds at random per problem reaches (a straight line in "
                        "samples, curved on this log axis), not a measured threshold; across a long jump it runs "
@@ -136,7 +136,8 @@ if tab_ens.open:
             ens = common.guarded(ua.ensemble, *key, method, (a, b))
             if ens is not None and not ens.empty:
                 st.markdown(ua.ensembles.summary(ens))
-                st.plotly_chart(ua.ensemble_figure(ens), width="stretch", config={"displaylogo": False}, key="ens_fig")
+                st.plotly_chart(ua.ensemble_figure(ens), width="stretch", config=common.chart_config("ens_fig"),
+                                key="ens_fig")
                 st.caption("Each cell: k_a samples of model A plus k_b of model B, pooled; its accuracy minus the best "
                            "single-model option (any model, any strategy you picked) costing no more FLOPs, in "
                            "percentage points. Blue: the "
@@ -154,12 +155,12 @@ if tab_fit.open:
             sel = (lambda d: d.level.isna()) if level == "all" else (lambda d: d.level == level)
             st.markdown("\n".join(f"- {line}" for line in ua.fits.summary(table)))
             st.plotly_chart(ua.fit_figure(curve[sel(curve)], colors), width="stretch",
-                            config={"displaylogo": False}, key="fit_fig")
+                            config=common.chart_config("fit_fig"), key="fit_fig")
             st.caption(f"Dots: coverage measured from {n} samples. Solid: Beta fit of per-problem success rates; "
                        "dashed: power law -log(coverage) = a·k^-b; bands: 95% bootstrap over problems. Coverage needs "
                        "a perfect verifier: it is the ceiling, not what majority or best-of-N reach.")
             st.plotly_chart(ua.residual_figure(curve[sel(curve)], colors), width="stretch",
-                            config={"displaylogo": False}, key="fit_residuals")
+                            config=common.chart_config("fit_residuals"), key="fit_residuals")
             st.caption("Residuals of the fits on all samples (solid: Beta, dashed: power law): a fit that is right "
                        "on average can still bend away from the data at the largest k, which is where extrapolation "
                        "starts.")

@@ -118,7 +118,7 @@ st.html(figures.legend_html({m: c for m, c in colors.items() if m in set(df["mod
 titles = ["Accuracy vs samples per problem", "Accuracy vs inference FLOPs", "Accuracy vs latency"]
 for col, title, fig in zip(st.columns(3), titles, figures.explore_figures(df, colors, common.axis_titles(exp.cost))):
     col.markdown(f"**{title}**")
-    col.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key=f"chart_{title}")
+    col.plotly_chart(fig, width="stretch", config=common.chart_config(f"chart_{title}"), key=f"chart_{title}")
 chosen = strategies.get(strategy)
 common.explain(*(["bands"] + (["coverage"] if chosen.needs_key else []) + (["weak_verifier"] if chosen.uses_scorer
                                                                            else [])))

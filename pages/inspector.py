@@ -119,7 +119,8 @@ if len(view["tied"]) > 1:  # a pick beside an equal, lower-numbered score looked
 h1, h2 = st.columns([3, 2])
 with h1:
     st.markdown("**Answers sampled** (green: correct; outlined: the pick)")
-    st.plotly_chart(figures.answer_histogram(hist, picked_answer), width="stretch", config={"displaylogo": False},
+    st.plotly_chart(figures.answer_histogram(hist, picked_answer), width="stretch",
+                    config=common.chart_config("answer_histogram"),
                     key="answer_histogram")
 with h2:
     st.markdown("**Every sample**")

@@ -87,7 +87,7 @@ view = shown.assign(meets=(shown["accuracy"] >= target / 100) & (shown["latency_
 if not view.empty:
     st.plotly_chart(figures.planner_figure(view, target / 100, {"recommended": best, "runner-up": runner},
                                            figures.color_map(lms["names"])),
-                    width="stretch", config={"displaylogo": False}, key="plan_fig")
+                    width="stretch", config=common.chart_config("plan_fig"), key="plan_fig")
     st.caption("Every cached option: accuracy against cost. Hollow: slower than the latency budget. The cheapest "
                "filled point above the dashed target line is the recommendation (ringed; where several cost "
                "within 5% of it, the most accurate of them).")

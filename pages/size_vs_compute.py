@@ -88,7 +88,7 @@ for col, (x, title, scale) in zip(st.columns(3), axes):
     title = title.replace("dollars per problem", "dollars per 1,000 problems")
     col.markdown(f"**Accuracy vs {title}**")
     col.plotly_chart(figures.frontier_figure(shown, shown_front, x, title, scale, colors, symbols=symbols),
-                     width="stretch", config={"displaylogo": False}, key=f"frontier_{x}")
+                     width="stretch", config=common.chart_config(f"frontier_{x}"), key=f"frontier_{x}")
 st.caption("The line is the frontier of what you could deploy: strategies that need no answer key. "
            + common.EXPLAIN["coverage"])
 order_note = common.cost_order_note(df[df["k"] == 1].drop_duplicates("model"), exp.cost)
@@ -153,7 +153,7 @@ st.caption(f"Per level: {large} with 1 sample against {small}'s best option (num
            f"the same {'total ' if xcol == 'total_flops' else ''}FLOPs, up to the sample budget, both picked by "
            f"{strategies.label(fm_strategy)}. Its best option may spend less than the budget: where more samples "
            "do not help, it takes fewer. Error bars: 95% bootstrap intervals.")
-st.plotly_chart(figures.flops_matched_figure(fm, colors), width="stretch", config={"displaylogo": False},
+st.plotly_chart(figures.flops_matched_figure(fm, colors), width="stretch", config=common.chart_config("flops_matched"),
                 key="flops_matched")
 won, lost = fm[fm["winner"] == small], fm[fm["winner"] == large]
 over = int((~fm["fits"]).sum())
@@ -168,7 +168,7 @@ if not eq.empty:
                 f"{'total ' if xcol == 'total_flops' else ''}FLOPs (cell: samples of each, and {small}'s accuracy "
                 f"minus {large}'s, in percentage points).")
     st.plotly_chart(figures.equal_compute_heatmap(eq, small, large), width="stretch",
-                    config={"displaylogo": False}, key="equal_compute")
+                    config=common.chart_config("equal_compute"), key="equal_compute")
     if eq["capped"].any():
         st.caption(f"*: the budget would buy {small} at least twice as many samples as the {exp.params.n} "
                    "cached per problem; raise the sample budget (and run it on Explore) to see them. The cell "

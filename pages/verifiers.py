@@ -133,12 +133,13 @@ if tab_bon.open:
             st.stop()
         left, right = st.columns(2)
         left.markdown(f"**Accuracy of {model} against samples, by how the answer is picked**")
-        left.plotly_chart(figures.verifier_curves_figure(curves), width="stretch", config={"displaylogo": False},
+        left.plotly_chart(figures.verifier_curves_figure(curves), width="stretch",
+                          config=common.chart_config("verifier_curves"),
                           key="verifier_curves")
         right.markdown(f"**Best-of-{k} against verifier quality**")
         real = table[~table["scorer"].map(scorers.needs_key)]  # the scorers a deployed system could run
         right.plotly_chart(figures.verifier_quality_figure(sw, real, auc),
-                           width="stretch", config={"displaylogo": False}, key="verifier_quality")
+                           width="stretch", config=common.chart_config("verifier_quality"), key="verifier_quality")
         same_lines = figures.coinciding(curves.sort_values("k"), "strategy", ["k", "accuracy"], decimals=2)
         if same_lines:
             left.caption("Drawn on top of each other (within a point at every k): " + "; ".join(

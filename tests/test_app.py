@@ -126,6 +126,17 @@ def test_explore_widgets_follow_the_url(root):
     assert not at.error
 
 
+def test_chart_cameras_save_sharp_pngs_named_after_the_chart(filled, no_learned_verifiers):
+    """Every chart's camera saved a 300-pixel 'plot-image.png'."""
+    at = page(filled, **SMALL)
+    configs = [json.loads(c.proto.config) for c in at.get("plotly_chart")]
+    assert len(configs) == 3
+    names = [c["toImageButtonOptions"]["filename"] for c in configs]
+    assert names == ["chart_Accuracy_vs_samples_per_problem", "chart_Accuracy_vs_inference_FLOPs",
+                     "chart_Accuracy_vs_latency"]
+    assert all(c["toImageButtonOptions"]["scale"] == 3 and not c["displaylogo"] for c in configs)
+
+
 def test_explore_run_fills_cache_and_draws_three_charts(root):
     at = page(root, models="tiny-a", problems="2", budget="2")
     at.button(key="run").click().run()
@@ -524,7 +535,7 @@ def test_a_hardware_profile_replaces_measured_time_on_every_cost_axis(filled, no
     at = page(filled, "pages/size_vs_compute.py", hw="NVIDIA H100 SXM", **SMALL)
     assert not at.error, texts(at.error)
     assert "Projected onto NVIDIA H100 SXM" in texts(at.caption)
-    assert "Accuracy vs dollars per 1,000 problems, H100 projection" in texts(at.markdown)
+    assert "Accuracy vs dollars per 1,000 problems, $3/device-hour, H100 projection" in texts(at.markdown)
     projected = chart(at, "frontier_dollars")["data"][0]["x"]
     assert projected != chart(measured, "frontier_dollars")["data"][0]["x"]
     # the roofline, not this machine's clock: the same numbers as the engine's projection

@@ -265,3 +265,12 @@ def test_overlapping_names_markers_drawn_over_each_other_chained():
     assert figures.overlapping(df, "label", "auc", "acc", 0.012, 0.02) == [["ORM", "PRM min", "PRM last", "PRM prod"]]
     assert figures.overlapping(df, "label", "auc", "acc", 0.005, 0.02) == [["ORM", "PRM min", "PRM last"]]
     assert figures.overlapping(df.iloc[4:], "label", "auc", "acc", 0.012, 0.02) == []
+
+
+def test_the_dollars_axis_says_the_price_it_assumes():
+    """A chart copied onto a slide lost the price assumption, which lived only in a caption on the Planner."""
+    from engine.compute import CostModel
+    from ui.common import axis_titles
+    assert axis_titles(CostModel(price_per_gpu_hour=2.0))["dollars"] == \
+        "dollars per problem, $2/device-hour (measured when sampled)"
+    assert axis_titles(CostModel(price_per_mtok=0.5))["dollars"] == "dollars per problem, $0.5/M tokens"  # no time

@@ -509,12 +509,23 @@ def cost_widgets(device: str = "cpu", per_token: bool = False) -> CostModel:
                      prefix_cache=bool(prefix))
 
 
+def chart_config(name: str) -> dict:
+    """Plotly's toolbar for a chart: its camera saves a sharp PNG named after the chart (it was a 300-pixel
+    'plot-image.png' for every one)."""
+    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": re.sub(r"\W+", "_", name),
+                                                           "scale": 3}}
+
+
 def axis_titles(cost: CostModel) -> dict[str, str]:
     """Axis titles that say which FLOPs convention and which source of time a chart uses."""
     prof = hardware.get(cost.hardware)
     where = f", {prof.name.removeprefix('NVIDIA ').split()[0]} projection" if prof else " (measured when sampled)"
+    # the price in the title: a chart on a slide keeps its assumption (measured dollars are CPU time at $/h)
+    price = (f", ${cost.price_per_mtok:g}/M tokens" if cost.price_per_mtok is not None else
+             f", ${cost.price_per_gpu_hour:g}/device-hour")
     return {"flops": "inference FLOPs per problem" + (" (prompt once)" if cost.prefix_cache else " (prompt per sample)"),
-            "dollars": "dollars per problem" + where, "latency_s": "latency per problem, p50 (s)" + where}
+            "dollars": "dollars per problem" + price + (where if cost.price_per_mtok is None else ""),
+            "latency_s": "latency per problem, p50 (s)" + where}
 
 
 def cost_order_note(rows: pd.DataFrame, cost: CostModel) -> str | None:
