@@ -159,7 +159,7 @@ def cmd_report(args) -> int:
         print(f"note: k={','.join(map(str, skipped))} skipped: only {int(df['n'].min())} samples per problem",
               file=sys.stderr)
     cols = ["model", "params", "problems", "n"] + [c for c in df.columns if c.startswith("pass@") and "_" not in c] \
-        + ["completion_tokens_mean", "flops_per_sample", "device_s_total"]
+        + ["completion_tokens_mean", "prompt_flops", "flops_per_extra_sample", "device_s_total"]
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(df[cols].to_string(index=False))
     if args.by_level:

@@ -67,6 +67,10 @@ def report(cache: SampleCache, models: Sequence[ModelRef | str], task: Task, pro
         mat = metrics.pass_at_k_matrix(pp["n"].to_numpy(), pp["c"].to_numpy(), kk)
         lo, hi = metrics.bootstrap_ci(mat)
         secs = df["device_s"].sum()
+        # the prompt's FLOPs apart: with prefix caching (what the app's curves count) k samples of a problem cost
+        # prompt + k x extra; flops_per_sample counts the prompt in every sample (x64 read 3x the app's cost)
+        prompt = compute.flops_per_sample(info["matmul_params"], df["prompt_tokens"].to_numpy(), 0,
+                                          info["n_layers"], info["d_model"])
         row = {"model": ref.name, "params": int(info["params"]), "problems": len(pp),
                "n": int(pp["n"].min())}
         for j, k in enumerate(kk):
@@ -76,6 +80,8 @@ def report(cache: SampleCache, models: Sequence[ModelRef | str], task: Task, pro
             "completion_tokens_mean": float(df["completion_tokens"].mean()),
             "tokens_total": int(df["tokens"].sum()),
             "flops_per_sample": float(df["flops"].mean()),
+            "prompt_flops": float(np.mean(prompt)),
+            "flops_per_extra_sample": float((df["flops"].to_numpy() - prompt).mean()),
             "flops_total": float(df["flops"].sum()),
             "device_s_total": float(secs),
             "samples_per_s": float(len(df) / secs) if secs > 0 else float("nan"),

@@ -50,6 +50,10 @@ def test_report_table_and_csv(swept, tmp_path, tiny_model):
     assert len(df) == 1 and df.n.iloc[0] == 8 and df.problems.iloc[0] == 4
     assert 0 <= df["pass@1"].iloc[0] <= df["pass@2"].iloc[0] <= df["pass@8"].iloc[0] <= 1
     assert df.flops_per_sample.iloc[0] > 0 and df.tokens_total.iloc[0] > 0
+    # the prompt apart, as the app counts it with prefix caching: one sample = prompt + one extra sample
+    assert df.prompt_flops.iloc[0] > 0 and df.flops_per_extra_sample.iloc[0] > 0
+    assert df.prompt_flops.iloc[0] + df.flops_per_extra_sample.iloc[0] == pytest.approx(df.flops_per_sample.iloc[0])
+    assert "prompt_flops" in r.stdout and "flops_per_extra_sample" in r.stdout
     assert df["pass@1_lo"].iloc[0] <= df["pass@1"].iloc[0] <= df["pass@1_hi"].iloc[0]
 
 
