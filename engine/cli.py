@@ -446,7 +446,11 @@ def cmd_export(args) -> int:
     cache = _cache(args, shipped=True)
     problems = exp.selected()
     parts = [load_samples(cache, m, exp.load_task(), problems, exp.params) for m in exp.models]
+    # the question and gold answer beside each sample: the file reads on its own (a slide, a notebook)
+    asked = pd.DataFrame({"problem_id": [p.id for p in problems], "question": [p.question for p in problems],
+                          "gold": [p.answer for p in problems]})
     df = pd.concat(parts)
+    df = df.merge(asked, on="problem_id", how="left") if len(df) else df
     cache.export(df, args.out)
     print(f"wrote {len(df)} samples to {args.out}")
     short = [(m.name, len(d)) for m, d in zip(exp.models, parts) if len(d) < len(problems) * exp.params.n]

@@ -95,6 +95,11 @@ def test_export(swept, tmp_path):
     db, common, _, _ = swept
     r = cli("export", *common, "--out", str(tmp_path / "s.parquet"))
     assert len(pd.read_parquet(tmp_path / "s.parquet")) == 32 and "note:" not in r.stderr
+    # each sample beside its question and gold answer, so the file reads on its own
+    from engine.tasks import get_task
+    df, by_id = pd.read_parquet(tmp_path / "s.parquet"), get_task("arith").by_id()
+    assert all(df.question == df.problem_id.map(lambda i: by_id[i].question))
+    assert all(df.gold == df.problem_id.map(lambda i: by_id[i].answer))
 
 
 def test_export_says_what_it_lacks(swept, tmp_path):
