@@ -309,8 +309,8 @@ def cmd_fit(args) -> int:
     exp = _experiment(args)
     table, curve = fits.fits(_blocks(args, exp), fit_samples=args.fit_samples, target=args.target, boot=args.boot)
     print("\n".join(fits.summary(table)) + "\n")
-    cols = ["model", "level", "form", "problems", "p1", "p2", "predicted", "lo", "hi", "measured", "residual", "quality",
-            "pass@1024", "pass@10000"]
+    cols = ["model", "level", "form", "problems", "p1", "p2", "predicted", "lo", "hi", "measured", "residual",
+            "quality", "pass@1024", "pass@10000"]
     shown = table[cols].assign(level=[("all" if lvl is None or lvl != lvl else int(lvl)) for lvl in table["level"]])
     _table(shown, args.csv)  # the all-levels rows say "all", not NaN
     if args.curves:

@@ -164,8 +164,8 @@ if tab_fit.open:
             st.caption("Residuals of the fits on all samples (solid: Beta, dashed: power law): a fit that is right "
                        "on average can still bend away from the data at the largest k, which is where extrapolation "
                        "starts.")
-            t = table[sel(table)][["model", "form", "predicted", "lo", "hi", "measured", "residual", "quality", "pass@1024",
-                                   "pass@10000"]]
+            t = table[sel(table)][["model", "form", "predicted", "lo", "hi", "measured", "residual", "quality",
+                                   "pass@1024", "pass@10000"]]
             st.markdown(f"**Honest check**: fitted on the first {fit_samples} samples, predicting pass@{n}:")
             # in points, beside the percentages
             common.dataframe(t.assign(residual=t["residual"] * 100),

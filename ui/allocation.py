@@ -62,7 +62,8 @@ def allocation_figure(curves: pd.DataFrame, one_sample: dict, height: int = 420)
     fig.add_annotation(x=np.log10(one_sample["flops"]), y=1, yref="paper", text=f"one {one_sample['model']} sample",
                        showarrow=False, xanchor="left", yanchor="top", font=dict(color="grey"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.2),
-                      xaxis=dict(title="mean FLOPs per problem (incl. the samples that judge difficulty)", **figures._log_axis(curves.flops)),
+                      xaxis=dict(title="mean FLOPs per problem (incl. the samples that judge difficulty)",
+                                 **figures._log_axis(curves.flops)),
                       yaxis=dict(title="accuracy (cross-validated)", tickformat=".0%"))
     return fig
 

@@ -105,9 +105,9 @@ def fit(samples: pd.DataFrame, fit_samples: int = 16, target: int | None = None,
         seed: int = 0, plot_ks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fits for one model's cached samples (``problem_id``, ``idx``, ``correct``, ``difficulty``), overall and
     per level. Returns (``table``: one row per level and form with the fitted parameters, pass@target
-    predicted from ``fit_samples`` samples against the measured value (``residual``: measured minus predicted), its band, whether the fit is poor, and
-    extrapolations from all samples; ``curve``: the all-samples fit with its band over ``plot_ks``, and the
-    measured coverage with each fit's residual, for plotting)."""
+    predicted from ``fit_samples`` samples against the measured value (``residual``: measured minus
+    predicted), its band, whether the fit is poor (``quality``: good, uncertain or poor), and extrapolations
+    from all samples; ``curve``: the all-samples fit with its band over ``plot_ks``, and the measured coverage with each fit's residual, for plotting)."""
     full = _counts(samples, None)
     n_min = int(full["n"].min()) if len(full) else 0
     target = min(target or n_min, n_min)

@@ -14,7 +14,8 @@ from ..errors import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tokenizer_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "tokenizer_config.json")
 
 
 @dataclass(frozen=True)
