@@ -153,27 +153,39 @@ def recorded_or_scored(task: Task, names, problems=None, seed: int = 0, models=(
     have = shipped.gold(task) if seed == 0 else None
     if have is None:
         return wins(task, names, problems, seed, models)
-    ids = {p.id for p in problems}
+    kept, todo = _plan(have, names, {p.id for p in problems}, models)
+    out = [o for o in kept + [wins(task, [name], problems, seed, ms) for name, ms in todo] if not o.empty]
+    if not out:
+        return pd.DataFrame(columns=WIN_COLS)
+    rank = {n: i for i, n in enumerate(names)}  # the scorers in the order asked, recorded or scored
+    return pd.concat(out, ignore_index=True)[WIN_COLS].sort_values(
+        "scorer", key=lambda c: c.map(rank), kind="stable").reset_index(drop=True)
+
+
+def _plan(have: pd.DataFrame, names, ids: set, models) -> tuple[list, list]:
+    """What the record ``have`` (``shipped.gold``) gives for ``names`` on problems ``ids``: (its rows to use,
+    [(scorer, models to score it for)] for the rest). A scorer scored per model (self-likelihood) is taken
+    from the record for the shipped models it holds, with the same files, and scored for the others."""
     fps = have.attrs.get("models", {})
     have = have[have["problem_id"].isin(ids)]
-    out, per_model = [], {}
+
+    def whole(rows) -> bool:
+        return bool(ids) and rows["problem_id"].nunique() == len(ids)
+    kept, todo = [], []
     for name in names:
         mine = have[have["scorer"] == name]
-        if mine.empty:
-            out.append(wins(task, [name], problems, seed, models))
-        elif mine["model"].isna().all():
-            out.append(mine if len(ids) and mine["problem_id"].nunique() == len(ids) else
-                       wins(task, [name], problems, seed))
-        else:  # scored per model: the record's models, the others scored now
-            for m in models:
-                rec = mine[mine["model"] == getattr(m, "name", m)] if _same_model(m, fps) else mine.iloc[:0]
-                if len(ids) and rec["problem_id"].nunique() == len(ids):
-                    out.append(rec)
-                else:
-                    per_model.setdefault(name, []).append(m)
-    out += [wins(task, [name], problems, seed, ms) for name, ms in per_model.items()]
-    out = [o for o in out if not o.empty]
-    return pd.concat(out, ignore_index=True)[WIN_COLS] if out else pd.DataFrame(columns=WIN_COLS)
+        if mine["model"].notna().any():
+            recs = {m: mine[mine["model"] == getattr(m, "name", m)] if _same_model(m, fps) else mine.iloc[:0]
+                    for m in models}
+            kept += [r for r in recs.values() if whole(r)]
+            missing = [m for m, r in recs.items() if not whole(r)]
+            if missing:
+                todo.append((name, missing))
+        elif whole(mine):
+            kept.append(mine)
+        else:
+            todo.append((name, models))
+    return kept, todo
 
 
 def rates(w: pd.DataFrame) -> pd.DataFrame:
@@ -214,17 +226,7 @@ def all_recorded(task: Task, names, models=()) -> bool:
     on every problem of ``task``: then any selection of them costs nothing to score."""
     from .. import shipped
     have = shipped.gold(task)
-    if have is None:
-        return False
-    fps, every = have.attrs.get("models", {}), len(task.problems)
-    for name in names:
-        mine = have[have["scorer"] == name]
-        if mine.empty or mine["problem_id"].nunique() < every:
-            return False
-        if mine["model"].notna().any() and not all(
-                _same_model(m, fps) and (mine["model"] == getattr(m, "name", m)).any() for m in models):
-            return False
-    return True
+    return have is not None and not _plan(have, names, {p.id for p in task.problems}, models)[1]
 
 
 def _same_model(m, fps: dict) -> bool:
