@@ -75,24 +75,23 @@ def holds(exp) -> tuple[int, int] | None:
     """(problems, samples per problem) the shipped sweeps hold for every model of ``exp`` (an Experiment) at its
     sampling settings, whatever its n; None where they do not cover it (another task, model or temperature)."""
     man = manifest()
-    if not man or exp.task != man["task"] or not exp.models:
-        return None
-    fps = {m["model_fp"] for m in man["models"]}
-    if not all(m.fingerprint in fps for m in exp.models) or \
-            resolve_params(exp.load_task(), exp.params).key() != man["config_key"]:
-        return None
-    return _size(man, exp.task)  # the manifest already read, not read again
+    held = _held(exp, man)
+    return _size(man, exp.task) if held and all(held) else None  # the manifest already read, not read again
 
 
 def overlaps(exp) -> bool:
     """Whether the shipped sweeps hold samples of any model of ``exp`` at its task and sampling settings (a
     sweep imports them first instead of sampling them again)."""
-    man = manifest()
-    if not man or exp.task != man["task"]:
-        return False
+    return any(_held(exp, manifest()) or ())
+
+
+def _held(exp, man: dict | None) -> list[bool] | None:
+    """Per model of ``exp``: whether the sweeps in ``man`` hold it; None where they are of another task or
+    sampling settings."""
+    if not man or exp.task != man["task"] or resolve_params(exp.load_task(), exp.params).key() != man["config_key"]:
+        return None
     fps = {m["model_fp"] for m in man["models"]}
-    return any(m.fingerprint in fps for m in exp.models) and \
-        resolve_params(exp.load_task(), exp.params).key() == man["config_key"]
+    return [m.fingerprint in fps for m in exp.models]
 
 
 def stale(man: dict | None = None) -> list[str]:
@@ -144,6 +143,12 @@ def write_quality(rows: list[dict], out: Path = SWEEPS_DIR) -> None:
                                                 "rows": rows}, indent=1) + "\n")
 
 
+def _of_these_files(rec: dict, want: dict, man: dict) -> bool:
+    """Whether a record written with the sweeps (``rec``) is of the files here: every key of ``want`` (what it
+    depends on) as recorded, and no shipped model changed since."""
+    return not stale(man) and {k: rec.get(k) for k in want} == want
+
+
 def covers(exp) -> bool:
     """Whether ``exp`` (an Experiment) is exactly what the sweeps hold for its models: every problem, n samples."""
     held = holds(exp)
@@ -157,7 +162,7 @@ def quality(sweeps: Path = SWEEPS_DIR):
     try:
         man = json.loads((sweeps / MANIFEST.name).read_text())
         rec = json.loads((sweeps / QUALITY_FILE).read_text())
-        if stale(man) or {k: rec[k] for k in ("config_key", "models", "verifiers")} != _identity(man):
+        if not _of_these_files(rec, _identity(man), man):
             return None
         return pd.DataFrame(rec["rows"]).astype({"step_auroc": float})
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -193,8 +198,7 @@ def gold(task, sweeps: Path = SWEEPS_DIR):
         man = json.loads((sweeps / MANIFEST.name).read_text())
         table = pq.read_table(sweeps / GOLD_FILE)
         rec = json.loads(table.schema.metadata[b"ttc"])
-        want = _gold_identity(man, task)
-        if stale(man) or {k: rec.get(k) for k in want} != want:
+        if not _of_these_files(rec, _gold_identity(man, task), man):
             return None
         out = table.to_pandas()
         out.attrs["models"] = rec["models"]  # self-likelihood's rows hold for these files only
