@@ -19,6 +19,9 @@ section = st.segmented_control("Section", ["Models", "Datasets", "Cache"], defau
                                key="section", bind=URL, label_visibility="collapsed") or "Models"
 
 
+# column names taken for the question and the answer when a file is mapped (a guess the user can change)
+GUESS = {"question": ("question", "problem", "prompt", "input"), "answer": ("answer", "target", "solution", "output")}
+
 def models_section():
     table = common.guarded(common.models_table, root)
     if table is None:
@@ -202,9 +205,9 @@ def datasets_section():
     st.subheader("Column mapping")
     c = st.columns(4)
     with c[0]:
-        q = pick("Question", "question_col", ("question", "problem", "prompt", "input"), True)
+        q = pick("Question", "question_col", GUESS["question"], True)
     with c[1]:
-        a = pick("Answer", "answer_col", ("answer", "target", "solution", "output"), True)
+        a = pick("Answer", "answer_col", GUESS["answer"], True)
     with c[2]:
         i = pick("Id (optional)", "id_col", ("id", "uid", "problem_id"), False)
     with c[3]:
@@ -215,9 +218,7 @@ def datasets_section():
                  "needs a question column and an answer column.")
     elif unpicked:
         st.caption(f"No column is named like the {' or the '.join(unpicked)} ("
-                   + ", ".join(("question, problem, prompt, input", "answer, target, solution, output")[
-                       ("question", "answer").index(w)] for w in unpicked)
-                   + "): pick it above, or add it to the file.")
+                   + "; ".join(", ".join(GUESS[w]) for w in unpicked) + "): pick it above, or add it to the file.")
     if st.button("Check and save mapping", type="primary", key="save_mapping", disabled=bool(unpicked)):
         mapping = {"question_col": q, "answer_col": a, "id_col": None if i == none else i,
                    "difficulty_col": None if d == none else d}
