@@ -54,9 +54,12 @@ def matmul_gflops(device="cpu", dtype=torch.float32, reps: int = 10) -> float:
 
 
 def engine_run(model, task, probs, sp, tmp, device=None, repeat: int = 1) -> tuple[float, int]:
-    """The fastest of ``repeat`` runs, each into a new cache (the same samples: seeded)."""
+    """The fastest of ``repeat`` runs, each into a new cache (the same samples: seeded), each from scratch:
+    without what the last one kept in memory for a top-up (engine/models/prefix.py)."""
+    from engine.models import load_model, prefix
     best = None
     for _ in range(repeat):
+        prefix.forget(load_model(model, device=device).model)
         cache = SampleCache(Path(tmp) / f"{model}-{time.perf_counter_ns()}.duckdb")
         t0 = time.perf_counter()
         run(model, task, probs, sp, cache, device=device)

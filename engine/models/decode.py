@@ -41,6 +41,8 @@ from transformers import AttentionInterface, StopStringCriteria, TopPLogitsWarpe
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
+from . import prefix
+
 NAME = "ttc_shared_prefix"
 SUPPORTED = frozenset({"llama", "qwen2", "qwen3"})
 COMPACT_AT = 0.25           # drop finished rows once this share of the batch has finished since the last drop
@@ -214,6 +216,9 @@ class _State:
         self.bias = torch.zeros(pad.shape, dtype=torch.float32, device=pad.device).masked_fill_(pad, float("-inf"))
         self.bias = self.bias[:, None, None, :]  # [P, 1, 1, Lmax]: prompts padded to the longest
         self.one_token = pad.all(-1) if pad.shape[1] else None   # per prompt: no prefix to attend to
+        # every prompt's, as prefilled: ``admit`` brings back a prompt that ``keep`` dropped
+        self.kv0, self.bias0, self.one_token0 = layers_kv, self.bias, self.one_token
+        self.orig = torch.arange(self.problems, device=pad.device)  # each prompt slot's prompt
         self.s = 0
         self.t: torch.Tensor | None = None      # the step as a [1] device tensor (``_decode_static``), else ``s``
         self.upto = 0                           # then: the continuation positions read, past the step
@@ -230,6 +235,9 @@ class _State:
     def _lay_out(self, prompt: torch.Tensor) -> None:
         """Each row's slot in its prompt's part of the grid: its rank among that prompt's rows."""
         n = len(prompt)
+        if not n:  # every sample of the batch reads kept logits (prefix.Pool): no row, nothing to attend
+            self.prompt, self.nmax, self.slot, self.dense, self.empty = prompt, 0, prompt, False, None
+            return
         counts = torch.bincount(prompt, minlength=self.problems)
         order = torch.argsort(prompt, stable=True)
         rank = torch.empty_like(prompt)
@@ -270,7 +278,7 @@ class _State:
         gone = len(left) < self.problems  # else every prompt still has rows: its keys and values stay put
         self.problems = len(left)
         if gone:
-            self.bias = self.bias.index_select(0, left)
+            self.bias, self.orig = self.bias.index_select(0, left), self.orig.index_select(0, left)
             if self.one_token is not None:
                 self.one_token = self.one_token.index_select(0, left)
         for lay in self.layers:
@@ -279,6 +287,32 @@ class _State:
             lay.keep(idx, self.s + 1)
         self._lay_out(prompt)
         return idx
+
+    def admit(self, orig: torch.Tensor, kv: torch.Tensor) -> None:
+        """Append a row per entry of ``orig`` (a prompt, as numbered at the start) whose keys and values so far
+        are ``kv`` [rows, positions, 2 x layers, kv heads, head size] (kept by ``prefix.Pool``), bringing back
+        the prompts ``keep`` dropped."""
+        slot_of = {o: i for i, o in enumerate(self.orig.tolist())}
+        back = sorted({o for o in orig.tolist() if o not in slot_of})
+        if back:
+            m = torch.tensor(back, device=self.orig.device)
+            for lay, (k0, v0) in zip(self.layers, self.kv0):
+                lay.kp, lay.vp = torch.cat([lay.kp, k0.index_select(0, m)]), torch.cat([lay.vp, v0.index_select(0, m)])
+            self.bias = torch.cat([self.bias, self.bias0.index_select(0, m)])
+            if self.one_token is not None:
+                self.one_token = torch.cat([self.one_token, self.one_token0.index_select(0, m)])
+            slot_of.update({o: self.problems + i for i, o in enumerate(back)})
+            self.orig, self.problems = torch.cat([self.orig, m]), self.problems + len(back)
+        n, k, upto = len(self.prompt), len(orig), kv.shape[1]
+        for i, lay in enumerate(self.layers):
+            lay.full["ks"][n:n + k, :, :upto] = kv[:, :, 2 * i].transpose(1, 2)
+            lay.full["vs"][n:n + k, :, :upto] = kv[:, :, 2 * i + 1].transpose(1, 2)
+        slots = torch.tensor([slot_of[o] for o in orig.tolist()], dtype=torch.long, device=self.orig.device)
+        self._lay_out(torch.cat([self.prompt, slots]))
+
+    def step_kv(self) -> torch.Tensor:
+        """Each row's keys and values at this step's position: [rows, 2 x layers, kv heads, head size]."""
+        return torch.stack([x[:, :, self.s] for lay in self.layers for x in (lay.ks, lay.vs)], 1)
 
 
 class _Step:
@@ -359,7 +393,9 @@ class _Linears:
         self.bias = torch.cat([m.bias for m in mods]) if fuse and biased[0] else None
 
     def __call__(self, x: torch.Tensor):
-        if self.weight is None:
+        # one row: a matrix-vector product, whose kernel on some CPUs (AVX-512) rounds the stacked product
+        # differently from each module's own
+        if self.weight is None or x.numel() == x.shape[-1]:
             return [F.linear(x, m.weight, m.bias) for m in self.mods]
         return F.linear(x, self.weight, self.bias).split(self.sizes, -1)
 
@@ -546,6 +582,18 @@ class _Draw:
             out[cand] = self.stops(window, None)
         return out
 
+    def stopped_samples(self, tails, prompt_of, rep, toks, t) -> torch.Tensor:
+        """Whether each group's newest token ``toks`` ends a stop string, read on the history of one sample
+        of it, ``rep`` (its prompt's tail, then its tokens so far, this step's already written)."""
+        out = torch.zeros(len(rep), dtype=torch.bool, device=rep.device)
+        cand = self.ends[toks.clamp(max=len(self.ends) - 1)].nonzero()[:, 0] if self.ends is not None else \
+            torch.arange(len(rep), device=rep.device)
+        if len(cand):
+            r = rep[cand]
+            lo = max(0, self.tail + t + 1 - self.stops.maximum_token_len)
+            out[cand] = self.stops(torch.cat([tails[prompt_of[r]], self.out_tok[r, :t + 1]], 1)[:, lo:], None)
+        return out
+
     def pick(self, logits, inp, t, which, batch_row=None):
         """Tokens of sample rows ``which`` (each continuing batch row ``batch_row``; None: row i is batch row i)
         and their log-probabilities."""
@@ -712,34 +760,87 @@ def _capture(advance) -> "torch.cuda.CUDAGraph | None":
     return graph
 
 
+def _record(pool, state, logits, parents, inp, keys, behind: int) -> torch.Tensor | None:
+    """Keep the rows this step computed as nodes (``prefix.Pool``): their ids per batch row (-1 for the
+    ``behind`` rows no sample follows any more, left for the next compaction), or None once the pool's budget is
+    spent. ``keys``: at the first step, each prompt's token ids (its rows are the tries' roots)."""
+    use = (parents > -2).nonzero()[:, 0] if behind else None
+    pick = (lambda x: x) if use is None else (lambda x: x.index_select(0, use))
+    kvs = [x[:, :, state.s] for lay in state.layers for x in (lay.ks, lay.vs)]
+    roots = None if keys is None else [keys[o] for o in state.orig[pick(state.prompt)].tolist()]
+    kept = pool.record(pick(parents), pick(inp[:, 0]), pick(logits),
+                       lambda out: torch.stack([pick(x) for x in kvs], 1, out=out),
+                       (len(kvs), *kvs[0].shape[1:]), kvs[0].dtype, roots)
+    if kept is None or use is None:
+        return kept
+    node = torch.full((len(parents),), -1, dtype=torch.long)
+    node[use] = kept
+    return node
+
+
 def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
     """On a CPU: sample rows whose tokens so far are the same share one batch row, computed once. All rows of a
     prompt start as one; when they draw different tokens (each with its own uniform), the rows that drew
     the same token stay together, and each new group past the first gets a new batch row with a copy of its
     parent's keys and values. A small model's samples agree for long stretches, so a step computes far fewer
     rows than there are samples (README: by how much). Each row's logits are what it would get on its own, so
-    its samples are the same as without sharing."""
+    its samples are the same as without sharing.
+
+    Every row a step computes is kept in the model's ``prefix.Pool`` (within its budget). A sample of a prompt
+    an earlier decode kept follows that trie instead, drawing from the kept logits, until it draws a token the
+    trie has no node for: then it gets a row, which starts from the kept keys and values of its path."""
     rows, new, p = sum(len(j.indices) for j in jobs), params.max_new_tokens, len(jobs)
+    keys = [tuple(j.ids.tolist()) for j in jobs]
+    pool = prefix.take(model, keys)
+    root = torch.tensor([pool.roots.get(k, -1) if pool is not None else -1 for k in keys], dtype=torch.long)
     counts = torch.tensor([len(j.indices) for j in jobs], device=device)
-    state = _State(layers, pad, torch.arange(p, device=device), rows, new)
-    follow = torch.repeat_interleave(torch.arange(p, device=device), counts)  # each sample row's batch row
-    inp = torch.stack([j.ids[-1] for j in jobs]).to(device)[:, None]
-    pos = torch.tensor([len(j.ids) - 1 for j in jobs], device=device)[:, None]
+    sprompt = torch.repeat_interleave(torch.arange(p, device=device), counts)  # each sample row's prompt
+    fresh = (root < 0).nonzero()[:, 0].to(device)  # prompts with nothing kept: a batch row each
+    state = _State(layers, pad, fresh, rows, new)
+    if len(fresh) < p:
+        state.keep(torch.arange(len(fresh), device=device))  # the other prompts' slots wait for a row (admit)
+    rank = torch.full((p,), -1, dtype=torch.long, device=device)
+    rank[fresh] = torch.arange(len(fresh), device=device)
+    follow = rank[sprompt]              # each sample row's batch row, -1 while it follows a kept trie
+    fnode = root.to(device)[sprompt]    # ... and that trie's node, -1 while it has a batch row
+    path = torch.full((rows, new), -1, dtype=torch.long, device=device) if bool((fnode >= 0).any()) else None
+    inp = torch.stack([jobs[j].ids[-1] for j in fresh.tolist()]).to(device)[:, None] if len(fresh) else \
+        torch.zeros(0, 1, dtype=torch.long, device=device)
+    start = torch.tensor([len(j.ids) - 1 for j in jobs], device=device)  # each prompt's first position
+    pos = start[fresh][:, None]
+    parent_node = torch.full((len(fresh),), -1, dtype=torch.long)  # per batch row: the kept node it continues
     d = _Draw.make(tok, jobs, params, device)
-    hist = d.history(jobs, state.prompt, rows)  # per batch row
+    tails = torch.stack([j.ids[len(j.ids) - d.tail:] for j in jobs]).to(device)
     live = torch.arange(rows, device=device)   # sample rows not finished
+    behind = 0                                 # batch rows no sample follows, not yet compacted away
     for t in range(new):
         state.s = t
-        logits = _logits(model, step, inp, pos, state)
-        f = follow[live]
-        nxt, lp = d.pick(logits, inp, t, live, f)
+        nr = len(state.prompt)
+        parts, node = [], None
+        if nr:
+            parts.append(_logits(model, step, inp, pos, state))
+            if pool is not None and not pool.off:  # this step's rows become nodes of their tries
+                node = _record(pool, state, parts[0], parent_node, inp, keys if t == 0 else None, behind)
+        on = fnode[live] >= 0
+        where = follow[live]
+        if bool(on.any()):  # samples on a kept trie read its logits
+            fl = live[on]
+            path[fl, t] = fnode[fl]
+            nodes, inv_f = torch.unique(fnode[fl], return_inverse=True)
+            parts.append(pool.logits[nodes])
+            where = where.clone()
+            where[on] = nr + inv_f
+        logits = parts[0] if len(parts) == 1 else torch.cat(parts)
+        vocab = logits.shape[-1]
+        nxt, lp = d.pick(logits, None, t, live, where)
         d.out_tok[live, t], d.out_lp[live, t] = nxt, lp
         go = (nxt != eos).nonzero()[:, 0]
-        # the groups that go on: one per (batch row, token), ordered by batch row, then token
-        key, inv = torch.unique(f[go] * logits.shape[-1] + nxt[go], return_inverse=True)
-        parent, toks = torch.div(key, logits.shape[-1], rounding_mode="floor"), key % logits.shape[-1]
+        # the groups that go on: one per (batch row or kept node, token), ordered by batch row, then token
+        key, inv = torch.unique(where[go] * vocab + nxt[go], return_inverse=True)
+        parent, toks = torch.div(key, vocab, rounding_mode="floor"), key % vocab
         if d.stops is not None and len(key):
-            stop = d.stopped(hist, parent, toks, t)
+            rep = torch.empty(len(key), dtype=torch.long, device=device).scatter_(0, inv, live[go])
+            stop = d.stopped_samples(tails, sprompt, rep, toks, t)
             if bool(stop.any()):
                 member = ~stop[inv]
                 inv = (torch.cumsum(~stop, 0) - 1)[inv[member]]
@@ -751,27 +852,52 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
         if not len(go):
             break
         live = live[go]
+        row = torch.full((len(parent),), -1, dtype=torch.long, device=device)
+        nxt_node = torch.full((len(parent),), -1, dtype=torch.long, device=device)
+        off = parent >= nr  # groups on a kept trie: on to its next node, or off it onto a new row
+        if bool(off.any()):
+            og = off.nonzero()[:, 0]
+            at = nodes[parent[og] - nr]
+            nxt_node[og] = pool.next(at, toks[og])
+        rg = (~off).nonzero()[:, 0]
         # a parent's first group keeps its batch row; every other gets a new one, branched off the parent
-        first = torch.ones(len(parent), dtype=torch.bool, device=device)
-        first[1:] = parent[1:] != parent[:-1]
-        row, extra, b = parent.clone(), (~first).nonzero()[:, 0], len(state.prompt)
+        pr = parent[rg]
+        first = torch.ones(len(pr), dtype=torch.bool, device=device)
+        first[1:] = pr[1:] != pr[:-1]
+        row[rg] = pr
+        extra, b = rg[~first], nr
         if len(extra):
             row[extra] = torch.arange(b, b + len(extra), device=device)
             state.branch(parent[extra])
-            hist[b:b + len(extra)] = hist[parent[extra]]
             inp, pos = torch.cat([inp, inp[parent[extra]]]), torch.cat([pos, pos[parent[extra]]])
+        leave = (off & (nxt_node < 0)).nonzero()[:, 0]
+        if len(leave):
+            b = len(state.prompt)
+            row[leave] = torch.arange(b, b + len(leave), device=device)
+            rep = torch.empty(len(parent), dtype=torch.long, device=device).scatter_(0, inv, live)[leave]
+            state.admit(sprompt[rep], pool.kv[path[rep, :t + 1]])
+            inp = torch.cat([inp, toks[leave][:, None]])
+            pos = torch.cat([pos, start[sprompt[rep]][:, None] + t])
+        next_parent = torch.full((len(state.prompt),), -2, dtype=torch.long)  # -2: a row no sample follows
+        if node is not None and len(rg):
+            next_parent[row[rg]] = node[pr]
+        if len(leave):
+            next_parent[row[leave]] = nodes[parent[leave] - nr]
+        parent_node = next_parent
         follow[live] = row[inv]
-        inp[row, 0] = toks
-        hist[row, d.tail + t] = toks
+        fnode[live] = nxt_node[inv]
+        inp[row[rg], 0] = toks[rg]
         pos = pos + 1
         gone = torch.ones(len(state.prompt), dtype=torch.bool, device=device)  # rows no sample follows any more
-        gone[row] = False
-        if int(gone.sum()) >= COMPACT_SHARED * len(gone):
+        gone[row[row >= 0]] = False
+        behind = int(gone.sum())
+        if len(gone) and behind >= COMPACT_SHARED * len(gone):
+            behind = 0
             order = state.keep((~gone).nonzero()[:, 0])
-            moved = torch.empty(len(gone), dtype=torch.long, device=device)
+            moved = torch.full((len(gone) + 1,), -1, dtype=torch.long, device=device)  # [-1]: stays -1
             moved[order] = torch.arange(len(order), device=device)
             follow[live] = moved[follow[live]]
-            inp, pos = inp[order], pos[order]
-            hist[:len(order)] = hist[order]
+            inp, pos, parent_node = inp[order], pos[order], parent_node[order]
     _release(state.buffer)
+    prefix.give_back(model, pool)
     return d.result()
