@@ -760,22 +760,15 @@ def _capture(advance) -> "torch.cuda.CUDAGraph | None":
     return graph
 
 
-def _record(pool, state, logits, parents, inp, keys, behind: int) -> torch.Tensor | None:
-    """Keep the rows this step computed as nodes (``prefix.Pool``): their ids per batch row (-1 for the
-    ``behind`` rows no sample follows any more, left for the next compaction), or None once the pool's budget is
-    spent. ``keys``: at the first step, each prompt's token ids (its rows are the tries' roots)."""
-    use = (parents > -2).nonzero()[:, 0] if behind else None
-    pick = (lambda x: x) if use is None else (lambda x: x.index_select(0, use))
+def _record(pool, state, logits, parents, inp, keys) -> int | None:
+    """Keep the rows this step computed as nodes (``prefix.Pool``), row i as node n + i; n, or None once the
+    pool's budget is spent. Rows no sample follows any more (parent -2, left for the next compaction) are
+    kept too, under a key no lookup matches: cheaper than leaving them out. ``keys``: at the first step, each
+    prompt's token ids (its rows are the tries' roots)."""
     kvs = [x[:, :, state.s] for lay in state.layers for x in (lay.ks, lay.vs)]
-    roots = None if keys is None else [keys[o] for o in state.orig[pick(state.prompt)].tolist()]
-    kept = pool.record(pick(parents), pick(inp[:, 0]), pick(logits),
-                       lambda out: torch.stack([pick(x) for x in kvs], 1, out=out),
+    roots = None if keys is None else [keys[o] for o in state.orig[state.prompt].tolist()]
+    return pool.record(parents, inp[:, 0], logits, lambda out: torch.stack(kvs, 1, out=out),
                        (len(kvs), *kvs[0].shape[1:]), kvs[0].dtype, roots)
-    if kept is None or use is None:
-        return kept
-    node = torch.full((len(parents),), -1, dtype=torch.long)
-    node[use] = kept
-    return node
 
 
 def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
@@ -812,7 +805,6 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
     d = _Draw.make(tok, jobs, params, device)
     tails = torch.stack([j.ids[len(j.ids) - d.tail:] for j in jobs]).to(device)
     live = torch.arange(rows, device=device)   # sample rows not finished
-    behind = 0                                 # batch rows no sample follows, not yet compacted away
     for t in range(new):
         state.s = t
         nr = len(state.prompt)
@@ -820,7 +812,7 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
         if nr:
             parts.append(_logits(model, step, inp, pos, state))
             if pool is not None and not pool.off:  # this step's rows become nodes of their tries
-                node = _record(pool, state, parts[0], parent_node, inp, keys if t == 0 else None, behind)
+                node = _record(pool, state, parts[0], parent_node, inp, keys if t == 0 else None)
         on = fnode[live] >= 0
         where = follow[live]
         if bool(on.any()):  # samples on a kept trie read its logits
@@ -880,7 +872,7 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
             pos = torch.cat([pos, start[sprompt[rep]][:, None] + t])
         next_parent = torch.full((len(state.prompt),), -2, dtype=torch.long)  # -2: a row no sample follows
         if node is not None and len(rg):
-            next_parent[row[rg]] = node[pr]
+            next_parent[row[rg]] = pr + node
         if len(leave):
             next_parent[row[leave]] = nodes[parent[leave] - nr]
         parent_node = next_parent
@@ -890,9 +882,7 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
         pos = pos + 1
         gone = torch.ones(len(state.prompt), dtype=torch.bool, device=device)  # rows no sample follows any more
         gone[row[row >= 0]] = False
-        behind = int(gone.sum())
-        if len(gone) and behind >= COMPACT_SHARED * len(gone):
-            behind = 0
+        if len(gone) and int(gone.sum()) >= COMPACT_SHARED * len(gone):
             order = state.keep((~gone).nonzero()[:, 0])
             moved = torch.full((len(gone) + 1,), -1, dtype=torch.long, device=device)  # [-1]: stays -1
             moved[order] = torch.arange(len(order), device=device)

@@ -36,10 +36,11 @@ class Pool:
         self._index = None  # the edges sorted, and their nodes: built at the first lookup after new nodes
 
     def record(self, parents: torch.Tensor, tokens: torch.Tensor, logits: torch.Tensor, fill_kv, kv_shape,
-               dtype, root_keys: list[tuple] | None = None) -> torch.Tensor | None:
+               dtype, root_keys: list[tuple] | None = None) -> int | None:
         """New nodes, one per row: their logits, their keys and values (``fill_kv(out)`` writes them into ``out``
-        [rows, *kv_shape]), their parents (-1: a root, of ``root_keys`` in turn). Their ids, or None once the
-        budget is spent (recording then stops for the rest of the decode, which keeps every trie prefix-closed)."""
+        [rows, *kv_shape]), their parents (-1: a root, of ``root_keys`` in turn). The first one's id (the others
+        follow it), or None once the budget is spent (recording then stops for the rest of the decode, which
+        keeps every trie prefix-closed)."""
         k, vocab = len(parents), logits.shape[-1]
         if self.logits is None or self.logits.shape[-1] != vocab or self.kv.shape[1:] != kv_shape or \
                 self.kv.dtype != dtype:  # new, or another model's memory
@@ -59,13 +60,13 @@ class Pool:
         n = self.n
         self.logits[n:n + k] = logits
         fill_kv(self.kv[n:n + k])
-        # a root's parent is -1: its key, token - vocab, is negative and matches no lookup
+        # a root's parent is -1 (a row left behind: -2): its key is negative and matches no lookup
         torch.add(tokens, parents, alpha=vocab, out=self.edge[n:n + k])
         if root_keys is not None:
             for node, key in zip((parents < 0).nonzero()[:, 0].tolist(), root_keys):
                 self.roots[key] = n + node
         self.n, self._index = n + k, None
-        return torch.arange(n, n + k)
+        return n
 
     def next(self, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """The node after each (node, token), -1 where the trie has none."""
