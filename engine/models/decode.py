@@ -801,7 +801,8 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
         torch.zeros(0, 1, dtype=torch.long, device=device)
     start = torch.tensor([len(j.ids) - 1 for j in jobs], device=device)  # each prompt's first position
     pos = start[fresh][:, None]
-    parent_node = torch.full((len(fresh),), -1, dtype=torch.long)  # per batch row: the kept node it continues
+    # per batch row: the kept node it continues (None: nothing is kept)
+    parent_node = torch.full((len(fresh),), -1, dtype=torch.long) if pool is not None else None
     d = _Draw.make(tok, jobs, params, device)
     tails = torch.stack([j.ids[len(j.ids) - d.tail:] for j in jobs]).to(device)
     live = torch.arange(rows, device=device)   # sample rows not finished
@@ -811,11 +812,12 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
         parts, node = [], None
         if nr:
             parts.append(_logits(model, step, inp, pos, state))
-            if pool is not None and not pool.off:  # this step's rows become nodes of their tries
+            if parent_node is not None and not pool.off:  # this step's rows become nodes of their tries
                 node = _record(pool, state, parts[0], parent_node, inp, keys if t == 0 else None)
-        on = fnode[live] >= 0
         where = follow[live]
-        if bool(on.any()):  # samples on a kept trie read its logits
+        on = fnode[live] >= 0 if path is not None else None
+        trie = on is not None and bool(on.any())
+        if trie:  # samples on a kept trie read its logits
             fl = live[on]
             path[fl, t] = fnode[fl]
             nodes, inv_f = torch.unique(fnode[fl], return_inverse=True)
@@ -844,50 +846,59 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
         if not len(go):
             break
         live = live[go]
-        row = torch.full((len(parent),), -1, dtype=torch.long, device=device)
-        nxt_node = torch.full((len(parent),), -1, dtype=torch.long, device=device)
-        off = parent >= nr  # groups on a kept trie: on to its next node, or off it onto a new row
-        if bool(off.any()):
-            og = off.nonzero()[:, 0]
-            at = nodes[parent[og] - nr]
-            nxt_node[og] = pool.next(at, toks[og])
-        rg = (~off).nonzero()[:, 0]
+        off = parent >= nr if trie else None
+        rg = nxt_node = None  # rg: the groups that continue a batch row (None: all of them)
+        if off is not None and bool(off.any()):  # groups on a kept trie: on to its next node, or off it
+            og, rg = off.nonzero()[:, 0], (~off).nonzero()[:, 0]
+            nxt_node = torch.full((len(parent),), -1, dtype=torch.long, device=device)
+            nxt_node[og] = pool.next(nodes[parent[og] - nr], toks[og])
         # a parent's first group keeps its batch row; every other gets a new one, branched off the parent
-        pr = parent[rg]
+        pr = parent if rg is None else parent[rg]
         first = torch.ones(len(pr), dtype=torch.bool, device=device)
         first[1:] = pr[1:] != pr[:-1]
-        row[rg] = pr
-        extra, b = rg[~first], nr
+        if rg is None:
+            row, extra = pr.clone(), (~first).nonzero()[:, 0]
+        else:
+            row = torch.full((len(parent),), -1, dtype=torch.long, device=device)
+            row[rg], extra = pr, rg[~first]
+        b = nr
         if len(extra):
             row[extra] = torch.arange(b, b + len(extra), device=device)
             state.branch(parent[extra])
             inp, pos = torch.cat([inp, inp[parent[extra]]]), torch.cat([pos, pos[parent[extra]]])
-        leave = (off & (nxt_node < 0)).nonzero()[:, 0]
-        if len(leave):
+        leave = (off & (nxt_node < 0)).nonzero()[:, 0] if nxt_node is not None else None
+        if leave is not None and len(leave):  # off the trie: a new row from its path's keys and values
             b = len(state.prompt)
             row[leave] = torch.arange(b, b + len(leave), device=device)
             rep = torch.empty(len(parent), dtype=torch.long, device=device).scatter_(0, inv, live)[leave]
             state.admit(sprompt[rep], pool.kv[path[rep, :t + 1]])
             inp = torch.cat([inp, toks[leave][:, None]])
             pos = torch.cat([pos, start[sprompt[rep]][:, None] + t])
-        next_parent = torch.full((len(state.prompt),), -2, dtype=torch.long)  # -2: a row no sample follows
-        if node is not None and len(rg):
-            next_parent[row[rg]] = pr + node
-        if len(leave):
-            next_parent[row[leave]] = nodes[parent[leave] - nr]
-        parent_node = next_parent
+        if node is None:
+            parent_node = None  # nothing kept from here on
+        else:
+            parent_node = torch.full((len(state.prompt),), -2, dtype=torch.long)  # -2: a row no sample follows
+            parent_node[row if rg is None else row[rg]] = pr + node
+            if leave is not None and len(leave):
+                parent_node[row[leave]] = nodes[parent[leave] - nr]
         follow[live] = row[inv]
-        fnode[live] = nxt_node[inv]
-        inp[row[rg], 0] = toks[rg]
+        if trie:
+            fnode[live] = nxt_node[inv] if nxt_node is not None else -1
+        if rg is None:
+            inp[row, 0] = toks
+        else:
+            inp[row[rg], 0] = toks[rg]
         pos = pos + 1
         gone = torch.ones(len(state.prompt), dtype=torch.bool, device=device)  # rows no sample follows any more
-        gone[row[row >= 0]] = False
+        gone[row if rg is None and nxt_node is None else row[row >= 0]] = False
         if len(gone) and int(gone.sum()) >= COMPACT_SHARED * len(gone):
             order = state.keep((~gone).nonzero()[:, 0])
             moved = torch.full((len(gone) + 1,), -1, dtype=torch.long, device=device)  # [-1]: stays -1
             moved[order] = torch.arange(len(order), device=device)
             follow[live] = moved[follow[live]]
-            inp, pos, parent_node = inp[order], pos[order], parent_node[order]
+            inp, pos = inp[order], pos[order]
+            if parent_node is not None:
+                parent_node = parent_node[order]
     _release(state.buffer)
     prefix.give_back(model, pool)
     return d.result()
