@@ -518,3 +518,23 @@ def test_a_large_model_on_cpu_still_gets_enough_rows_per_batch(monkeypatch):
     assert tb.rows_per_batch(lm, sp) > 32  # a small model: the FLOPs decide
     monkeypatch.setitem(tb.KV_BYTES, "cpu", 2 ** 16)
     assert tb.rows_per_batch(big, sp) < 32
+
+
+@pytest.mark.parametrize("clean_up", [False, True])
+def test_samples_decoded_together_read_as_each_decoded_alone(clean_up):
+    """sampling.decode_all hands a fast tokenizer's backend every distinct sequence at once: the same texts as
+    ``tokenizer.decode`` one by one, special tokens, unknown ids and empty sequences included (a tokenizer
+    that cleans up spaces after decoding keeps its own ``decode``)."""
+    import copy
+    import random
+
+    from engine.models.sampling import decode_all
+    tok = copy.deepcopy(load_model("arith-s").tokenizer)
+    tok.clean_up_tokenization_spaces = clean_up
+    rng = random.Random(0)
+    specials = [t for t in (tok.eos_token_id, tok.pad_token_id, tok.bos_token_id) if t is not None]
+    seqs = [[rng.randrange(len(tok)) for _ in range(rng.randrange(0, 30))] + rng.sample(specials, k=1)
+            for _ in range(300)] + [[], specials]
+    got = decode_all(tok, seqs)
+    assert len(got) == len({tuple(s) for s in seqs})
+    assert all(got[tuple(s)] == tok.decode(s, skip_special_tokens=True) for s in seqs)

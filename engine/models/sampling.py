@@ -132,12 +132,24 @@ def sample_many(lm: LoadedModel, requests: list[tuple[str, str, list[int]]],
         h = len(idx) // 2
         return [sample_many(lm, [(prompt, key, idx[:h])], params)[0] + sample_many(lm, [(prompt, key, idx[h:])], params)[0]]
     eos = lm.tokenizer.eos_token_id
-    res, texts = [], {}
+    res, texts = [], decode_all(lm.tokenizer, (toks for out in outs for toks in out.tokens))
     for job, out in zip(jobs, outs):
         res.append([_raw(lm.tokenizer, i, toks, lps, "eos" if toks and toks[-1] == eos else "length", params,
                          len(job.ids), out.prefill_s, out.decode_s, out.rows, texts)
                     for i, toks, lps in zip(job.indices, out.tokens, out.logprobs)])
     return res
+
+
+def decode_all(tok, seqs) -> dict[tuple, str]:
+    """The text of each distinct token sequence, as ``tok.decode(seq, skip_special_tokens=True)`` gives it. A
+    fast tokenizer with no clean-up decodes them in one call to its Rust backend: one ``decode`` per sequence
+    spent most of its time checking, element by element, that the ids are Python numbers (6% of an arith-s
+    run of 16 problems x 64)."""
+    keys = list(dict.fromkeys(tuple(x) for x in seqs))
+    backend = getattr(tok, "_tokenizer", None)
+    if backend is None or getattr(tok, "clean_up_tokenization_spaces", True) or not hasattr(backend, "decode_batch"):
+        return {k: tok.decode(list(k), skip_special_tokens=True) for k in keys}
+    return dict(zip(keys, backend.decode_batch([list(k) for k in keys], skip_special_tokens=True)))
 
 
 def _raw(tok, index, toks, lps, finish, params, prompt_tokens, prefill_s, decode_s, rows, texts: dict) -> RawSample:
