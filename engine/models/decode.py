@@ -665,7 +665,9 @@ class _Draw:
         return nxt, raw[batch_row, nxt]
 
     def result(self):
-        return self.out_tok.cpu().tolist(), self.out_lp.cpu().tolist(), self.n_tok.cpu().tolist(), \
+        # only the steps some row reached: Python lists of max_new_tokens per row cost more than the rest
+        m = int(self.n_tok.max()) if len(self.n_tok) else 0
+        return self.out_tok[:, :m].cpu().tolist(), self.out_lp[:, :m].cpu().tolist(), self.n_tok.cpu().tolist(), \
             self.ended.cpu().tolist()
 
 
