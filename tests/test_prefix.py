@@ -153,3 +153,12 @@ def test_the_prompt_attention_cut_in_two_runs_gives_the_same_samples(monkeypatch
     assert max(abs(a - b) for a, b in zip(out[True][3], out[False][3])) < 1e-5
     assert out[True][2] == out[False][2]  # the same rows
     assert out[True][1] < 0.8 * out[False][1]
+
+
+@pytest.mark.parametrize("value", ["lots", "-5", "nan", "inf"])
+def test_a_bad_pool_budget_is_one_clear_message(monkeypatch, value):
+    from engine.errors import ConfigError
+    from engine.models import prefix
+    monkeypatch.setenv("TTC_PREFIX_MB", value)
+    with pytest.raises(ConfigError, match="TTC_PREFIX_MB"):
+        prefix.budget()

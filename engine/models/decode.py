@@ -10,7 +10,8 @@ finish leave the batch (together, once a quarter of it has finished), so little 
 On a CPU (``_decode_shared``) the rows of a batch are distinct histories, not samples: all samples of a prompt
 start as one row, and a row splits only where its samples draw different tokens. Small models agree with
 themselves for long stretches (at T=0.8 arith-xl computes 0.09 rows per generated token: bench/sampling.py),
-which is the same idea as sharing the prompt, carried into the samples. Off a CPU (``_decode``) each sample
+which is the same idea as sharing the prompt, carried into the samples; the rows it computed stay in memory
+for the next decode of the same prompts (``prefix``: a top-up reads them). Off a CPU (``_decode``) each sample
 keeps its own row, so the loop needs no host sync per step, and on a GPU each step replays a CUDA graph
 (``_decode_static``).
 
@@ -360,10 +361,6 @@ class _State:
             lay.full["vs"][n:n + k, :, :upto] = kv[:, :, 2 * i + 1].transpose(1, 2)
         slots = torch.tensor([slot_of[o] for o in orig.tolist()], dtype=torch.long, device=self.orig.device)
         self._lay_out(torch.cat([self.prompt, slots]))
-
-    def step_kv(self) -> torch.Tensor:
-        """Each row's keys and values at this step's position: [rows, 2 x layers, kv heads, head size]."""
-        return torch.stack([x[:, :, self.s] for lay in self.layers for x in (lay.ks, lay.vs)], 1)
 
 
 class _Step:

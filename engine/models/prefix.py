@@ -19,7 +19,16 @@ _ATTR = "_ttc_prefix_pool"
 
 
 def budget() -> int:
-    return int(float(os.environ.get("TTC_PREFIX_MB", BUDGET_MB)) * 2 ** 20)
+    raw = os.environ.get("TTC_PREFIX_MB", "").strip() or str(BUDGET_MB)
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = -1.0
+    if not mb >= 0 or mb == float("inf"):
+        from ..errors import ConfigError
+        raise ConfigError(f"TTC_PREFIX_MB={raw!r}: give the megabytes a loaded model may keep for top-ups, "
+                          f"a number of at least 0 (0 turns keeping off; default {BUDGET_MB})")
+    return int(mb * 2 ** 20)
 
 
 class Pool:
