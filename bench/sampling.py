@@ -3,7 +3,8 @@
     python bench/sampling.py [--problems 16] [--n 64] [--models arith-s,arith-xl] [--repeat 3] [--contention] [--device cuda]
 
 All figures come from one run, side by side (this machine is noisy; ratios travel better than absolutes):
-* engine: ``engine.runner.run`` into a new cache (batched across problems, graded, written to DuckDB);
+* engine: its sampling as the runner calls it (``engine_sample``: batched across problems, texts decoded), and
+  ``engine.runner.run`` into a new cache (the same, graded and written to DuckDB);
 * (a) ``model.generate(num_return_sequences=n)``, one prompt at a time, same prompts and settings;
 * (b) a naive loop of single ``generate`` calls (on 2 problems x 8 samples: it is slow);
 * the engine's FLOP/s (2 x matmul params per generated token) against a 1024 x 1024 fp32 matmul (on a GPU:
@@ -39,6 +40,31 @@ BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\nwhile
 def sync(device):
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def engine_sample(model, task, probs, sp, device=None, repeat: int = 1) -> tuple[float, int]:
+    """The engine's sampling alone, as the runner calls it (the backend's ``generate_many`` on batches of every
+    problem's rows: prefill, decode, texts), without a run's bookkeeping around it (two DuckDB openings of
+    about 13 ms each, the writes, grading), which ``generate`` has no part of either. The fastest of
+    ``repeat``, each from scratch (nothing kept for a top-up)."""
+    from engine.backends import open_backend
+    from engine.models import prefix
+    from engine.models.ref import resolve_model
+    from engine.planning import resolve_params
+    backend = open_backend(resolve_model(model), device=device)
+    params = resolve_params(task, sp)
+    reqs = [(backend.prompt(task, p, params), f"{task.name}/{p.id}", list(range(params.n))) for p in probs]
+    per = max(1, backend.rows_per_batch(params) // params.n)  # problems a batch holds, as the runner fills it
+    best, toks = None, 0
+    for _ in range(repeat):
+        prefix.forget(backend.lm.model)
+        t0 = time.perf_counter()
+        outs = [o for i in range(0, len(reqs), per) for o in backend.generate_many(reqs[i:i + per], params)]
+        sync(device)
+        secs = time.perf_counter() - t0
+        best = min(best or secs, secs)
+        toks = sum(r.completion_tokens for o in outs for r in o)
+    return best, toks
 
 
 def matmul_gflops(device="cpu", dtype=torch.float32, reps: int = 10) -> float:
