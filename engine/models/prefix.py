@@ -94,7 +94,10 @@ _spare: list[Pool] = []  # a dropped pool, emptied, for the next one of this pro
 def _new(cap: int) -> Pool:
     """An empty pool, in a dropped pool's memory when there is one: new memory is paid for in page faults at
     its first write (about 2 microseconds per 4 KiB), which had made keeping a fresh run's nodes cost 8% of it."""
-    pool = _spare.pop() if _spare else Pool(cap)
+    try:  # pop, not a check first: decodes of other models may run in other threads (the app's runs)
+        pool = _spare.pop()
+    except IndexError:
+        pool = Pool(cap)
     pool.cap, pool.n, pool.off, pool.roots, pool._index = cap, 0, False, {}, None
     return pool
 
