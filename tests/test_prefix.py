@@ -162,3 +162,34 @@ def test_a_bad_pool_budget_is_one_clear_message(monkeypatch, value):
     monkeypatch.setenv("TTC_PREFIX_MB", value)
     with pytest.raises(ConfigError, match="TTC_PREFIX_MB"):
         prefix.budget()
+
+
+def test_decodes_of_one_model_in_two_threads_each_get_their_own_samples():
+    """Two app sessions may sample the same loaded model at once: each decode takes the model's pool out while
+    it runs (the other gets an empty one), so neither reads nodes the other is writing."""
+    import threading
+
+    from engine.models import prefix
+    from engine.models.sampling import sample_many
+    task = get_task("arith")
+    lm = load_model("arith-s")
+    sp = SamplingParams(n=16, temperature=0.8, max_new_tokens=64, stop=tuple(task.stop))
+    probs = task.select(8, [1, 2, 3, 4, 5])
+    halves = [[(task.prompt(p), f"arith/{p.id}", list(range(16))) for p in part] for part in (probs[:4], probs[4:])]
+    prefix.forget(lm.model)
+    alone = [_samples(sample_many(lm, reqs, sp)) for reqs in halves]
+    prefix.forget(lm.model)
+    got, errors = [None, None], []
+
+    def work(i):
+        try:
+            for _ in range(3):  # the second and third rounds read what some decode kept
+                got[i] = _samples(sample_many(lm, halves[i], sp))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and got == alone
