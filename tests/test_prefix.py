@@ -43,10 +43,15 @@ def test_a_top_up_reads_what_the_first_run_kept_and_gives_a_fresh_runs_samples(m
     fresh = sample_many(lm, reqs(0, 24), sp)
     prefix.forget(lm.model)
     sample_many(lm, reqs(24, 48), sp)          # other indices of the same prompts: what a top-up finds kept
-    assert prefix.held(lm.model) > 0
+    held = prefix.held(lm.model)
+    assert held > 0
     computed.clear()
     top = sample_many(lm, reqs(0, 24), sp)
     kept_rows = sum(computed)
+    # the top-up kept the branches it computed too: drawing its samples again computes nothing
+    assert prefix.held(lm.model) == held + kept_rows
+    computed.clear()
+    assert _samples(sample_many(lm, reqs(0, 24), sp)) == _samples(fresh) and sum(computed) == 0
     prefix.forget(lm.model)
     computed.clear()
     alone = sample_many(lm, reqs(0, 24), sp)    # as in a new process: nothing kept

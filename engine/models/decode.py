@@ -925,11 +925,12 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
             state.admit(sprompt[rep], pool.kv[path[rep, :t + 1]])
             inp = torch.cat([inp, toks[leave][:, None]])
             pos = torch.cat([pos, start[sprompt[rep]][:, None] + t])
-        if node is None:
+        if parent_node is None or pool.off:
             parent_node = None  # nothing kept from here on
-        else:
+        else:  # (no row this step, node None: every sample read the pool, and the rows leaving it are kept next)
             parent_node = torch.full((len(state.prompt),), -2, dtype=torch.long)  # -2: a row no sample follows
-            parent_node[row if rg is None else row[rg]] = pr + node
+            if node is not None:
+                parent_node[row if rg is None else row[rg]] = pr + node
             if leave is not None and len(leave):
                 parent_node[row[leave]] = nodes[parent[leave] - nr]
         follow[live] = row[inv]
