@@ -55,15 +55,18 @@ def engine_sample(model, task, probs, sp, device=None, repeat: int = 1) -> tuple
     params = resolve_params(task, sp)
     reqs = [(backend.prompt(task, p, params), f"{task.name}/{p.id}", list(range(params.n))) for p in probs]
     per = max(1, backend.rows_per_batch(params) // params.n)  # problems a batch holds, as the runner fills it
+    from engine.models import decode
     best, toks = None, 0
     for _ in range(repeat):
         prefix.forget(backend.lm.model)
+        decode.ROWS_COMPUTED[0] = 0
         t0 = time.perf_counter()
         outs = [o for i in range(0, len(reqs), per) for o in backend.generate_many(reqs[i:i + per], params)]
         sync(device)
         secs = time.perf_counter() - t0
         best = min(best or secs, secs)
         toks = sum(r.completion_tokens for o in outs for r in o)
+    engine_sample.rows = decode.ROWS_COMPUTED[0]  # rows the decoder computed in the last round (CPU)
     return best, toks
 
 

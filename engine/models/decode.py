@@ -64,6 +64,7 @@ LAZY = False                # the GPU's loop (a row per sample, looks every SYNC
 CUDA_GRAPHS = True
 SPAN = 32                   # positions in a span (a graph per span: fewer masked reads; README, CUDA graphs)
 STATIC = False              # that loop's step run eagerly, without graphs, on a CPU too (tests)
+ROWS_COMPUTED = [0]         # rows the CPU's shared loop has computed in this process (bench: FLOPs really done)
 _PLACEHOLDER_MASK = torch.zeros(0, 0, 0, 0)  # a 4-D "mask" makes transformers skip building one
 
 
@@ -863,6 +864,7 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
         parts, node = [], None
         if nr:
             parts.append(_logits(model, step, inp, pos, state))
+            ROWS_COMPUTED[0] += nr
             if parent_node is not None and not pool.off:  # this step's rows become nodes of their tries
                 node = _record(pool, state, parts[0], parent_node, inp, keys if t == 0 else None)
         where = follow[live]
