@@ -36,7 +36,7 @@ def budget() -> int:
 class Pool:
     """Nodes of every prompt's trie: node i holds the logits after its history and the keys and values of the
     token fed at its step ([2 x layers, kv heads, head size]), and the key of its edge (parent node x vocabulary
-    + token; -1 for a root). ``roots`` maps a prompt's token ids to its first node."""
+    + token; negative for a root). ``roots`` maps a prompt's token ids to its first node."""
 
     def __init__(self, cap: int):
         self.cap, self.n, self.off = cap, 0, False
@@ -61,7 +61,7 @@ class Pool:
             self.off = True
             return None
         if self.logits is None or self.n + k > len(self.logits):
-            size = max(1024, 2 * (self.n + k))
+            size = min(max(1024, 2 * (self.n + k)), self.cap // self.node_bytes)  # doubling, up to the budget
             grown = [torch.empty(size, vocab), torch.empty(size, *kv_shape, dtype=dtype),
                      torch.empty(size, dtype=torch.long)]
             if self.logits is not None:
