@@ -71,6 +71,11 @@ def check_claims(models: list[dict], k: int = 64) -> dict[str, dict]:
 def _sweep_chunk(model: str, cache_path: str, settings: EvalSettings, start: int, step: int,
                  progress: bool = False) -> int:
     """One worker: every ``step``-th problem from ``start`` (a process of its own, one thread)."""
+    import os
+
+    # nothing a worker keeps for a top-up would be read (it ends with the sweep), and each of its loaded models
+    # would hold up to the budget (engine/models/prefix.py)
+    os.environ.setdefault("TTC_PREFIX_MB", "0")
     import torch
     from tqdm import tqdm
     torch.set_num_threads(1)
