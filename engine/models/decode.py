@@ -586,6 +586,7 @@ class _Draw:
     stops: object                 # the stop-string criterion, or None
     ends: torch.Tensor | None     # per token id: can it end a stop string (None: check every row)
     tail: int                     # prompt tokens a stop string may begin in
+    tails: torch.Tensor           # [jobs, tail] each job's last prompt tokens
     out_tok: torch.Tensor         # [rows, max_new_tokens]
     out_lp: torch.Tensor
     n_tok: torch.Tensor           # [rows] completion length
@@ -604,43 +605,31 @@ class _Draw:
         # only the rows whose newest token is one are checked, each on its own history, so the answer is the same
         ends = _stop_ends(stops, device) if stops is not None and device.type == "cpu" else None
         return cls(u, TopPLogitsWarper(params.top_p) if params.top_p < 1 else None, stops, ends, tail,
+                   torch.stack([j.ids[len(j.ids) - tail:] for j in jobs]).to(device),
                    torch.zeros(rows, new, dtype=torch.long, device=device),
                    torch.zeros(rows, new, dtype=torch.float32, device=device),
                    torch.full((rows,), new, dtype=torch.long, device=device),
                    torch.zeros(rows, dtype=torch.bool, device=device), params.temperature)
 
-    def history(self, jobs, job_of_row: torch.Tensor, capacity: int) -> torch.Tensor:
+    def history(self, job_of_row: torch.Tensor, capacity: int) -> torch.Tensor:
         """[capacity, tail + max_new_tokens] token history for the stop strings, row i (of the first
-        ``len(job_of_row)``) starting with its job's prompt tail."""
+        ``len(job_of_row)``) starting with its job's prompt tail (the GPU's fixed-shape loop reads it)."""
         hist = torch.zeros(capacity, self.tail + self.out_tok.shape[1], dtype=torch.long, device=job_of_row.device)
-        if self.tail:
-            hist[:len(job_of_row), :self.tail] = torch.stack([j.ids[-self.tail:] for j in jobs]).to(
-                job_of_row.device)[job_of_row]
+        hist[:len(job_of_row), :self.tail] = self.tails[job_of_row]
         return hist
 
-    def stopped(self, hist, rows, toks, t) -> torch.Tensor:
-        """Whether appending ``toks`` to history rows ``rows`` at step ``t`` ends a stop string."""
+    def stopped(self, job_of, rows, toks, t) -> torch.Tensor:
+        """Whether the newest tokens ``toks`` of sample rows ``rows`` (at step ``t``, already in ``out_tok``)
+        end a stop string, read on each row's history: its job's prompt tail (``job_of``: per sample row), then
+        its tokens. In the CPU's shared loop a row stands for its group of samples."""
         out = torch.zeros(len(rows), dtype=torch.bool, device=rows.device)
         cand = self.ends[toks.clamp(max=len(self.ends) - 1)].nonzero()[:, 0] if self.ends is not None else \
             torch.arange(len(rows), device=rows.device)
         if len(cand):
             # the criterion looks only at the last maximum_token_len tokens: hand it those, not the whole history
+            r = rows[cand]
             lo = max(0, self.tail + t + 1 - self.stops.maximum_token_len)
-            window = hist[rows[cand], lo:self.tail + t + 1]  # a copy: indexed by rows
-            window[:, -1] = toks[cand]
-            out[cand] = self.stops(window, None)
-        return out
-
-    def stopped_samples(self, tails, prompt_of, rep, toks, t) -> torch.Tensor:
-        """Whether each group's newest token ``toks`` ends a stop string, read on the history of one sample
-        of it, ``rep`` (its prompt's tail, then its tokens so far, this step's already written)."""
-        out = torch.zeros(len(rep), dtype=torch.bool, device=rep.device)
-        cand = self.ends[toks.clamp(max=len(self.ends) - 1)].nonzero()[:, 0] if self.ends is not None else \
-            torch.arange(len(rep), device=rep.device)
-        if len(cand):
-            r = rep[cand]
-            lo = max(0, self.tail + t + 1 - self.stops.maximum_token_len)
-            out[cand] = self.stops(torch.cat([tails[prompt_of[r]], self.out_tok[r, :t + 1]], 1)[:, lo:], None)
+            out[cand] = self.stops(torch.cat([self.tails[job_of[r]], self.out_tok[r, :t + 1]], 1)[:, lo:], None)
         return out
 
     def pick(self, logits, inp, t, which, batch_row=None):
@@ -685,11 +674,11 @@ def _decode(model, step, tok, jobs, params, layers, pad, device, eos):
     inp = torch.cat([j.ids[-1:].expand(len(j.indices)) for j in jobs]).to(device)[:, None]
     pos = torch.cat([torch.full((len(j.indices),), len(j.ids) - 1) for j in jobs]).to(device)[:, None]
     d = _Draw.make(tok, jobs, params, device)
-    hist = d.history(jobs, state.prompt, rows)
+    job_of = state.prompt  # each sample row's job (keep gives the state a new tensor, not this one)
     graphs = CUDA_GRAPHS and device.type == "cuda"
     if (STATIC or graphs) and step is not None and \
             (d.stops is None or d.tail + 1 >= d.stops.maximum_token_len):  # else a stop window would start early
-        return _decode_static(model, step, params, state, d, hist, inp, pos, eos, graphs)
+        return _decode_static(model, step, params, state, d, d.history(job_of, rows), inp, pos, eos, graphs)
     alive = torch.arange(rows, device=device)          # original row of each batch row
     gone = torch.zeros(rows, dtype=torch.bool, device=device)  # finished, still in the batch until compaction
     # reading whether rows finished waits for the step's kernels (a host sync): it is read every few steps, the
@@ -700,8 +689,7 @@ def _decode(model, step, tok, jobs, params, layers, pad, device, eos):
         d.out_tok[alive, t], d.out_lp[alive, t] = nxt, lp
         done = nxt == eos
         if d.stops is not None:
-            done |= d.stopped(hist, alive, nxt, t)
-            hist[alive, d.tail + t] = nxt
+            done |= d.stopped(job_of, alive, nxt, t)
         done &= ~gone
         d.n_tok[alive] = torch.where(done, t + 1, d.n_tok[alive])
         d.ended[alive] |= done
@@ -856,7 +844,6 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
     # per batch row: the kept node it continues (None: nothing is kept)
     parent_node = torch.full((len(fresh),), -1, dtype=torch.long) if pool is not None else None
     d = _Draw.make(tok, jobs, params, device)
-    tails = torch.stack([j.ids[len(j.ids) - d.tail:] for j in jobs]).to(device)
     live = torch.arange(rows, device=device)   # sample rows not finished
     for t in range(new):
         state.s = t
@@ -887,7 +874,7 @@ def _decode_shared(model, step, tok, jobs, params, layers, pad, device, eos):
         parent, toks = torch.div(key, vocab, rounding_mode="floor"), key % vocab
         if d.stops is not None and len(key):
             rep = torch.empty(len(key), dtype=torch.long, device=device).scatter_(0, inv, live[go])
-            stop = d.stopped_samples(tails, sprompt, rep, toks, t)
+            stop = d.stopped(sprompt, rep, toks, t)
             if bool(stop.any()):
                 member = ~stop[inv]
                 inv = (torch.cumsum(~stop, 0) - 1)[inv[member]]
