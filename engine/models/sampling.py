@@ -134,7 +134,7 @@ def sample_many(lm: LoadedModel, requests: list[tuple[str, str, list[int]]],
     eos = lm.tokenizer.eos_token_id
     res, texts = [], decode_all(lm.tokenizer, (toks for out in outs for toks in out.tokens))
     for job, out in zip(jobs, outs):
-        res.append([_raw(lm.tokenizer, i, toks, lps, "eos" if toks and toks[-1] == eos else "length", params,
+        res.append([_raw(i, toks, lps, "eos" if toks and toks[-1] == eos else "length", params,
                          len(job.ids), out.prefill_s, out.decode_s, out.rows, texts)
                     for i, toks, lps in zip(job.indices, out.tokens, out.logprobs)])
     return res
@@ -152,13 +152,10 @@ def decode_all(tok, seqs) -> dict[tuple, str]:
     return dict(zip(keys, backend.decode_batch([list(k) for k in keys], skip_special_tokens=True)))
 
 
-def _raw(tok, index, toks, lps, finish, params, prompt_tokens, prefill_s, decode_s, rows, texts: dict) -> RawSample:
-    """A sample from its completion tokens: text up to the first stop string (finish "stop"). ``texts``: the
-    decoded texts of token sequences seen before (a small model's samples often repeat one another)."""
-    key = tuple(toks)
-    text = texts.get(key)
-    if text is None:
-        text = texts[key] = tok.decode(toks, skip_special_tokens=True)
+def _raw(index, toks, lps, finish, params, prompt_tokens, prefill_s, decode_s, rows, texts: dict) -> RawSample:
+    """A sample from its completion tokens: text up to the first stop string (finish "stop"). ``texts``: each
+    distinct token sequence's text (``decode_all``: a small model's samples often repeat one another)."""
+    text = texts[tuple(toks)]
     for s in params.stop:
         pos = text.find(s)
         if pos >= 0:
@@ -222,13 +219,14 @@ def _decode_chunk(lm, ids, base_cache, prompt_key, params, rows, prefill_s) -> l
     new = seqs[:, ids.shape[1]:].cpu()
     lps = torch.stack(picker.logprobs, dim=1) if picker.logprobs else torch.zeros(b, 0)
     pad = gen_cfg.pad_token_id
-    samples, texts = [], {}
+    ended = []
     for j, idx in enumerate(rows):
         toks = new[j].tolist()
         n_tok, finish = completion_length(toks, eos, pad)
         if params.stop and pad == eos and finish == "eos" and n_tok and toks[n_tok - 1] == eos \
                 and any(s in tok.decode(toks[:n_tok], skip_special_tokens=True) for s in params.stop):
             n_tok -= 1  # that "eos" was padding after a stop string
-        samples.append(_raw(tok, idx, toks[:n_tok], lps[j, :n_tok].tolist(), finish, params, ids.shape[1],
-                            prefill_s, decode_s, b, texts))
-    return samples
+        ended.append((idx, toks[:n_tok], lps[j, :n_tok].tolist(), finish))
+    texts = decode_all(tok, (toks for _, toks, _, _ in ended))
+    return [_raw(idx, toks, lp, finish, params, ids.shape[1], prefill_s, decode_s, b, texts)
+            for idx, toks, lp, finish in ended]
