@@ -131,20 +131,28 @@ def bench_app(tmp: Path) -> list[tuple[str, float, str]]:
     return rows
 
 
-def bench_topup(tmp: Path) -> list[tuple[str, float, str]]:
+def _topup_runs(tmp: Path, problems: int):
+    """A timer of arith-xl runs at T=0.8 on ``problems`` problems: ``timed_run(cache, n, keep)`` times a run of n
+    samples into ``cache`` (``keep``: with what this process's earlier runs kept for a top-up, the app's case;
+    else without, as in a new process), and the loaded model."""
     from engine.cache import SampleCache
     from engine.experiment import Experiment
     from engine.models import SamplingParams, load_model, prefix
     from engine.runner import run
-    exp = Experiment.build(["arith-xl"], "arith", SamplingParams(n=64, temperature=0.8), problems=32)
+    exp = Experiment.build(["arith-xl"], "arith", SamplingParams(n=64, temperature=0.8), problems=problems)
     task, probs = exp.load_task(), exp.selected()
     run(exp.models[0], task, probs[:1], exp.params.with_n(4), SampleCache(tmp / "warm.duckdb"))  # load the model
     model = load_model(exp.models[0].source).model
 
     def timed_run(cache: str, n: int, keep: bool = False) -> float:
-        if not keep:  # nothing an earlier run of this process computed: as in a new process
+        if not keep:
             prefix.forget(model)
         return timed(lambda: run(exp.models[0], task, probs, exp.params.with_n(n), SampleCache(tmp / cache)))[0]
+    return timed_run, model
+
+
+def bench_topup(tmp: Path) -> list[tuple[str, float, str]]:
+    timed_run, _ = _topup_runs(tmp, 32)
 
     def fastest(*runs) -> list[float]:
         """Each step's fastest of three rounds, each round into new caches (single runs of about a second
@@ -169,20 +177,11 @@ def bench_topup(tmp: Path) -> list[tuple[str, float, str]]:
 
 def bench_topup_app(tmp: Path) -> list[tuple[str, float, str]]:
     """The top-up at the app's default size, arith-xl on all 500 problems (one round each: about a minute)."""
-    from engine.cache import SampleCache
-    from engine.experiment import Experiment
-    from engine.models import SamplingParams, load_model, prefix
-    from engine.runner import run
-    exp = Experiment.build(["arith-xl"], "arith", SamplingParams(n=64, temperature=0.8), problems=500)
-    task, probs, model = exp.load_task(), exp.selected(), load_model(exp.models[0].source).model
-
-    def timed_run(cache: str, n: int) -> float:
-        return timed(lambda: run(exp.models[0], task, probs, exp.params.with_n(n), SampleCache(tmp / cache)))[0]
-    prefix.forget(model)
+    from engine.models import prefix
+    timed_run, model = _topup_runs(tmp, 500)
     fresh = timed_run("app-a.duckdb", 64)
-    prefix.forget(model)
     timed_run("app-b.duckdb", 16)
-    top = timed_run("app-b.duckdb", 64)
+    top = timed_run("app-b.duckdb", 64, keep=True)
     return [("fresh n=64, arith-xl, 500 problems", fresh, ""),
             ("the top-up alone: 16 -> 64, 500 problems, in the process that ran the 16", top,
              f"{top / fresh:.2f}x the fresh run; {prefix.held(model):,} nodes kept "
