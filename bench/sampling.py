@@ -42,11 +42,12 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def engine_sample(model, task, probs, sp, device=None, repeat: int = 1) -> tuple[float, int]:
+def engine_sample(model, task, probs, sp, device=None, repeat: int = 1) -> tuple[float, int, int]:
     """The engine's sampling alone, as the runner calls it (the backend's ``generate_many`` on batches of every
     problem's rows: prefill, decode, texts), without a run's bookkeeping around it (two DuckDB openings of
     about 13 ms each, the writes, grading), which ``generate`` has no part of either. The fastest of
-    ``repeat``, each from scratch (nothing kept for a top-up)."""
+    ``repeat``, each from scratch (nothing kept for a top-up); its tokens, and the rows the decoder computed
+    (on a CPU; shared histories make them fewer than the tokens)."""
     from engine.backends import open_backend
     from engine.models import prefix
     from engine.models.ref import resolve_model
@@ -66,8 +67,7 @@ def engine_sample(model, task, probs, sp, device=None, repeat: int = 1) -> tuple
         secs = time.perf_counter() - t0
         best = min(best or secs, secs)
         toks = sum(r.completion_tokens for o in outs for r in o)
-    engine_sample.rows = decode.ROWS_COMPUTED[0]  # rows the decoder computed in the last round (CPU)
-    return best, toks
+    return best, toks, decode.ROWS_COMPUTED[0]
 
 
 def matmul_gflops(device="cpu", dtype=torch.float32, reps: int = 10) -> float:
